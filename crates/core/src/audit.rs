@@ -1,0 +1,303 @@
+//! The audit log: append-only and hash-chained.
+//!
+//! Each event carries the MAC of the one before it, keyed with a key derived
+//! from the directory key, and the directory keeps the MAC of the newest
+//! event. [`Directory::verify_audit`] recomputes the chain, so a changed,
+//! inserted or deleted row shows even if someone with database access drops
+//! the append-only triggers. The true reason of every failed sign-in is
+//! recorded here, never shown at the kiosk.
+
+use crate::clock::from_seconds;
+use crate::directory::{Directory, DirectoryError, Tx};
+use crate::email::Email;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Something to record.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What happened, e.g. `pass_issued`.
+    pub kind: &'static str,
+    /// Whom it concerns: the email as typed or stored.
+    pub user: Option<String>,
+    /// The pass it concerns.
+    pub pass_id: Option<String>,
+    /// Details (never a secret).
+    pub detail: serde_json::Value,
+}
+
+impl Event {
+    /// An event of `kind` with no details yet.
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            user: None,
+            pass_id: None,
+            detail: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// Names the person.
+    pub fn user(mut self, email: &Email) -> Self {
+        self.user = Some(email.to_string());
+        self
+    }
+
+    /// Names the person by the text typed at a kiosk (which may not be an email).
+    pub fn typed_user(mut self, typed: &str) -> Self {
+        self.user = Some(typed.trim().chars().take(254).collect());
+        self
+    }
+
+    /// Names the pass.
+    pub fn pass(mut self, id: &str) -> Self {
+        self.pass_id = Some(id.to_string());
+        self
+    }
+
+    /// Adds a detail.
+    pub fn with(mut self, name: &str, value: impl Serialize) -> Self {
+        if let serde_json::Value::Object(map) = &mut self.detail {
+            map.insert(
+                name.to_string(),
+                serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        self
+    }
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (an administrator, `tapctl:<user>`, or `kiosk`).
+    pub actor: String,
+    /// Which kiosk or machine.
+    pub kiosk: String,
+    /// What happened.
+    pub kind: String,
+    /// Whom it concerns.
+    pub user: Option<String>,
+    /// Which pass.
+    pub pass_id: Option<String>,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
+/// The bytes that are MACed: every field, in a fixed order.
+#[derive(Serialize)]
+struct Chained<'a> {
+    seq: i64,
+    at: i64,
+    actor: &'a str,
+    kiosk: &'a str,
+    kind: &'a str,
+    user: Option<&'a str>,
+    pass_id: Option<&'a str>,
+    detail: &'a str,
+}
+
+impl Chained<'_> {
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only events about this person.
+    pub user: Option<Email>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The outcome of checking the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Events checked.
+    pub events: i64,
+    /// The first problem found, if any.
+    pub broken: Option<Break>,
+}
+
+/// Where and how the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Break {
+    /// The event at which the chain stops holding.
+    pub seq: i64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+const PAGE: i64 = 1000;
+
+impl Directory {
+    /// Appends `event` inside `tx`, which must hold the write turn.
+    pub(crate) async fn audit(&self, tx: &mut Tx, event: Event) -> Result<(), DirectoryError> {
+        let head =
+            sqlx::query("SELECT audit_head_seq, audit_head_mac FROM directory_meta WHERE id = 1")
+                .fetch_one(&mut **tx)
+                .await?;
+        let seq = head.try_get::<i64, _>("audit_head_seq")? + 1;
+        let prev: Vec<u8> = head.try_get("audit_head_mac")?;
+        let detail = event.detail.to_string();
+        let at = self.now().timestamp();
+        let body = Chained {
+            seq,
+            at,
+            actor: &self.settings.actor,
+            kiosk: &self.settings.kiosk,
+            kind: event.kind,
+            user: event.user.as_deref(),
+            pass_id: event.pass_id.as_deref(),
+            detail: &detail,
+        };
+        let mac = self.key.audit_mac(&prev, &body.bytes()).to_vec();
+        sqlx::query(
+            "INSERT INTO audit_events (seq, at, actor, kiosk, kind, user_email, pass_id, detail, prev_mac, mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(&self.settings.actor)
+        .bind(&self.settings.kiosk)
+        .bind(event.kind)
+        .bind(event.user.clone())
+        .bind(event.pass_id.clone())
+        .bind(&detail)
+        .bind(prev)
+        .bind(mac.clone())
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE directory_meta SET audit_head_seq = $1, audit_head_mac = $2 WHERE id = 1",
+        )
+        .bind(seq)
+        .bind(mac)
+        .execute(&mut **tx)
+        .await?;
+        tracing::info!(kind = event.kind, user = event.user.as_deref(), "audit");
+        Ok(())
+    }
+
+    /// Lists events, oldest first.
+    pub async fn audit_log(&self, filter: &Filter) -> Result<Vec<Record>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, kiosk, kind, user_email, pass_id, detail FROM audit_events \
+             WHERE ($1 IS NULL OR user_email = $1) AND at >= $2 ORDER BY seq",
+        )
+        .bind(filter.user.as_ref().map(Email::to_string))
+        .bind(filter.since.map_or(i64::MIN, |t| t.timestamp()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(record_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+
+    /// Recomputes the whole chain and compares it with the stored head.
+    pub async fn verify_audit(&self) -> Result<Verification, DirectoryError> {
+        let mut expected_prev = vec![0u8; 32];
+        let mut expected_seq = 1;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, at, actor, kiosk, kind, user_email, pass_id, detail, prev_mac, mac FROM audit_events \
+                 WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(expected_seq)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                let broken = |reason: &str| Verification {
+                    events: expected_seq - 1,
+                    broken: Some(Break {
+                        seq: expected_seq.min(seq),
+                        reason: reason.to_string(),
+                    }),
+                };
+                if seq != expected_seq {
+                    return Ok(broken("an event is missing here"));
+                }
+                let prev: Vec<u8> = row.try_get("prev_mac")?;
+                let mac: Vec<u8> = row.try_get("mac")?;
+                if prev != expected_prev {
+                    return Ok(broken("the link to the previous event does not match"));
+                }
+                if self.key.audit_mac(&prev, &chained_bytes(row)?) != mac.as_slice() {
+                    return Ok(broken("the event was changed after it was written"));
+                }
+                expected_prev = mac;
+                expected_seq += 1;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+        let head =
+            sqlx::query("SELECT audit_head_seq, audit_head_mac FROM directory_meta WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let head_seq: i64 = head.try_get("audit_head_seq")?;
+        let head_mac: Vec<u8> = head.try_get("audit_head_mac")?;
+        let events = expected_seq - 1;
+        if head_seq != events || head_mac != expected_prev {
+            return Ok(Verification {
+                events,
+                broken: Some(Break {
+                    seq: events + 1,
+                    reason: "events at the end of the log were deleted".into(),
+                }),
+            });
+        }
+        Ok(Verification {
+            events,
+            broken: None,
+        })
+    }
+}
+
+fn chained_bytes(row: &AnyRow) -> Result<Vec<u8>, sqlx::Error> {
+    let (actor, kiosk, kind, detail): (String, String, String, String) = (
+        row.try_get("actor")?,
+        row.try_get("kiosk")?,
+        row.try_get("kind")?,
+        row.try_get("detail")?,
+    );
+    let (user, pass_id): (Option<String>, Option<String>) =
+        (row.try_get("user_email")?, row.try_get("pass_id")?);
+    Ok(Chained {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        actor: &actor,
+        kiosk: &kiosk,
+        kind: &kind,
+        user: user.as_deref(),
+        pass_id: pass_id.as_deref(),
+        detail: &detail,
+    }
+    .bytes())
+}
+
+fn record_from_row(row: &AnyRow) -> Result<Record, sqlx::Error> {
+    let detail: String = row.try_get("detail")?;
+    Ok(Record {
+        seq: row.try_get("seq")?,
+        at: from_seconds(row.try_get("at")?),
+        actor: row.try_get("actor")?,
+        kiosk: row.try_get("kiosk")?,
+        kind: row.try_get("kind")?,
+        user: row.try_get("user_email")?,
+        pass_id: row.try_get("pass_id")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+    })
+}

@@ -1,0 +1,689 @@
+//! Configuration: one TOML file in the OS config directory, overridden by
+//! `TAPKIOSK_*` environment variables, overridden by command-line flags.
+//! Unknown keys and bad values are refused with where they came from, the
+//! key and the reason; `tapctl config show` prints each effective value with
+//! its origin.
+
+use crate::directory::Location;
+use crate::duration;
+use crate::lockout::LockoutSettings;
+use chrono::TimeDelta;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The environment variable that names the configuration file.
+pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
+/// Languages the kiosk speaks.
+pub const LANGUAGES: [&str; 2] = ["en", "fr"];
+
+/// Every key the file may hold, with its documentation.
+pub const KEYS: [(&str, &str); 14] = [
+    (
+        "organisation",
+        "organisation name shown to people and used as the authenticator issuer",
+    ),
+    (
+        "directory",
+        "SQLite file path, or a postgres:// URL for a shared directory",
+    ),
+    ("kiosk_name", "this kiosk's name in the audit log"),
+    ("webauthn.rp_id", "WebAuthn relying party ID (a domain)"),
+    (
+        "webauthn.rp_name",
+        "WebAuthn relying party name shown on keys",
+    ),
+    (
+        "webauthn.origin",
+        "WebAuthn origin, https://<rp_id or a subdomain>",
+    ),
+    (
+        "idle_timeout",
+        "idle time before the kiosk resets (30s … 30m)",
+    ),
+    ("languages", "kiosk languages, from: en, fr"),
+    (
+        "lockout.threshold",
+        "wrong passes that lock an email (1 … 100)",
+    ),
+    ("lockout.window", "window in which wrong passes are counted"),
+    (
+        "lockout.duration",
+        "first lockout's length; each further one doubles",
+    ),
+    ("lockout.max_duration", "longest lockout"),
+    (
+        "session.limit",
+        "longest kiosk session (1m … 8h); never beyond the pass",
+    ),
+    (
+        "session.claim_lease",
+        "how long a one-time pass stays claimed by a session that stops answering (1m … 1h)",
+    ),
+];
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Built in.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::File(path) => write!(f, "config file {}", path.display()),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// Configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A key we do not know (often a typo).
+    #[error("{origin}: unknown key `{key}`; known keys are: {known}")]
+    UnknownKey {
+        /// Where.
+        origin: Source,
+        /// The key.
+        key: String,
+        /// The keys we know.
+        known: String,
+    },
+    /// A value that breaks its key's rule.
+    #[error("{origin}: key `{key}`: {reason}")]
+    Invalid {
+        /// Where.
+        origin: Source,
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// WebAuthn relying-party settings, used when security keys are enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAuthnSettings {
+    /// The RP ID.
+    pub rp_id: String,
+    /// The RP name.
+    pub rp_name: String,
+    /// The origin.
+    pub origin: String,
+}
+
+/// Kiosk session settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// The longest session.
+    pub limit: TimeDelta,
+    /// How long an unanswered claim on a one-time pass lasts.
+    pub claim_lease: TimeDelta,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            limit: TimeDelta::minutes(15),
+            claim_lease: TimeDelta::minutes(15),
+        }
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Organisation name.
+    pub organisation: String,
+    /// The directory.
+    pub directory: Location,
+    /// This kiosk's name.
+    pub kiosk_name: String,
+    /// WebAuthn settings.
+    pub webauthn: WebAuthnSettings,
+    /// Idle timeout.
+    pub idle_timeout: TimeDelta,
+    /// Kiosk languages.
+    pub languages: Vec<String>,
+    /// Lockout rules.
+    pub lockout: LockoutSettings,
+    /// Session rules.
+    pub session: SessionSettings,
+    /// Each key's effective value (as text) and origin, for `config show`.
+    pub shown: BTreeMap<&'static str, (String, Source)>,
+}
+
+/// A value before it is parsed.
+#[derive(Debug, Clone)]
+enum Raw {
+    Toml(toml::Value),
+    Text(String),
+}
+
+impl Raw {
+    fn text(&self) -> Result<String, String> {
+        match self {
+            Self::Text(text) | Self::Toml(toml::Value::String(text)) => Ok(text.clone()),
+            Self::Toml(toml::Value::Integer(n)) => Ok(n.to_string()),
+            Self::Toml(other) => Err(format!("expected text, found {}", other.type_str())),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>, String> {
+        match self {
+            Self::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| "expected a list of text".to_string())
+                })
+                .collect(),
+            other => Ok(other
+                .text()?
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()),
+        }
+    }
+}
+
+/// What the configuration is built from: the file (if any), the
+/// environment, and flags as `(key, flag name, value)`.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// The file named by `--config` or `TAPKIOSK_CONFIG`; otherwise the
+    /// default path, read only if it exists.
+    pub file: Option<PathBuf>,
+    /// Environment variables (all of them; only `TAPKIOSK_*` are read).
+    pub env: BTreeMap<String, String>,
+    /// Flags given on the command line.
+    pub flags: Vec<(&'static str, &'static str, String)>,
+}
+
+impl Inputs {
+    /// Inputs from this process's environment.
+    pub fn from_process() -> Self {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("TAPKIOSK_"))
+            .collect();
+        let file = env
+            .get(CONFIG_FILE_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        Self {
+            file,
+            env,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// The environment variable that overrides `key`.
+pub fn env_name(key: &str) -> String {
+    format!("TAPKIOSK_{}", key.replace('.', "_").to_uppercase())
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "tapkiosk")
+}
+
+/// The configuration file used when none is named.
+pub fn default_file() -> Option<PathBuf> {
+    project_dirs().map(|dirs| dirs.config_dir().join("config.toml"))
+}
+
+/// The embedded directory used when none is named.
+pub fn default_directory() -> PathBuf {
+    project_dirs()
+        .map(|dirs| dirs.data_dir().join("directory.sqlite3"))
+        .unwrap_or_else(|| PathBuf::from("tapkiosk-directory.sqlite3"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "kiosk".to_string())
+}
+
+fn read_file(path: &Path, explicit: bool) -> Result<Vec<(String, Raw)>, ConfigError> {
+    let error = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Vec::new()),
+        Err(e) => return Err(error(e.to_string())),
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| error(e.message().to_string()))?;
+    let mut values = Vec::new();
+    flatten("", table, &mut values);
+    Ok(values)
+}
+
+fn flatten(prefix: &str, table: toml::Table, out: &mut Vec<(String, Raw)>) {
+    for (key, value) in table {
+        let key = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&key, inner, out),
+            value => out.push((key, Raw::Toml(value))),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves the configuration from `inputs`.
+    pub fn resolve(inputs: &Inputs) -> Result<Self, ConfigError> {
+        let mut raw: BTreeMap<&'static str, (Raw, Source)> = BTreeMap::new();
+        let known = |key: &str| KEYS.iter().find(|(k, _)| *k == key).map(|(k, _)| *k);
+        let file = inputs
+            .file
+            .clone()
+            .map(|p| (p, true))
+            .or_else(|| default_file().map(|p| (p, false)));
+        if let Some((path, explicit)) = file {
+            for (key, value) in read_file(&path, explicit)? {
+                let source = Source::File(path.clone());
+                let Some(key) = known(&key) else {
+                    let known = KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+                    return Err(ConfigError::UnknownKey {
+                        origin: source,
+                        key,
+                        known,
+                    });
+                };
+                raw.insert(key, (value, source));
+            }
+        }
+        for (key, _) in KEYS {
+            let name = env_name(key);
+            if let Some(value) = inputs.env.get(&name) {
+                raw.insert(key, (Raw::Text(value.clone()), Source::Env(name)));
+            }
+        }
+        for (key, flag, value) in &inputs.flags {
+            raw.insert(
+                key,
+                (Raw::Text(value.clone()), Source::Flag((*flag).to_string())),
+            );
+        }
+        Builder {
+            raw,
+            shown: BTreeMap::new(),
+        }
+        .build()
+    }
+}
+
+struct Builder {
+    raw: BTreeMap<&'static str, (Raw, Source)>,
+    shown: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Builder {
+    fn get<T>(
+        &mut self,
+        key: &'static str,
+        default: T,
+        parse: impl Fn(&Raw) -> Result<T, String>,
+        show: impl Fn(&T) -> String,
+    ) -> Result<T, ConfigError> {
+        let (value, source) = match self.raw.get(key) {
+            Some((raw, source)) => {
+                let value = parse(raw).map_err(|reason| ConfigError::Invalid {
+                    origin: source.clone(),
+                    key: key.to_string(),
+                    reason,
+                })?;
+                (value, source.clone())
+            }
+            None => (default, Source::Default),
+        };
+        self.shown.insert(key, (show(&value), source));
+        Ok(value)
+    }
+
+    fn text(&mut self, key: &'static str, default: &str) -> Result<String, ConfigError> {
+        self.get(
+            key,
+            default.to_string(),
+            |raw| non_empty(raw.text()?),
+            Clone::clone,
+        )
+    }
+
+    fn span(
+        &mut self,
+        key: &'static str,
+        default: TimeDelta,
+        min: TimeDelta,
+        max: TimeDelta,
+    ) -> Result<TimeDelta, ConfigError> {
+        let parse = |raw: &Raw| {
+            let value = duration::parse(&raw.text()?).map_err(|e| e.to_string())?;
+            if value < min || value > max {
+                return Err(format!(
+                    "must be between {} and {}",
+                    duration::format(min),
+                    duration::format(max)
+                ));
+            }
+            Ok(value)
+        };
+        self.get(key, default, parse, |d| duration::format(*d))
+    }
+
+    fn build(mut self) -> Result<Config, ConfigError> {
+        let organisation = self.text("organisation", "tapkiosk")?;
+        let directory = self.get(
+            "directory",
+            Location::Sqlite(default_directory()),
+            |raw| Location::parse(&raw.text()?).map_err(|e| e.to_string()),
+            Location::to_string,
+        )?;
+        let kiosk_name = self.text("kiosk_name", &hostname())?;
+        let rp_id = self.get(
+            "webauthn.rp_id",
+            "localhost".to_string(),
+            |raw| rp_id(&raw.text()?),
+            Clone::clone,
+        )?;
+        let rp_name = self.text("webauthn.rp_name", &organisation)?;
+        let default_origin = format!("https://{rp_id}");
+        let origin = self.get(
+            "webauthn.origin",
+            default_origin,
+            |raw| origin(&raw.text()?, &rp_id),
+            Clone::clone,
+        )?;
+        let idle_timeout = self.span(
+            "idle_timeout",
+            TimeDelta::seconds(120),
+            TimeDelta::seconds(30),
+            TimeDelta::minutes(30),
+        )?;
+        let languages = self.get(
+            "languages",
+            LANGUAGES.map(String::from).to_vec(),
+            languages,
+            |l| l.join(", "),
+        )?;
+        let lockout = self.lockout()?;
+        let session = SessionSettings {
+            limit: self.span(
+                "session.limit",
+                TimeDelta::minutes(15),
+                TimeDelta::minutes(1),
+                TimeDelta::hours(8),
+            )?,
+            claim_lease: self.span(
+                "session.claim_lease",
+                TimeDelta::minutes(15),
+                TimeDelta::minutes(1),
+                TimeDelta::hours(1),
+            )?,
+        };
+        Ok(Config {
+            organisation,
+            directory,
+            kiosk_name,
+            webauthn: WebAuthnSettings {
+                rp_id,
+                rp_name,
+                origin,
+            },
+            idle_timeout,
+            languages,
+            lockout,
+            session,
+            shown: self.shown,
+        })
+    }
+
+    fn lockout(&mut self) -> Result<LockoutSettings, ConfigError> {
+        let defaults = LockoutSettings::default();
+        let threshold = self.get(
+            "lockout.threshold",
+            defaults.threshold,
+            |raw| match raw.text()?.trim().parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 100".to_string()),
+            },
+            u32::to_string,
+        )?;
+        let (minute, month) = (TimeDelta::minutes(1), TimeDelta::days(30));
+        let window = self.span(
+            "lockout.window",
+            defaults.window,
+            minute,
+            TimeDelta::hours(24),
+        )?;
+        let duration = self.span(
+            "lockout.duration",
+            defaults.duration,
+            minute,
+            TimeDelta::hours(24),
+        )?;
+        let max_duration =
+            self.span("lockout.max_duration", defaults.max_duration, minute, month)?;
+        if max_duration < duration {
+            return Err(ConfigError::Invalid {
+                origin: self
+                    .shown
+                    .get("lockout.max_duration")
+                    .map_or(Source::Default, |(_, s)| s.clone()),
+                key: "lockout.max_duration".into(),
+                reason: "must not be shorter than lockout.duration".into(),
+            });
+        }
+        Ok(LockoutSettings {
+            threshold,
+            window,
+            duration,
+            max_duration,
+        })
+    }
+}
+
+fn non_empty(text: String) -> Result<String, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.len() > 200 {
+        Err("must be between 1 and 200 characters".into())
+    } else {
+        Ok(trimmed.to_string())
+    }
+}
+
+fn rp_id(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+        });
+    if valid {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("`{text}` is not a domain name"))
+    }
+}
+
+fn origin(text: &str, rp_id: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let secure = url.scheme() == "https" || (url.scheme() == "http" && host == "localhost");
+    if !secure {
+        return Err("must use https (http only for localhost)".into());
+    }
+    if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+        return Err(format!(
+            "the host {host} must be webauthn.rp_id ({rp_id}) or a subdomain of it"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+fn languages(raw: &Raw) -> Result<Vec<String>, String> {
+    let list = raw.list()?;
+    if list.is_empty() {
+        return Err("name at least one language".into());
+    }
+    match list.iter().find(|l| !LANGUAGES.contains(&l.as_str())) {
+        Some(unknown) => Err(format!(
+            "`{unknown}` is not a kiosk language; choose from {}",
+            LANGUAGES.join(", ")
+        )),
+        None => Ok(list),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(file_text: Option<&str>, env: &[(&str, &str)]) -> (tempfile::TempDir, Inputs) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        if let Some(text) = file_text {
+            std::fs::write(&path, text).unwrap();
+        }
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (
+            dir,
+            Inputs {
+                file: Some(path),
+                env,
+                flags: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_default() {
+        let (_dir, mut inputs) = inputs(
+            Some(
+                "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\n[lockout]\nthreshold = 7\n",
+            ),
+            &[("TAPKIOSK_KIOSK_NAME", "desk-2")],
+        );
+        inputs
+            .flags
+            .push(("lockout.threshold", "--lockout-threshold", "3".into()));
+        let config = Config::resolve(&inputs).unwrap();
+        assert_eq!(config.organisation, "Example Ltd");
+        assert_eq!(config.kiosk_name, "desk-2");
+        assert_eq!(config.lockout.threshold, 3);
+        assert_eq!(config.idle_timeout, TimeDelta::seconds(120));
+        assert!(matches!(config.shown["organisation"].1, Source::File(_)));
+        assert_eq!(
+            config.shown["kiosk_name"].1,
+            Source::Env("TAPKIOSK_KIOSK_NAME".into())
+        );
+        assert_eq!(
+            config.shown["lockout.threshold"].1,
+            Source::Flag("--lockout-threshold".into())
+        );
+        assert_eq!(
+            config.shown["idle_timeout"],
+            ("2m".to_string(), Source::Default)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_file_and_key() {
+        let (_dir, inputs) = inputs(Some("[lockout]\nthreshhold = 7\n"), &[]);
+        let message = Config::resolve(&inputs).unwrap_err().to_string();
+        assert!(message.contains("config.toml"), "{message}");
+        assert!(
+            message.contains("unknown key `lockout.threshhold`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_origin_key_and_reason() {
+        let (_dir, inputs) = inputs(Some("idle_timeout = \"5s\"\n"), &[]);
+        let message = Config::resolve(&inputs).unwrap_err().to_string();
+        assert!(
+            message.contains("key `idle_timeout`: must be between 30s and 30m"),
+            "{message}"
+        );
+
+        let (_dir, inputs2) = inputs_env(&[("TAPKIOSK_LANGUAGES", "en,de")]);
+        let message = Config::resolve(&inputs2).unwrap_err().to_string();
+        assert!(
+            message.starts_with("environment variable TAPKIOSK_LANGUAGES: key `languages`"),
+            "{message}"
+        );
+
+        let (_dir, inputs3) = inputs_env(&[
+            ("TAPKIOSK_WEBAUTHN_RP_ID", "example.com"),
+            ("TAPKIOSK_WEBAUTHN_ORIGIN", "https://evil.test"),
+        ]);
+        assert!(
+            Config::resolve(&inputs3)
+                .unwrap_err()
+                .to_string()
+                .contains("subdomain")
+        );
+    }
+
+    fn inputs_env(env: &[(&str, &str)]) -> (tempfile::TempDir, Inputs) {
+        inputs(None, env).0.close().ok();
+        let (dir, mut inputs) = inputs(Some(""), env);
+        inputs.file = Some(dir.path().join("config.toml"));
+        (dir, inputs)
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let (_dir, inputs) = inputs(None, &[]);
+        assert!(matches!(
+            Config::resolve(&inputs),
+            Err(ConfigError::File { .. })
+        ));
+    }
+
+    #[test]
+    fn postgres_passwords_are_not_shown() {
+        let (_dir, inputs) = inputs(
+            Some("directory = \"postgres://tap:s3cret@db.example.com/tapkiosk\"\n"),
+            &[],
+        );
+        let config = Config::resolve(&inputs).unwrap();
+        assert!(!config.shown["directory"].0.contains("s3cret"));
+    }
+}

@@ -1,0 +1,446 @@
+//! The directory: people, passes, methods, policy, lockouts and the audit
+//! log, in an embedded SQLite file or a shared PostgreSQL database.
+//!
+//! One code path serves both through `sqlx::Any`; each backend has its own
+//! migrations. Every write runs in a transaction that first takes the
+//! directory's write turn (see [`Directory::write`]), so a crash at any point
+//! leaves either all of an operation or none of it.
+
+mod passes;
+mod policy;
+mod users;
+
+pub use passes::{IssueRequest, IssuedPass};
+
+use crate::audit::Event;
+use crate::clock::Clock;
+use crate::config::SessionSettings;
+use crate::email::{Email, EmailError};
+use crate::import::ImportErrors;
+use crate::keys::DirectoryKey;
+use crate::lockout::LockoutSettings;
+use crate::policy::PolicyError;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use thiserror::Error;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Where the directory lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A shared PostgreSQL database, by URL.
+    Postgres(String),
+}
+
+/// A directory location that cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("`{0}` is neither a file path nor a postgres:// URL")]
+pub struct LocationError(String);
+
+impl Location {
+    /// Reads a `postgres://` / `postgresql://` URL, an `sqlite:` URL or a path.
+    pub fn parse(text: &str) -> Result<Self, LocationError> {
+        let text = text.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            url::Url::parse(text).map_err(|_| LocationError(redact(text)))?;
+            Ok(Self::Postgres(text.to_string()))
+        } else if let Some(path) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if text.is_empty() || text.contains("://") {
+            Err(LocationError(redact(text)))
+        } else {
+            Ok(Self::Sqlite(PathBuf::from(text)))
+        }
+    }
+
+    /// The URL sqlx connects to (with the password, if any: do not print it).
+    pub fn connection_url(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}?mode=rwc", path.display()),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+/// Hides the password of a URL.
+fn redact(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+/// What can go wrong in the directory. Each variant is a fact the caller
+/// can act on.
+#[derive(Debug, Error)]
+pub enum DirectoryError {
+    /// The database failed or could not be reached.
+    #[error("directory database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("directory schema upgrade failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `tapctl init` has not been run for this directory.
+    #[error("the directory {0} is not initialised: run `tapctl init`")]
+    NotInitialised(String),
+    /// The key in this kiosk's store is not the directory's key.
+    #[error(
+        "the directory key held here does not belong to the directory {0}: import the directory's key with `tapctl key import`"
+    )]
+    WrongKey(String),
+    /// An email address that is not one.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// A value the user gave that breaks a rule (display name, group…).
+    #[error("{0}")]
+    Invalid(String),
+    /// Adding someone already there.
+    #[error("{0} is already in the directory")]
+    UserExists(Email),
+    /// Nobody with that email.
+    #[error("{0} is not in the directory")]
+    UserNotFound(Email),
+    /// Issuing a pass to someone who is disabled.
+    #[error("{0} is disabled: enable them before issuing a pass")]
+    UserDisabled(Email),
+    /// Issuing a second live pass without asking to replace the first.
+    #[error("{email} already has a {status} pass: add --replace to revoke it and issue a new one")]
+    LivePassExists {
+        /// The person.
+        email: Email,
+        /// The live pass's state.
+        status: &'static str,
+    },
+    /// Revoking when there is nothing to revoke.
+    #[error("{0} has no live pass to revoke")]
+    NoLivePass(Email),
+    /// The policy is off or does not target the person.
+    #[error("the policy does not let {0} use passes: it is turned off, or it targets other groups")]
+    NotTargeted(Email),
+    /// A start time already past.
+    #[error("the start time {0} is in the past")]
+    StartInPast(String),
+    /// Against the policy.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Rows of an import or batch that cannot be applied; nothing was.
+    #[error(transparent)]
+    Rows(#[from] ImportErrors),
+    /// A kiosk session lost its claim on a one-time pass (its lease ran out
+    /// and another kiosk took the pass, or the pass was revoked).
+    #[error("this session no longer holds its pass")]
+    ClaimLost,
+}
+
+/// Settings the directory applies, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Who acts, as written in the audit log (e.g. `tapctl:alice`).
+    pub actor: String,
+    /// This kiosk's name.
+    pub kiosk: String,
+    /// Guessing rules.
+    pub lockout: LockoutSettings,
+    /// Session rules.
+    pub session: SessionSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            actor: "system".into(),
+            kiosk: "kiosk".into(),
+            lockout: LockoutSettings::default(),
+            session: SessionSettings::default(),
+        }
+    }
+}
+
+/// An open directory. Cheap to clone; clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pub(crate) pool: AnyPool,
+    pub(crate) location: Location,
+    pub(crate) key: Arc<DirectoryKey>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+}
+
+/// A write transaction that holds the directory's write turn.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+async fn connect(location: &Location) -> Result<AnyPool, DirectoryError> {
+    sqlx::any::install_default_drivers();
+    if let Location::Sqlite(path) = location {
+        prepare_sqlite_file(path).map_err(|e| DirectoryError::Database(sqlx::Error::Io(e)))?;
+    }
+    let options =
+        AnyPoolOptions::new().max_connections(if matches!(location, Location::Sqlite(_)) {
+            4
+        } else {
+            8
+        });
+    let pool = options.connect(&location.connection_url()).await?;
+    if matches!(location, Location::Sqlite(_)) {
+        // WAL lets kiosk reads go on during a write and survives power loss
+        // as well as the default journal; the setting is kept in the file.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
+    }
+    Ok(pool)
+}
+
+/// Creates the SQLite file's folder and the file itself readable only by
+/// its owner: it holds pass HMACs and the audit log.
+fn prepare_sqlite_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+impl Directory {
+    /// Creates the directory at `location` if it is new (schema, default
+    /// policy, the key's check value) and opens it. On an existing
+    /// directory it upgrades the schema and checks the key. Returns whether
+    /// the directory was new.
+    pub async fn init(
+        location: &Location,
+        key: DirectoryKey,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<(Self, bool), DirectoryError> {
+        let directory = Self::connect(location, key, clock, settings).await?;
+        migrator(location).run(&directory.pool).await?;
+        let created = directory.create_meta().await?;
+        directory.check_key().await?;
+        Ok((directory, created))
+    }
+
+    /// Opens an initialised directory, upgrading its schema if needed.
+    pub async fn open(
+        location: &Location,
+        key: DirectoryKey,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self, DirectoryError> {
+        let directory = Self::connect(location, key, clock, settings).await?;
+        directory.check_key().await?;
+        migrator(location).run(&directory.pool).await?;
+        Ok(directory)
+    }
+
+    async fn connect(
+        location: &Location,
+        key: DirectoryKey,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self, DirectoryError> {
+        let pool = connect(location).await?;
+        Ok(Self {
+            pool,
+            location: location.clone(),
+            key: Arc::new(key),
+            clock,
+            settings,
+        })
+    }
+
+    /// Where the directory is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current time on the directory's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_meta(&self) -> Result<bool, DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM directory_meta WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        let now = self.now().timestamp();
+        sqlx::query(
+            "INSERT INTO directory_meta (id, key_check, write_turn, audit_head_seq, audit_head_mac, created_at) \
+             VALUES (1, $1, 0, 0, $2, $3)",
+        )
+        .bind(self.key.check_value().to_vec())
+        .bind(vec![0u8; 32])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let policy = serde_json::to_string(&crate::policy::Policy::default())
+            .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        sqlx::query("INSERT INTO policy (id, settings, updated_at) VALUES (1, $1, $2)")
+            .bind(policy)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        self.audit(&mut tx, Event::new("directory_initialised"))
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn check_key(&self) -> Result<(), DirectoryError> {
+        let row = sqlx::query("SELECT key_check FROM directory_meta WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|_| DirectoryError::NotInitialised(self.location.to_string()))?
+            .ok_or_else(|| DirectoryError::NotInitialised(self.location.to_string()))?;
+        let stored: Vec<u8> = row.try_get("key_check")?;
+        if self.key.matches_check(&stored) {
+            Ok(())
+        } else {
+            Err(DirectoryError::WrongKey(self.location.to_string()))
+        }
+    }
+
+    /// Begins a write transaction holding the directory's write turn.
+    ///
+    /// The first statement is a write so that SQLite takes its write lock at
+    /// once (a read-then-write transaction can fail to upgrade under
+    /// contention) and PostgreSQL queues writers on one row. Writers taking
+    /// turns keeps the audit chain a single sequence and makes claims and
+    /// "one live pass" checks atomic on both backends.
+    pub(crate) async fn write(&self) -> Result<Tx, DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Finds a user's id, enabled flag and display name by email.
+    pub(crate) async fn find_user(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        email: &Email,
+    ) -> Result<Option<UserRow>, DirectoryError> {
+        let row = sqlx::query("SELECT id, display_name, enabled FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get("id")?;
+        let groups = sqlx::query(
+            "SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name",
+        )
+        .bind(&id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("group_name"))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(UserRow {
+            id,
+            email: email.clone(),
+            display_name: row.try_get("display_name")?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            groups,
+        }))
+    }
+
+    pub(crate) async fn require_user(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        email: &Email,
+    ) -> Result<UserRow, DirectoryError> {
+        self.find_user(conn, email)
+            .await?
+            .ok_or_else(|| DirectoryError::UserNotFound(email.clone()))
+    }
+}
+
+fn migrator(location: &Location) -> &'static sqlx::migrate::Migrator {
+    match location {
+        Location::Sqlite(_) => &SQLITE_MIGRATIONS,
+        Location::Postgres(_) => &POSTGRES_MIGRATIONS,
+    }
+}
+
+/// The parts of a user row most operations need.
+#[derive(Debug, Clone)]
+pub(crate) struct UserRow {
+    pub id: String,
+    pub email: Email,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub groups: Vec<String>,
+}
+
+/// Reads a pass row (all columns of `passes`).
+pub(crate) fn pass_from_row(row: &AnyRow) -> Result<crate::pass::Pass, sqlx::Error> {
+    use crate::clock::from_seconds;
+    Ok(crate::pass::Pass {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        created_at: from_seconds(row.try_get("created_at")?),
+        start_at: from_seconds(row.try_get("start_at")?),
+        lifetime_minutes: row.try_get("lifetime_minutes")?,
+        one_time: row.try_get::<i64, _>("one_time")? != 0,
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_seconds),
+        used_at: row.try_get::<Option<i64>, _>("used_at")?.map(from_seconds),
+    })
+}
+
+/// `SELECT` of every column [`pass_from_row`] reads, followed by `$rest`.
+macro_rules! select_passes {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time, revoked_at, used_at, ",
+            "claimed_by, claim_until FROM passes ",
+            $rest
+        )
+    };
+}
+pub(crate) use select_passes;

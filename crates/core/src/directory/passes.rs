@@ -1,0 +1,231 @@
+//! Issuing and revoking passes.
+
+use super::{Directory, DirectoryError, Tx, UserRow, pass_from_row, select_passes};
+use crate::audit::Event;
+use crate::email::Email;
+use crate::import::{ImportErrors, RowError};
+use crate::pass::{Pass, PassCode, PassStatus};
+use crate::policy::{Lifetime, Policy};
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::OsRng;
+
+/// A start this far in the past still counts as "now", so that a time typed
+/// a moment ago is not refused.
+const START_GRACE: TimeDelta = TimeDelta::minutes(1);
+
+/// What to issue.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// To whom.
+    pub email: Email,
+    /// When it starts working; now if `None`.
+    pub start: Option<DateTime<Utc>>,
+    /// How long it works; the policy's default if `None`.
+    pub lifetime: Option<Lifetime>,
+    /// One-time or not; the policy's rule if `None`.
+    pub one_time: Option<bool>,
+    /// Whether to revoke a live pass the person already has.
+    pub replace: bool,
+}
+
+impl IssueRequest {
+    /// A request with every choice left to the policy.
+    pub fn new(email: Email) -> Self {
+        Self {
+            email,
+            start: None,
+            lifetime: None,
+            one_time: None,
+            replace: false,
+        }
+    }
+}
+
+/// A newly issued pass with its value, to be shown exactly once.
+#[derive(Debug, Clone)]
+pub struct IssuedPass {
+    /// To whom.
+    pub email: Email,
+    /// Their display name.
+    pub display_name: Option<String>,
+    /// The stored pass.
+    pub pass: Pass,
+    /// Its state now.
+    pub status: PassStatus,
+    /// The value. Not stored anywhere.
+    pub code: PassCode,
+    /// The pass it replaced.
+    pub replaced: Option<String>,
+}
+
+impl Directory {
+    /// Issues a pass. One live pass per person: a second fails unless
+    /// `replace` is set, which revokes the first in the same transaction.
+    pub async fn issue_pass(&self, request: &IssueRequest) -> Result<IssuedPass, DirectoryError> {
+        let mut tx = self.write().await?;
+        let policy = self.policy_on(&mut tx).await?;
+        let issued = self.issue_in(&mut tx, &policy, request).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Issues every pass of a batch in one transaction, or none. `deliver`
+    /// receives the values before the transaction commits (to write the
+    /// welcome letters); if it fails, nothing is issued.
+    pub async fn issue_batch<E: std::fmt::Display>(
+        &self,
+        requests: &[(u64, IssueRequest)],
+        deliver: impl FnOnce(&[IssuedPass]) -> Result<(), E>,
+    ) -> Result<Vec<IssuedPass>, DirectoryError> {
+        let mut tx = self.write().await?;
+        let policy = self.policy_on(&mut tx).await?;
+        let mut issued = Vec::with_capacity(requests.len());
+        let mut errors = Vec::new();
+        for (line, request) in requests {
+            match self.issue_in(&mut tx, &policy, request).await {
+                Ok(pass) => issued.push(pass),
+                Err(e @ (DirectoryError::Database(_) | DirectoryError::Migrate(_))) => {
+                    return Err(e);
+                }
+                Err(e) => errors.push(RowError {
+                    line: *line,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ImportErrors(errors).into());
+        }
+        deliver(&issued)
+            .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    async fn issue_in(
+        &self,
+        tx: &mut Tx,
+        policy: &Policy,
+        request: &IssueRequest,
+    ) -> Result<IssuedPass, DirectoryError> {
+        let now = self.now();
+        let user = self.require_user(tx, &request.email).await?;
+        if !user.enabled {
+            return Err(DirectoryError::UserDisabled(user.email));
+        }
+        if !policy.allows(&user.groups) {
+            return Err(DirectoryError::NotTargeted(user.email));
+        }
+        let (lifetime, one_time) = policy.settle(request.lifetime, request.one_time)?;
+        let start = request.start.unwrap_or(now);
+        if start < now - START_GRACE {
+            return Err(DirectoryError::StartInPast(start.to_rfc3339()));
+        }
+        let replaced = self
+            .end_live_passes(tx, &user, policy, request.replace, "pass_replaced")
+            .await?;
+        let code = PassCode::generate(policy.length, &mut OsRng);
+        let pass = Pass {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user.id.clone(),
+            created_at: now,
+            start_at: start.max(now),
+            lifetime_minutes: lifetime.minutes(),
+            one_time,
+            revoked_at: None,
+            used_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO passes (id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&pass.id)
+        .bind(&pass.user_id)
+        .bind(self.key.pass_mac(&code).to_vec())
+        .bind(pass.created_at.timestamp())
+        .bind(pass.start_at.timestamp())
+        .bind(pass.lifetime_minutes)
+        .bind(i64::from(pass.one_time))
+        .execute(&mut **tx)
+        .await?;
+        let event = Event::new("pass_issued")
+            .user(&user.email)
+            .pass(&pass.id)
+            .with("start", pass.start_at)
+            .with("lifetime", lifetime.to_string())
+            .with("one_time", one_time)
+            .with("replaces", &replaced);
+        self.audit(tx, event).await?;
+        let status = pass.status(true, now);
+        Ok(IssuedPass {
+            email: user.email,
+            display_name: user.display_name,
+            pass,
+            status,
+            code,
+            replaced,
+        })
+    }
+
+    /// Revokes the person's live pass (the one that has not expired, been
+    /// used or been revoked).
+    pub async fn revoke_pass(&self, email: &Email) -> Result<String, DirectoryError> {
+        let mut tx = self.write().await?;
+        let policy = self.policy_on(&mut tx).await?;
+        let user = self.require_user(&mut tx, email).await?;
+        let revoked = self
+            .end_live_passes(&mut tx, &user, &policy, true, "pass_revoked")
+            .await?;
+        let id = revoked.ok_or_else(|| DirectoryError::NoLivePass(email.clone()))?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The person's passes, newest first, with their states.
+    pub async fn passes(&self, email: &Email) -> Result<Vec<(Pass, PassStatus)>, DirectoryError> {
+        Ok(self.show_user(email).await?.passes)
+    }
+
+    /// Ends the person's live pass, if any, when `allowed`; otherwise a live
+    /// pass is an error. Returns the ended pass's id.
+    async fn end_live_passes(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        policy: &Policy,
+        allowed: bool,
+        kind: &'static str,
+    ) -> Result<Option<String>, DirectoryError> {
+        let now = self.now();
+        let rows = sqlx::query(select_passes!(
+            "WHERE user_id = $1 AND revoked_at IS NULL AND used_at IS NULL"
+        ))
+        .bind(&user.id)
+        .fetch_all(&mut **tx)
+        .await?;
+        let allowed_by_policy = policy.allows(&user.groups) && user.enabled;
+        let mut ended = None;
+        for row in &rows {
+            let pass = pass_from_row(row)?;
+            let status = pass.status(allowed_by_policy, now);
+            if !status.is_live() {
+                continue;
+            }
+            if !allowed {
+                return Err(DirectoryError::LivePassExists {
+                    email: user.email.clone(),
+                    status: status.describe(),
+                });
+            }
+            sqlx::query("UPDATE passes SET revoked_at = $1, claimed_by = NULL, claim_until = NULL WHERE id = $2")
+                .bind(now.timestamp())
+                .bind(&pass.id)
+                .execute(&mut **tx)
+                .await?;
+            self.audit(tx, Event::new(kind).user(&user.email).pass(&pass.id))
+                .await?;
+            ended = Some(pass.id);
+        }
+        Ok(ended)
+    }
+}

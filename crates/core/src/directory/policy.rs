@@ -1,0 +1,51 @@
+//! Reading and changing the pass policy.
+
+use super::{Directory, DirectoryError};
+use crate::audit::Event;
+use crate::policy::Policy;
+use sqlx::Row;
+
+impl Directory {
+    /// The policy in force.
+    pub async fn policy(&self) -> Result<Policy, DirectoryError> {
+        let mut conn = self.pool.acquire().await?;
+        self.policy_on(&mut conn).await
+    }
+
+    pub(crate) async fn policy_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<Policy, DirectoryError> {
+        let settings: String = sqlx::query("SELECT settings FROM policy WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("settings")?;
+        serde_json::from_str(&settings)
+            .map_err(|e| DirectoryError::Invalid(format!("the stored policy cannot be read: {e}")))
+    }
+
+    /// Replaces the policy after checking its rules. It applies to new
+    /// passes; existing passes keep their lifetime but stop working if the
+    /// policy is turned off or no longer targets their holder.
+    pub async fn set_policy(&self, policy: &Policy) -> Result<(), DirectoryError> {
+        policy.validate()?;
+        let mut tx = self.write().await?;
+        let before = self.policy_on(&mut tx).await?;
+        let settings =
+            serde_json::to_string(policy).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        sqlx::query("UPDATE policy SET settings = $1, updated_at = $2 WHERE id = 1")
+            .bind(settings)
+            .bind(self.now().timestamp())
+            .execute(&mut *tx)
+            .await?;
+        self.audit(
+            &mut tx,
+            Event::new("policy_changed")
+                .with("before", &before)
+                .with("after", policy),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

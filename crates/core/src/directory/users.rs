@@ -1,0 +1,181 @@
+//! Adding, listing, changing and removing people.
+
+use super::{Directory, DirectoryError, Tx, pass_from_row, select_passes};
+use crate::audit::Event;
+use crate::clock::from_seconds;
+use crate::email::Email;
+use crate::import::{ImportErrors, RowError};
+use crate::user::{MethodSummary, NewUser, UserDetail, UserSummary};
+use sqlx::Row;
+
+impl Directory {
+    /// Adds a person. Fails if the email is already there.
+    pub async fn add_user(&self, user: &NewUser) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        if self.find_user(&mut tx, &user.email).await?.is_some() {
+            return Err(DirectoryError::UserExists(user.email.clone()));
+        }
+        self.insert_user(&mut tx, user).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds everyone in `users` (from [`crate::import::parse_users`]), or
+    /// no one: any email already in the directory fails the whole import
+    /// with its line number.
+    pub async fn import_users(&self, users: &[(u64, NewUser)]) -> Result<usize, DirectoryError> {
+        let mut tx = self.write().await?;
+        let mut errors = Vec::new();
+        for (line, user) in users {
+            if self.find_user(&mut tx, &user.email).await?.is_some() {
+                errors.push(RowError {
+                    line: *line,
+                    message: format!("{} is already in the directory", user.email),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ImportErrors(errors).into());
+        }
+        for (_, user) in users {
+            self.insert_user(&mut tx, user).await?;
+        }
+        tx.commit().await?;
+        Ok(users.len())
+    }
+
+    async fn insert_user(&self, tx: &mut Tx, user: &NewUser) -> Result<(), DirectoryError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO users (id, email, display_name, enabled, created_at) VALUES ($1, $2, $3, 1, $4)")
+            .bind(&id)
+            .bind(user.email.as_str())
+            .bind(user.display_name.clone())
+            .bind(self.now().timestamp())
+            .execute(&mut **tx)
+            .await?;
+        for group in &user.groups {
+            sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(group)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let event = Event::new("user_added")
+            .user(&user.email)
+            .with("display_name", &user.display_name)
+            .with("groups", &user.groups);
+        self.audit(tx, event).await
+    }
+
+    /// Everyone, by email.
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, DirectoryError> {
+        let emails: Vec<String> = sqlx::query("SELECT email FROM users ORDER BY email")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("email"))
+            .collect::<Result<_, _>>()?;
+        let mut users = Vec::with_capacity(emails.len());
+        for email in emails {
+            users.push(self.show_user(&Email::parse(&email)?).await?.summary);
+        }
+        Ok(users)
+    }
+
+    /// One person with their passes and methods.
+    pub async fn show_user(&self, email: &Email) -> Result<UserDetail, DirectoryError> {
+        let mut conn = self.pool.acquire().await?;
+        let user = self.require_user(&mut conn, email).await?;
+        let policy = self.policy_on(&mut conn).await?;
+        let allowed = policy.allows(&user.groups);
+        let now = self.now();
+        let passes = sqlx::query(select_passes!(
+            "WHERE user_id = $1 ORDER BY created_at DESC, (revoked_at IS NULL) DESC, id"
+        ))
+        .bind(&user.id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            pass_from_row(row).map(|pass| {
+                let status = pass.status(allowed && user.enabled, now);
+                (pass, status)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let methods = sqlx::query(
+            "SELECT id, kind, label, created_at, last_used_at FROM methods WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(&user.id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(MethodSummary {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                label: row.try_get("label")?,
+                created_at: from_seconds(row.try_get("created_at")?),
+                last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_seconds),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let created: i64 = sqlx::query("SELECT created_at FROM users WHERE id = $1")
+            .bind(&user.id)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("created_at")?;
+        Ok(UserDetail {
+            summary: UserSummary {
+                email: user.email,
+                display_name: user.display_name,
+                groups: user.groups,
+                enabled: user.enabled,
+                pass_status: passes.first().map(|(_, status)| *status),
+                methods: methods.len() as i64,
+            },
+            created_at: from_seconds(created),
+            passes,
+            methods,
+        })
+    }
+
+    /// Enables or disables a person. A disabled person's passes do not work.
+    pub async fn set_user_enabled(
+        &self,
+        email: &Email,
+        enabled: bool,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        let user = self.require_user(&mut tx, email).await?;
+        sqlx::query("UPDATE users SET enabled = $1 WHERE id = $2")
+            .bind(i64::from(enabled))
+            .bind(&user.id)
+            .execute(&mut *tx)
+            .await?;
+        self.audit(
+            &mut tx,
+            Event::new("user_changed")
+                .user(email)
+                .with("enabled", enabled),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a person with their passes and methods. The audit log keeps
+    /// what happened to them.
+    pub async fn remove_user(&self, email: &Email) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        let user = self.require_user(&mut tx, email).await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&user.id)
+            .execute(&mut *tx)
+            .await?;
+        self.audit(&mut tx, Event::new("user_removed").user(email))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

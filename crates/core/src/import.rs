@@ -1,0 +1,274 @@
+//! CSV files for bulk work: users to import (`email,display_name,groups`)
+//! and passes to issue (`email,start,lifetime,one_time`). Every row is
+//! checked before anything is applied, and every bad row is reported with
+//! its line number.
+
+use crate::clock::parse_time;
+use crate::directory::DirectoryError;
+use crate::email::Email;
+use crate::policy::Lifetime;
+use crate::user::NewUser;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::fmt;
+use thiserror::Error;
+
+/// One bad row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// Line in the file, from 1.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// All the bad rows of a file; nothing from it was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub struct ImportErrors(pub Vec<RowError>);
+
+impl fmt::Display for ImportErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} row{} with problems; nothing was applied",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for row in &self.0 {
+            write!(f, "\n  line {}: {}", row.line, row.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// A row of a pass batch.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    /// Whom to issue to.
+    pub email: Email,
+    /// When the pass starts (now if empty).
+    pub start: Option<DateTime<Utc>>,
+    /// Its lifetime (the policy default if empty).
+    pub lifetime: Option<Lifetime>,
+    /// One-time or not (the policy default if empty).
+    pub one_time: Option<bool>,
+}
+
+/// The file's rows as fields, with the rows that are not even CSV.
+type Records = (Vec<(u64, Vec<String>)>, Vec<RowError>);
+
+fn records(text: &str, header: &str, max_fields: usize) -> Records {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = e.position().map_or(index as u64 + 1, csv::Position::line);
+                errors.push(RowError {
+                    line,
+                    message: format!("not valid CSV: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record
+            .position()
+            .map_or(index as u64 + 1, csv::Position::line);
+        let fields: Vec<String> = record.iter().map(str::to_string).collect();
+        if index == 0
+            && fields
+                .first()
+                .is_some_and(|f| f.eq_ignore_ascii_case("email"))
+        {
+            continue;
+        }
+        if fields.iter().all(String::is_empty) {
+            continue;
+        }
+        if fields.len() > max_fields {
+            errors.push(RowError {
+                line,
+                message: format!(
+                    "expected at most {max_fields} columns ({header}), found {}",
+                    fields.len()
+                ),
+            });
+            continue;
+        }
+        rows.push((line, fields));
+    }
+    (rows, errors)
+}
+
+fn field(fields: &[String], index: usize) -> Option<&str> {
+    fields
+        .get(index)
+        .map(String::as_str)
+        .filter(|f| !f.is_empty())
+}
+
+/// Rejects a second row for the same person.
+fn check_duplicates(emails: &[(u64, Email)], errors: &mut Vec<RowError>) {
+    let mut first: HashMap<&Email, u64> = HashMap::new();
+    for (line, email) in emails {
+        if let Some(earlier) = first.get(email) {
+            errors.push(RowError {
+                line: *line,
+                message: format!("{email} is already on line {earlier}"),
+            });
+        } else {
+            first.insert(email, *line);
+        }
+    }
+}
+
+fn finish<T>(
+    rows: Vec<(u64, T)>,
+    mut errors: Vec<RowError>,
+) -> Result<Vec<(u64, T)>, ImportErrors> {
+    errors.sort_by_key(|e| e.line);
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(ImportErrors(errors))
+    }
+}
+
+/// Reads a user import: `email,display_name,groups`, groups separated by
+/// `;` (or `,` inside quotes). A header row is optional.
+pub fn parse_users(text: &str) -> Result<Vec<(u64, NewUser)>, ImportErrors> {
+    let mut users = Vec::new();
+    let (records, mut errors) = records(text, "email,display_name,groups", 3);
+    for (line, fields) in records {
+        let groups: Vec<String> = field(&fields, 2)
+            .unwrap_or_default()
+            .split([';', ','])
+            .map(str::to_string)
+            .collect();
+        let parsed = Email::parse(field(&fields, 0).unwrap_or_default())
+            .map_err(DirectoryError::from)
+            .and_then(|email| NewUser::new(email, field(&fields, 1), &groups));
+        match parsed {
+            Ok(user) => users.push((line, user)),
+            Err(e) => errors.push(RowError {
+                line,
+                message: e.to_string(),
+            }),
+        }
+    }
+    let emails: Vec<(u64, Email)> = users
+        .iter()
+        .map(|(line, u)| (*line, u.email.clone()))
+        .collect();
+    check_duplicates(&emails, &mut errors);
+    finish(users, errors)
+}
+
+/// Reads a pass batch: `email,start,lifetime,one_time`. Empty cells take
+/// the defaults (now, the policy's lifetime and one-time rule).
+pub fn parse_batch(text: &str) -> Result<Vec<(u64, BatchRow)>, ImportErrors> {
+    let mut rows = Vec::new();
+    let (records, mut errors) = records(text, "email,start,lifetime,one_time", 4);
+    for (line, fields) in records {
+        match batch_row(&fields) {
+            Ok(row) => rows.push((line, row)),
+            Err(message) => errors.push(RowError { line, message }),
+        }
+    }
+    let emails: Vec<(u64, Email)> = rows
+        .iter()
+        .map(|(line, r)| (*line, r.email.clone()))
+        .collect();
+    check_duplicates(&emails, &mut errors);
+    finish(rows, errors)
+}
+
+fn batch_row(fields: &[String]) -> Result<BatchRow, String> {
+    let email = Email::parse(field(fields, 0).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let start = field(fields, 1)
+        .map(parse_time)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let lifetime = field(fields, 2)
+        .map(Lifetime::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let one_time = field(fields, 3).map(parse_flag).transpose()?;
+    Ok(BatchRow {
+        email,
+        start,
+        lifetime,
+        one_time,
+    })
+}
+
+/// Reads yes/no, true/false, 1/0.
+pub fn parse_flag(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" => Ok(true),
+        "false" | "no" | "n" | "0" => Ok(false),
+        other => Err(format!("`{other}` is not yes/no, true/false or 1/0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_read_with_or_without_header() {
+        let text = "email,display_name,groups\nada@example.com,Ada Lovelace,staff;new-hires\n\nbob@example.com,,\n";
+        let users = parse_users(text).unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].0, 2);
+        assert_eq!(
+            users[0].1.groups,
+            vec!["new-hires".to_string(), "staff".to_string()]
+        );
+        assert_eq!(users[1].1.display_name, None);
+        assert_eq!(
+            parse_users("ada@example.com,Ada,\"a,b\"").unwrap()[0]
+                .1
+                .groups
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let text = "email,display_name,groups\nnot-an-email,X,\nada@example.com,Ada,bad/group\nbob@example.com,Bob,\nBOB@example.com,Bob again,\nc@example.com,a,b,c,d\n";
+        let errors = parse_users(text).unwrap_err().0;
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 5, 6]);
+        assert!(errors[2].message.contains("already on line 4"));
+    }
+
+    #[test]
+    fn batch_rows_take_defaults_from_empty_cells() {
+        let text = "email,start,lifetime,one_time\nada@example.com,2030-01-06T09:00:00+01:00,8h,yes\nbob@example.com,,,\n";
+        let rows = parse_batch(text).unwrap();
+        assert_eq!(
+            rows[0].1.start.unwrap().to_rfc3339(),
+            "2030-01-06T08:00:00+00:00"
+        );
+        assert_eq!(rows[0].1.lifetime.unwrap().minutes(), 480);
+        assert_eq!(rows[0].1.one_time, Some(true));
+        assert!(
+            rows[1].1.start.is_none()
+                && rows[1].1.lifetime.is_none()
+                && rows[1].1.one_time.is_none()
+        );
+        let errors = parse_batch(
+            "ada@example.com,tomorrow,8h,yes\nbob@example.com,,5m,\ncy@example.com,,,maybe\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.0.len(), 3);
+    }
+}

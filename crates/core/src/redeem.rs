@@ -1,0 +1,412 @@
+//! Signing in at a kiosk with a pass.
+//!
+//! The rules: an unknown email and a wrong pass look the same to the person
+//! (and both count towards the lockout of the email typed); only a correct
+//! pass may say that it expired, has not started, was used or revoked; a
+//! one-time pass is claimed atomically, so two kiosks can never both sign in
+//! with it, and the claim is a lease: a session that dies without
+//! committing gives the pass back when the lease runs out.
+
+use crate::audit::Event;
+use crate::clock::from_seconds;
+use crate::directory::{Directory, DirectoryError, Tx, pass_from_row, select_passes};
+use crate::email::Email;
+use crate::pass::{PassCode, PassStatus};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use thiserror::Error;
+
+/// A person signed in at a kiosk with a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KioskSession {
+    /// Identifies the session (and its claim on a one-time pass).
+    pub id: String,
+    /// The person.
+    pub user_id: String,
+    /// Their email.
+    pub email: Email,
+    /// Their display name.
+    pub display_name: Option<String>,
+    /// The pass that opened the session.
+    pub pass_id: String,
+    /// Whether that pass is one-time.
+    pub one_time: bool,
+    /// When the session started.
+    pub started_at: DateTime<Utc>,
+    /// When it must end: the session limit, and never after the pass ends.
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Why a sign-in with a pass did not open a session.
+#[derive(Debug, Error)]
+pub enum RedeemError {
+    /// The email is unknown or the pass is wrong (deliberately the same).
+    #[error("the email or the pass is not right")]
+    InvalidCredentials,
+    /// Too many wrong passes for this email.
+    #[error("too many wrong passes: try again after {until}")]
+    LockedOut {
+        /// When the lockout ends.
+        until: DateTime<Utc>,
+    },
+    /// A correct pass whose start is ahead.
+    #[error("this pass starts working at {starts}")]
+    NotYetValid {
+        /// When it starts.
+        starts: DateTime<Utc>,
+    },
+    /// A correct pass whose lifetime is over.
+    #[error("this pass has expired")]
+    Expired,
+    /// A correct one-time pass already used.
+    #[error("this pass has already been used")]
+    Used,
+    /// A correct pass that was revoked or replaced.
+    #[error("this pass has been revoked")]
+    Revoked,
+    /// A correct pass that the policy does not allow now.
+    #[error("passes are turned off for this account by policy")]
+    DisabledByPolicy,
+    /// A correct pass of a disabled account.
+    #[error("this account is disabled")]
+    AccountDisabled,
+    /// A correct one-time pass held by a session at another kiosk.
+    #[error("this pass is in use at another kiosk until {until}")]
+    InUse {
+        /// When that claim lapses if the other session stops answering.
+        until: DateTime<Utc>,
+    },
+    /// The directory failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+impl From<sqlx::Error> for RedeemError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Directory(error.into())
+    }
+}
+
+/// What happened, for the audit log and the answer.
+enum Outcome {
+    Session(KioskSession),
+    /// A wrong guess: counts towards the lockout.
+    Failed(&'static str),
+    /// A correct pass that cannot be used now: does not count.
+    Refused(RedeemError, &'static str),
+}
+
+impl Directory {
+    /// Signs a person in with their email and pass.
+    pub async fn redeem(
+        &self,
+        typed_email: &str,
+        typed_pass: &str,
+    ) -> Result<KioskSession, RedeemError> {
+        let mut tx = self.write().await?;
+        let lock_key = lockout_key(typed_email);
+        let now = self.now();
+        if let Some(until) = self.locked_until(&mut tx, &lock_key).await? {
+            let event = Event::new("sign_in_failed")
+                .typed_user(typed_email)
+                .with("reason", "locked_out");
+            self.audit(&mut tx, event).await?;
+            tx.commit().await?;
+            return Err(RedeemError::LockedOut { until });
+        }
+        let result = match self
+            .check_pass(&mut tx, typed_email, typed_pass, now)
+            .await?
+        {
+            Outcome::Session(session) => {
+                self.clear_failures(&mut tx, &lock_key).await?;
+                let event = Event::new("pass_redeemed")
+                    .user(&session.email)
+                    .pass(&session.pass_id)
+                    .with("session", &session.id)
+                    .with("one_time", session.one_time);
+                self.audit(&mut tx, event).await?;
+                Ok(session)
+            }
+            Outcome::Refused(error, reason) => {
+                let event = Event::new("sign_in_failed")
+                    .typed_user(typed_email)
+                    .with("reason", reason);
+                self.audit(&mut tx, event).await?;
+                Err(error)
+            }
+            Outcome::Failed(reason) => {
+                let event = Event::new("sign_in_failed")
+                    .typed_user(typed_email)
+                    .with("reason", reason);
+                self.audit(&mut tx, event).await?;
+                match self.record_failure(&mut tx, &lock_key, typed_email).await? {
+                    Some(until) => Err(RedeemError::LockedOut { until }),
+                    None => Err(RedeemError::InvalidCredentials),
+                }
+            }
+        };
+        tx.commit().await?;
+        result
+    }
+
+    async fn check_pass(
+        &self,
+        tx: &mut Tx,
+        typed_email: &str,
+        typed_pass: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, RedeemError> {
+        let Ok(code) = PassCode::parse(typed_pass) else {
+            return Ok(Outcome::Failed("malformed_pass"));
+        };
+        let user = match Email::parse(typed_email) {
+            Ok(email) => self.find_user(tx, &email).await?,
+            Err(_) => None,
+        };
+        let Some(user) = user else {
+            // Spend the same work as a real comparison so that timing does
+            // not tell unknown emails from wrong passes.
+            let _ = self.key.pass_matches(&code, &[0u8; 32]);
+            return Ok(Outcome::Failed("unknown_email"));
+        };
+        let rows = sqlx::query(select_passes!("WHERE user_id = $1"))
+            .bind(&user.id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut matched = None;
+        for row in &rows {
+            let stored: Vec<u8> = row.try_get("value_mac")?;
+            if self.key.pass_matches(&code, &stored) {
+                matched = Some(row);
+            }
+        }
+        let Some(row) = matched else {
+            return Ok(Outcome::Failed("wrong_pass"));
+        };
+        let pass = pass_from_row(row)?;
+        if !user.enabled {
+            return Ok(Outcome::Refused(
+                RedeemError::AccountDisabled,
+                "account_disabled",
+            ));
+        }
+        let policy = self.policy_on(tx).await?;
+        let refused = |error, reason| Ok(Outcome::Refused(error, reason));
+        match pass.status(policy.allows(&user.groups), now) {
+            PassStatus::Usable => {}
+            PassStatus::NotYetValid => {
+                return refused(
+                    RedeemError::NotYetValid {
+                        starts: pass.start_at,
+                    },
+                    "not_yet_valid",
+                );
+            }
+            PassStatus::Expired => return refused(RedeemError::Expired, "expired"),
+            PassStatus::Used => return refused(RedeemError::Used, "used"),
+            PassStatus::Revoked => return refused(RedeemError::Revoked, "revoked"),
+            PassStatus::DisabledByPolicy => {
+                return refused(RedeemError::DisabledByPolicy, "disabled_by_policy");
+            }
+        }
+        let session_id = uuid::Uuid::new_v4().to_string();
+        if pass.one_time {
+            let claim_until = (now + self.settings.session.claim_lease).timestamp();
+            let claimed = sqlx::query(
+                "UPDATE passes SET claimed_by = $1, claim_until = $2 WHERE id = $3 AND used_at IS NULL \
+                 AND revoked_at IS NULL AND (claimed_by IS NULL OR claim_until <= $4) RETURNING id",
+            )
+            .bind(&session_id)
+            .bind(claim_until)
+            .bind(&pass.id)
+            .bind(now.timestamp())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if claimed.is_none() {
+                let until = row
+                    .try_get::<Option<i64>, _>("claim_until")?
+                    .map_or(now, from_seconds);
+                return refused(RedeemError::InUse { until }, "in_use_elsewhere");
+            }
+        }
+        Ok(Outcome::Session(KioskSession {
+            id: session_id,
+            user_id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            pass_id: pass.id.clone(),
+            one_time: pass.one_time,
+            started_at: now,
+            ends_at: (now + self.settings.session.limit).min(pass.end_at()),
+        }))
+    }
+
+    async fn locked_until(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+    ) -> Result<Option<DateTime<Utc>>, RedeemError> {
+        let row = sqlx::query("SELECT locked_until FROM lockouts WHERE email = $1")
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let now = self.now();
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("locked_until"))
+            .transpose()?
+            .map(from_seconds)
+            .filter(|until| *until > now))
+    }
+
+    /// Counts a wrong guess; returns the end of the lockout it triggers.
+    async fn record_failure(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        typed: &str,
+    ) -> Result<Option<DateTime<Utc>>, RedeemError> {
+        let settings = self.settings.lockout;
+        let now = self.now();
+        let window_start = (now - settings.window).timestamp();
+        sqlx::query("DELETE FROM sign_in_failures WHERE email = $1 AND failed_at <= $2")
+            .bind(key)
+            .bind(window_start)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO sign_in_failures (email, failed_at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(now.timestamp())
+            .execute(&mut **tx)
+            .await?;
+        let failures: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM sign_in_failures WHERE email = $1")
+                .bind(key)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("n")?;
+        if failures < i64::from(settings.threshold) {
+            return Ok(None);
+        }
+        let level: i64 = sqlx::query("SELECT level FROM lockouts WHERE email = $1")
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get("level"))
+            .transpose()?
+            .unwrap_or(0);
+        let until = now + settings.lock_for(u32::try_from(level).unwrap_or(u32::MAX));
+        sqlx::query(
+            "INSERT INTO lockouts (email, locked_until, level) VALUES ($1, $2, $3) \
+             ON CONFLICT (email) DO UPDATE SET locked_until = excluded.locked_until, level = excluded.level",
+        )
+        .bind(key)
+        .bind(until.timestamp())
+        .bind(level + 1)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM sign_in_failures WHERE email = $1")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        let event = Event::new("locked_out")
+            .typed_user(typed)
+            .with("until", until)
+            .with("failures", failures);
+        self.audit(tx, event).await?;
+        Ok(Some(until))
+    }
+
+    async fn clear_failures(&self, tx: &mut Tx, key: &str) -> Result<(), RedeemError> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE email = $1")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM lockouts WHERE email = $1")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session successfully: a one-time pass is used up. Fails with
+    /// [`DirectoryError::ClaimLost`] if the session's lease ran out and the
+    /// claim is gone, or the pass was revoked meanwhile.
+    pub async fn commit_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        let now = self.now().timestamp();
+        if session.one_time {
+            let done = sqlx::query(
+                "UPDATE passes SET used_at = $1, claimed_by = NULL, claim_until = NULL WHERE id = $2 \
+                 AND claimed_by = $3 AND claim_until > $1 AND used_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&session.pass_id)
+            .bind(&session.id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(DirectoryError::ClaimLost);
+            }
+        }
+        let event = Event::new("session_committed")
+            .user(&session.email)
+            .pass(&session.pass_id)
+            .with("session", &session.id);
+        self.audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Extends a session's claim on its one-time pass by another lease.
+    pub async fn renew_claim(&self, session: &KioskSession) -> Result<(), DirectoryError> {
+        if !session.one_time {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        let now = self.now();
+        let renewed = sqlx::query(
+            "UPDATE passes SET claim_until = $1 WHERE id = $2 AND claimed_by = $3 AND claim_until > $4 AND revoked_at IS NULL",
+        )
+        .bind((now + self.settings.session.claim_lease).timestamp())
+        .bind(&session.pass_id)
+        .bind(&session.id)
+        .bind(now.timestamp())
+        .execute(&mut *tx)
+        .await?;
+        if renewed.rows_affected() != 1 {
+            return Err(DirectoryError::ClaimLost);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a session without a change (reset, timeout, person walked
+    /// away): a one-time pass is given back at once.
+    pub async fn release_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        let released = sqlx::query("UPDATE passes SET claimed_by = NULL, claim_until = NULL WHERE id = $1 AND claimed_by = $2")
+            .bind(&session.pass_id)
+            .bind(&session.id)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event::new("session_released")
+            .user(&session.email)
+            .pass(&session.pass_id)
+            .with("session", &session.id)
+            .with("claim_released", released.rows_affected() == 1);
+        self.audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Lockouts are kept per email as typed (normalised when it is one), so an
+/// unknown address locks out exactly like a known one.
+fn lockout_key(typed: &str) -> String {
+    Email::parse(typed).map_or_else(
+        |_| typed.trim().to_lowercase().chars().take(254).collect(),
+        String::from,
+    )
+}

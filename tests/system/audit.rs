@@ -1,0 +1,147 @@
+use crate::add;
+use sqlx::{AssertSqlSafe, Executor};
+use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_tests::{Backend, TestDirectory, on_both_backends};
+
+on_both_backends!(
+    an_untouched_log_verifies,
+    a_changed_event_breaks_the_chain,
+    a_deleted_event_breaks_the_chain,
+    deleting_the_newest_events_is_noticed,
+    the_log_refuses_updates_and_filters_by_user_and_time,
+);
+
+async fn some_history(t: &TestDirectory) {
+    let ada = add(t, "ada@example.com").await;
+    add(t, "bob@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada))
+        .await
+        .unwrap();
+    t.directory
+        .redeem("ada@example.com", "WRONG-PASS-0000")
+        .await
+        .unwrap_err();
+    t.directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+        .unwrap();
+}
+
+/// What an intruder with database access would run first.
+async fn drop_append_only_triggers(t: &TestDirectory, conn: &mut sqlx::AnyConnection) {
+    let statements: &[&str] = match t.backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+        ],
+        Backend::Postgres => &["DROP TRIGGER audit_events_no_change ON audit_events"],
+    };
+    for statement in statements {
+        conn.execute(*statement).await.unwrap();
+    }
+}
+
+async fn an_untouched_log_verifies(t: TestDirectory) {
+    some_history(&t).await;
+    let verification = t.directory.verify_audit().await.unwrap();
+    assert_eq!(verification.events, 6);
+    assert_eq!(verification.broken, None);
+}
+
+async fn a_changed_event_breaks_the_chain(t: TestDirectory) {
+    some_history(&t).await;
+    let mut conn = t.raw().await;
+    drop_append_only_triggers(&t, &mut conn).await;
+    conn.execute(
+        "UPDATE audit_events SET detail = '{\"reason\":\"nothing to see\"}' WHERE seq = 5",
+    )
+    .await
+    .unwrap();
+    let broken = t.directory.verify_audit().await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 5);
+    assert!(broken.reason.contains("changed"), "{}", broken.reason);
+}
+
+async fn a_deleted_event_breaks_the_chain(t: TestDirectory) {
+    some_history(&t).await;
+    let mut conn = t.raw().await;
+    drop_append_only_triggers(&t, &mut conn).await;
+    conn.execute("DELETE FROM audit_events WHERE seq = 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.directory
+            .verify_audit()
+            .await
+            .unwrap()
+            .broken
+            .unwrap()
+            .seq,
+        3
+    );
+}
+
+async fn deleting_the_newest_events_is_noticed(t: TestDirectory) {
+    some_history(&t).await;
+    let mut conn = t.raw().await;
+    drop_append_only_triggers(&t, &mut conn).await;
+    conn.execute("DELETE FROM audit_events WHERE seq >= 6")
+        .await
+        .unwrap();
+    let broken = t.directory.verify_audit().await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 6);
+    assert!(broken.reason.contains("deleted"), "{}", broken.reason);
+}
+
+async fn the_log_refuses_updates_and_filters_by_user_and_time(t: TestDirectory) {
+    some_history(&t).await;
+    let mut conn = t.raw().await;
+    assert!(
+        conn.execute("UPDATE audit_events SET actor = 'someone else'")
+            .await
+            .is_err()
+    );
+    assert!(conn.execute("DELETE FROM audit_events").await.is_err());
+    let count: i64 = sqlx::query_scalar(AssertSqlSafe("SELECT COUNT(*) FROM audit_events"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 6);
+
+    let ada = tapkiosk_core::Email::parse("ada@example.com").unwrap();
+    let filter = tapkiosk_core::audit::Filter {
+        user: Some(ada),
+        since: None,
+    };
+    let kinds: Vec<String> = t
+        .directory
+        .audit_log(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "user_added",
+            "pass_issued",
+            "sign_in_failed",
+            "pass_redeemed"
+        ]
+    );
+    t.clock.advance(chrono::TimeDelta::hours(1));
+    add(&t, "carol@example.com").await;
+    let since = tapkiosk_core::audit::Filter {
+        user: None,
+        since: Some(t.clock.now_plus(chrono::TimeDelta::minutes(-1))),
+    };
+    assert_eq!(t.directory.audit_log(&since).await.unwrap().len(), 1);
+    let record = &t.directory.audit_log(&since).await.unwrap()[0];
+    assert_eq!(
+        (record.actor.as_str(), record.kiosk.as_str()),
+        ("test", "test-kiosk")
+    );
+}

@@ -1,0 +1,110 @@
+use crate::add;
+use chrono::TimeDelta;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use tapkiosk_core::redeem::RedeemError;
+use tapkiosk_tests::{TestDirectory, on_both_backends};
+
+on_both_backends!(
+    thirty_two_kiosks_race_for_one_one_time_pass,
+    a_dead_session_gives_its_pass_back_after_the_lease,
+    a_committed_session_uses_the_pass_up,
+    a_released_session_gives_the_pass_back_at_once,
+    a_revoked_pass_cannot_be_committed,
+);
+
+async fn one_time_pass(t: &TestDirectory) -> String {
+    let ada = add(t, "ada@example.com").await;
+    let request = IssueRequest {
+        one_time: Some(true),
+        ..IssueRequest::new(ada)
+    };
+    t.directory
+        .issue_pass(&request)
+        .await
+        .unwrap()
+        .code
+        .expose()
+        .to_string()
+}
+
+async fn thirty_two_kiosks_race_for_one_one_time_pass(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let attempts: Vec<_> = (0..32)
+        .map(|_| {
+            let directory = t.directory.clone();
+            let code = code.clone();
+            tokio::spawn(async move { directory.redeem("ada@example.com", &code).await })
+        })
+        .collect();
+    let mut sessions = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => sessions += 1,
+            Err(RedeemError::InUse { .. }) => {}
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    assert_eq!(
+        sessions, 1,
+        "exactly one kiosk may sign in with a one-time pass"
+    );
+}
+
+async fn a_dead_session_gives_its_pass_back_after_the_lease(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let crashed = t.directory.redeem("ada@example.com", &code).await.unwrap();
+    drop(crashed); // the kiosk lost power: no commit, no release
+    match t.directory.redeem("ada@example.com", &code).await {
+        Err(RedeemError::InUse { until }) => {
+            assert_eq!(until, t.clock.now_plus(TimeDelta::minutes(15)))
+        }
+        other => panic!("expected the pass to be in use, got {other:?}"),
+    }
+    t.clock.advance(TimeDelta::minutes(15));
+    let session = t.directory.redeem("ada@example.com", &code).await.unwrap();
+    t.directory.commit_session(&session).await.unwrap();
+}
+
+async fn a_committed_session_uses_the_pass_up(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let session = t.directory.redeem("ada@example.com", &code).await.unwrap();
+    t.clock.advance(TimeDelta::minutes(10));
+    t.directory.renew_claim(&session).await.unwrap();
+    t.clock.advance(TimeDelta::minutes(10));
+    t.directory.commit_session(&session).await.unwrap();
+    assert!(matches!(
+        t.directory.redeem("ada@example.com", &code).await,
+        Err(RedeemError::Used)
+    ));
+    assert!(matches!(
+        t.directory.commit_session(&session).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+}
+
+async fn a_released_session_gives_the_pass_back_at_once(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let first = t.directory.redeem("ada@example.com", &code).await.unwrap();
+    t.directory.release_session(&first).await.unwrap();
+    let second = t.directory.redeem("ada@example.com", &code).await.unwrap();
+    // The first session's lease lapsed into another claim: it cannot commit.
+    assert!(matches!(
+        t.directory.commit_session(&first).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+    t.directory.commit_session(&second).await.unwrap();
+}
+
+async fn a_revoked_pass_cannot_be_committed(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let session = t.directory.redeem("ada@example.com", &code).await.unwrap();
+    t.directory.revoke_pass(&session.email).await.unwrap();
+    assert!(matches!(
+        t.directory.commit_session(&session).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+    assert!(matches!(
+        t.directory.renew_claim(&session).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+}

@@ -1,0 +1,37 @@
+//! System tests of the directory, each run on SQLite and on PostgreSQL.
+//! One binary with modules: every extra test binary is another slow link.
+
+// Test bodies are plain async fns called by the generated #[test]s.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod audit;
+mod claims;
+mod passes;
+mod redeem;
+mod storage;
+mod users;
+
+use tapkiosk_core::Email;
+use tapkiosk_core::user::NewUser;
+use tapkiosk_tests::TestDirectory;
+
+/// Adds `email` with no groups.
+pub async fn add(t: &TestDirectory, email: &str) -> Email {
+    let email = Email::parse(email).unwrap();
+    t.directory
+        .add_user(&NewUser::new(email.clone(), None, &[]).unwrap())
+        .await
+        .unwrap();
+    email
+}
+
+/// The kinds of the audit events so far.
+pub async fn audit_kinds(t: &TestDirectory) -> Vec<String> {
+    t.directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect()
+}

@@ -1,0 +1,244 @@
+use crate::add;
+use chrono::TimeDelta;
+use std::collections::BTreeSet;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use tapkiosk_core::policy::{Lifetime, OneTime, PolicyError, Target};
+use tapkiosk_core::{PassCode, PassStatus, Policy, import};
+use tapkiosk_tests::{TestDirectory, on_both_backends};
+
+on_both_backends!(
+    a_pass_follows_its_start_and_lifetime,
+    one_live_pass_per_person_unless_replaced,
+    passes_obey_the_policy,
+    revoking_ends_the_live_pass,
+    policy_changes_are_validated_and_audited,
+    batches_issue_every_pass_or_none,
+);
+
+async fn a_pass_follows_its_start_and_lifetime(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let start = t.clock.now_plus(TimeDelta::hours(2));
+    let request = IssueRequest {
+        start: Some(start),
+        lifetime: Some(Lifetime::parse("90m").unwrap()),
+        ..IssueRequest::new(ada.clone())
+    };
+    let issued = t.directory.issue_pass(&request).await.unwrap();
+    assert_eq!(issued.code.expose().len(), 12);
+    assert!(PassCode::parse(&issued.code.grouped()).is_ok());
+    assert_eq!(issued.pass.start_at, start);
+    assert!(
+        !issued.pass.one_time,
+        "one-time use is optional by default, as in Entra"
+    );
+
+    let status = || async { t.directory.passes(&ada).await.unwrap()[0].1 };
+    assert_eq!(status().await, PassStatus::NotYetValid);
+    t.clock.advance(TimeDelta::hours(2));
+    assert_eq!(status().await, PassStatus::Usable);
+    t.clock.advance(TimeDelta::minutes(89));
+    assert_eq!(status().await, PassStatus::Usable);
+    t.clock.advance(TimeDelta::minutes(1));
+    assert_eq!(status().await, PassStatus::Expired);
+
+    let past = IssueRequest {
+        start: Some(t.clock.now_plus(TimeDelta::minutes(-5))),
+        ..IssueRequest::new(ada)
+    };
+    assert!(matches!(
+        t.directory.issue_pass(&past).await,
+        Err(DirectoryError::StartInPast(_))
+    ));
+}
+
+async fn one_live_pass_per_person_unless_replaced(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let first = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    let again = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await;
+    assert!(
+        matches!(again, Err(DirectoryError::LivePassExists { .. })),
+        "{again:?}"
+    );
+
+    let replace = IssueRequest {
+        replace: true,
+        ..IssueRequest::new(ada.clone())
+    };
+    let second = t.directory.issue_pass(&replace).await.unwrap();
+    assert_eq!(second.replaced.as_deref(), Some(first.pass.id.as_str()));
+    assert_ne!(first.code, second.code);
+    let passes = t.directory.passes(&ada).await.unwrap();
+    let states: Vec<PassStatus> = passes.iter().map(|(_, s)| *s).collect();
+    assert_eq!(states, [PassStatus::Usable, PassStatus::Revoked]);
+
+    // An expired pass is not live: a new one needs no --replace.
+    t.clock.advance(TimeDelta::hours(1));
+    t.directory
+        .issue_pass(&IssueRequest::new(ada))
+        .await
+        .unwrap();
+}
+
+async fn passes_obey_the_policy(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let too_long = IssueRequest {
+        lifetime: Some(Lifetime::parse("9h").unwrap()),
+        ..IssueRequest::new(ada.clone())
+    };
+    assert!(matches!(
+        t.directory.issue_pass(&too_long).await,
+        Err(DirectoryError::Policy(
+            PolicyError::LifetimeOutsidePolicy { .. }
+        ))
+    ));
+
+    let strict = Policy {
+        one_time: OneTime::Required,
+        length: 20,
+        ..Policy::default()
+    };
+    t.directory.set_policy(&strict).await.unwrap();
+    let multi = IssueRequest {
+        one_time: Some(false),
+        ..IssueRequest::new(ada.clone())
+    };
+    assert!(matches!(
+        t.directory.issue_pass(&multi).await,
+        Err(DirectoryError::Policy(PolicyError::OneTimeRequired))
+    ));
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    assert!(issued.pass.one_time);
+    assert_eq!(issued.code.expose().len(), 20);
+
+    let groups = Policy {
+        target: Target::Groups(BTreeSet::from(["new-hires".to_string()])),
+        ..strict
+    };
+    t.directory.set_policy(&groups).await.unwrap();
+    assert_eq!(
+        t.directory.passes(&ada).await.unwrap()[0].1,
+        PassStatus::DisabledByPolicy
+    );
+    let replace = IssueRequest {
+        replace: true,
+        ..IssueRequest::new(ada)
+    };
+    assert!(matches!(
+        t.directory.issue_pass(&replace).await,
+        Err(DirectoryError::NotTargeted(_))
+    ));
+}
+
+async fn revoking_ends_the_live_pass(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    assert!(matches!(
+        t.directory.revoke_pass(&ada).await,
+        Err(DirectoryError::NoLivePass(_))
+    ));
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    assert_eq!(t.directory.revoke_pass(&ada).await.unwrap(), issued.pass.id);
+    assert_eq!(
+        t.directory.passes(&ada).await.unwrap()[0].1,
+        PassStatus::Revoked
+    );
+    assert!(matches!(
+        t.directory.revoke_pass(&ada).await,
+        Err(DirectoryError::NoLivePass(_))
+    ));
+}
+
+async fn policy_changes_are_validated_and_audited(t: TestDirectory) {
+    assert_eq!(t.directory.policy().await.unwrap(), Policy::default());
+    let bad = Policy {
+        default_lifetime: Lifetime::parse("10h").unwrap(),
+        ..Policy::default()
+    };
+    assert!(matches!(
+        t.directory.set_policy(&bad).await,
+        Err(DirectoryError::Policy(PolicyError::DefaultOutside { .. }))
+    ));
+    assert_eq!(t.directory.policy().await.unwrap(), Policy::default());
+    let good = Policy {
+        max_lifetime: Lifetime::parse("30d").unwrap(),
+        ..Policy::default()
+    };
+    t.directory.set_policy(&good).await.unwrap();
+    assert_eq!(t.directory.policy().await.unwrap(), good);
+    let log = t.directory.audit_log(&Default::default()).await.unwrap();
+    let change = log.last().unwrap();
+    assert_eq!(change.kind, "policy_changed");
+    assert_eq!(change.detail["before"]["max_lifetime"], 480);
+    assert_eq!(change.detail["after"]["max_lifetime"], 43_200);
+}
+
+async fn batches_issue_every_pass_or_none(t: TestDirectory) {
+    for email in ["ada@example.com", "bob@example.com"] {
+        add(&t, email).await;
+    }
+    let to_requests = |text: &str| -> Vec<(u64, IssueRequest)> {
+        import::parse_batch(text)
+            .unwrap()
+            .into_iter()
+            .map(|(line, row)| {
+                let request = IssueRequest {
+                    start: row.start,
+                    lifetime: row.lifetime,
+                    one_time: row.one_time,
+                    ..IssueRequest::new(row.email)
+                };
+                (line, request)
+            })
+            .collect()
+    };
+    let bad = to_requests(
+        "email,start,lifetime,one_time\nada@example.com,,2h,yes\nnobody@example.com,,,\nbob@example.com,,9h,\n",
+    );
+    match t
+        .directory
+        .issue_batch(&bad, |_| Ok::<(), String>(()))
+        .await
+    {
+        Err(DirectoryError::Rows(errors)) => {
+            let lines: Vec<u64> = errors.0.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [3, 4]);
+        }
+        other => panic!("expected row errors, got {other:?}"),
+    }
+    let good = to_requests("ada@example.com,2026-12-02T09:00:00Z,2h,yes\nbob@example.com,,,\n");
+    let refused = t.directory.issue_batch(&good, |_| Err("disk full")).await;
+    assert!(refused.is_err());
+    let ada = tapkiosk_core::Email::parse("ada@example.com").unwrap();
+    assert!(
+        t.directory.passes(&ada).await.unwrap().is_empty(),
+        "a failed batch issued a pass"
+    );
+
+    let mut delivered = Vec::new();
+    let issued = t
+        .directory
+        .issue_batch(&good, |passes| {
+            delivered = passes.iter().map(|p| p.code.grouped()).collect();
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(issued.len(), 2);
+    assert_eq!(delivered.len(), 2);
+    assert_eq!(issued[0].status, PassStatus::NotYetValid);
+    assert!(issued[0].pass.one_time);
+}

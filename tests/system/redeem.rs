@@ -1,0 +1,290 @@
+use crate::add;
+use chrono::TimeDelta;
+use std::collections::BTreeSet;
+use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_core::policy::{Lifetime, Target};
+use tapkiosk_core::redeem::RedeemError;
+use tapkiosk_core::{Email, Policy};
+use tapkiosk_tests::{TestDirectory, on_both_backends};
+
+on_both_backends!(
+    a_correct_pass_opens_a_session,
+    unknown_email_and_wrong_pass_look_the_same,
+    only_a_correct_pass_tells_why_it_cannot_be_used,
+    five_wrong_passes_lock_the_email_with_growing_back_off,
+    failures_outside_the_window_do_not_lock,
+    unknown_emails_lock_out_like_known_ones,
+    multi_use_passes_sign_in_repeatedly_and_each_is_audited,
+);
+
+const WRONG: &str = "ZZZZ-ZZZZ-ZZZZ";
+
+async fn a_correct_pass_opens_a_session(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    // Typed the way a nervous person types it.
+    let typed = issued.code.grouped().to_lowercase().replace('-', " ");
+    let session = t
+        .directory
+        .redeem(" ADA@example.com ", &typed)
+        .await
+        .unwrap();
+    assert_eq!(session.email, ada);
+    assert_eq!(session.pass_id, issued.pass.id);
+    assert_eq!(
+        session.ends_at,
+        t.clock.now_plus(TimeDelta::minutes(15)),
+        "the session limit applies"
+    );
+
+    // A session never outlives its pass.
+    t.clock.advance(TimeDelta::minutes(50));
+    let late = t
+        .directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+        .unwrap();
+    assert_eq!(late.ends_at, issued.pass.end_at());
+}
+
+async fn unknown_email_and_wrong_pass_look_the_same(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    t.directory
+        .issue_pass(&IssueRequest::new(ada))
+        .await
+        .unwrap();
+    let unknown = t
+        .directory
+        .redeem("nobody@example.com", WRONG)
+        .await
+        .unwrap_err();
+    let wrong = t
+        .directory
+        .redeem("ada@example.com", WRONG)
+        .await
+        .unwrap_err();
+    let malformed = t
+        .directory
+        .redeem("ada@example.com", "not a pass!")
+        .await
+        .unwrap_err();
+    for error in [&unknown, &wrong, &malformed] {
+        assert!(
+            matches!(error, RedeemError::InvalidCredentials),
+            "{error:?}"
+        );
+    }
+    assert_eq!(unknown.to_string(), wrong.to_string());
+    // The audit log keeps the true reasons.
+    let reasons: Vec<String> = t
+        .directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "sign_in_failed")
+        .map(|r| r.detail["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons, ["unknown_email", "wrong_pass", "malformed_pass"]);
+}
+
+async fn only_a_correct_pass_tells_why_it_cannot_be_used(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let start = t.clock.now_plus(TimeDelta::days(6));
+    let later = IssueRequest {
+        start: Some(start),
+        ..IssueRequest::new(ada.clone())
+    };
+    let issued = t.directory.issue_pass(&later).await.unwrap();
+    match t
+        .directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+    {
+        Err(RedeemError::NotYetValid { starts }) => assert_eq!(starts, start),
+        other => panic!("expected not yet valid, got {other:?}"),
+    }
+    assert!(matches!(
+        t.directory.redeem("ada@example.com", WRONG).await,
+        Err(RedeemError::InvalidCredentials)
+    ));
+
+    t.clock.set(start + TimeDelta::hours(1));
+    assert!(matches!(
+        t.directory
+            .redeem("ada@example.com", issued.code.expose())
+            .await,
+        Err(RedeemError::Expired)
+    ));
+
+    let replaced = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    let newest = t
+        .directory
+        .issue_pass(&IssueRequest {
+            replace: true,
+            ..IssueRequest::new(ada.clone())
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.directory
+            .redeem("ada@example.com", replaced.code.expose())
+            .await,
+        Err(RedeemError::Revoked)
+    ));
+
+    t.directory.set_user_enabled(&ada, false).await.unwrap();
+    assert!(matches!(
+        t.directory
+            .redeem("ada@example.com", newest.code.expose())
+            .await,
+        Err(RedeemError::AccountDisabled)
+    ));
+    t.directory.set_user_enabled(&ada, true).await.unwrap();
+
+    let policy = Policy {
+        target: Target::Groups(BTreeSet::from(["new-hires".into()])),
+        ..Policy::default()
+    };
+    t.directory.set_policy(&policy).await.unwrap();
+    assert!(matches!(
+        t.directory
+            .redeem("ada@example.com", newest.code.expose())
+            .await,
+        Err(RedeemError::DisabledByPolicy)
+    ));
+    t.directory.set_policy(&Policy::default()).await.unwrap();
+    t.directory
+        .redeem("ada@example.com", newest.code.expose())
+        .await
+        .unwrap();
+}
+
+async fn five_wrong_passes_lock_the_email_with_growing_back_off(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert!(matches!(
+            t.directory.redeem("ada@example.com", WRONG).await,
+            Err(RedeemError::InvalidCredentials)
+        ));
+    }
+    let until = match t.directory.redeem("ada@example.com", WRONG).await {
+        Err(RedeemError::LockedOut { until }) => until,
+        other => panic!("expected a lockout, got {other:?}"),
+    };
+    assert_eq!(until, t.clock.now_plus(TimeDelta::minutes(5)));
+    // Locked even with the right pass.
+    assert!(matches!(
+        t.directory
+            .redeem("ada@example.com", issued.code.expose())
+            .await,
+        Err(RedeemError::LockedOut { .. })
+    ));
+
+    t.clock.set(until);
+    for _ in 0..4 {
+        t.directory
+            .redeem("ada@example.com", WRONG)
+            .await
+            .unwrap_err();
+    }
+    let second = match t.directory.redeem("ada@example.com", WRONG).await {
+        Err(RedeemError::LockedOut { until }) => until,
+        other => panic!("expected a second lockout, got {other:?}"),
+    };
+    assert_eq!(
+        second,
+        t.clock.now_plus(TimeDelta::minutes(10)),
+        "the second lockout is twice as long"
+    );
+
+    t.clock.set(second);
+    t.directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+        .unwrap();
+    let kinds = crate::audit_kinds(&t).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "locked_out").count(), 2);
+}
+
+async fn failures_outside_the_window_do_not_lock(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest {
+            lifetime: Some(Lifetime::parse("8h").unwrap()),
+            ..IssueRequest::new(ada)
+        })
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        assert!(matches!(
+            t.directory.redeem("ada@example.com", WRONG).await,
+            Err(RedeemError::InvalidCredentials)
+        ));
+        t.clock.advance(TimeDelta::minutes(4));
+    }
+    t.directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+        .unwrap();
+}
+
+async fn unknown_emails_lock_out_like_known_ones(t: TestDirectory) {
+    for _ in 0..4 {
+        t.directory
+            .redeem("Nobody@Example.com", WRONG)
+            .await
+            .unwrap_err();
+    }
+    assert!(matches!(
+        t.directory.redeem("nobody@example.com", WRONG).await,
+        Err(RedeemError::LockedOut { .. })
+    ));
+}
+
+async fn multi_use_passes_sign_in_repeatedly_and_each_is_audited(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest {
+            one_time: Some(false),
+            ..IssueRequest::new(ada.clone())
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let session = t
+            .directory
+            .redeem("ada@example.com", issued.code.expose())
+            .await
+            .unwrap();
+        t.directory.commit_session(&session).await.unwrap();
+    }
+    let filter = tapkiosk_core::audit::Filter {
+        user: Some(Email::parse("ada@example.com").unwrap()),
+        since: None,
+    };
+    let redeemed = t
+        .directory
+        .audit_log(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "pass_redeemed")
+        .count();
+    assert_eq!(redeemed, 3);
+}

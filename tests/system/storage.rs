@@ -1,0 +1,108 @@
+use crate::add;
+use rand::rngs::OsRng;
+use std::sync::Arc;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest, Settings};
+use tapkiosk_core::{Directory, DirectoryKey, ManualClock, PassCode};
+use tapkiosk_tests::{Backend, TestDirectory, new_location, on_both_backends, start_time};
+
+on_both_backends!(
+    stored_bytes_never_contain_a_pass_value,
+    a_directory_opens_only_with_its_key
+);
+
+/// Everything the database holds, as bytes: the SQLite file and its WAL, or
+/// a `pg_dump` of the PostgreSQL database.
+async fn stored_bytes(t: &TestDirectory) -> Vec<u8> {
+    t.directory.close().await;
+    match t.backend {
+        Backend::Sqlite => {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(t.folder.path()).unwrap() {
+                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+            bytes
+        }
+        Backend::Postgres => {
+            let bin = std::env::var("TAPKIOSK_TEST_PG_BIN")
+                .expect("TAPKIOSK_TEST_PG_BIN names PostgreSQL's bin folder");
+            let output = std::process::Command::new(format!("{bin}/pg_dump"))
+                .arg("--dbname")
+                .arg(t.location.connection_url())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            output.stdout
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+async fn stored_bytes_never_contain_a_pass_value(t: TestDirectory) {
+    let mut codes: Vec<PassCode> = Vec::new();
+    for i in 0..20 {
+        let email = add(&t, &format!("person{i}@example.com")).await;
+        let issued = t
+            .directory
+            .issue_pass(&IssueRequest::new(email))
+            .await
+            .unwrap();
+        t.directory
+            .redeem(&format!("person{i}@example.com"), &issued.code.grouped())
+            .await
+            .unwrap();
+        codes.push(issued.code);
+    }
+    let bytes = stored_bytes(&t).await;
+    assert!(
+        contains(&bytes, "person7@example.com"),
+        "the check must be able to see stored text"
+    );
+    for code in &codes {
+        assert!(
+            !contains(&bytes, code.expose()),
+            "a pass value is stored in clear"
+        );
+        assert!(
+            !contains(&bytes, &code.grouped()),
+            "a grouped pass value is stored in clear"
+        );
+    }
+}
+
+async fn a_directory_opens_only_with_its_key(t: TestDirectory) {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let stranger = DirectoryKey::generate(&mut OsRng);
+    let wrong = Directory::open(&t.location, stranger, clock.clone(), Settings::default()).await;
+    assert!(
+        matches!(wrong, Err(DirectoryError::WrongKey(_))),
+        "{wrong:?}"
+    );
+    let reopened = Directory::open(&t.location, t.key(), clock.clone(), Settings::default())
+        .await
+        .unwrap();
+    add(
+        &TestDirectory {
+            directory: reopened,
+            ..t
+        },
+        "ada@example.com",
+    )
+    .await;
+
+    let folder = tempfile::tempdir().unwrap();
+    let empty = new_location(Backend::Sqlite, &folder).await;
+    let key = DirectoryKey::generate(&mut OsRng);
+    assert!(matches!(
+        Directory::open(&empty, key, clock, Settings::default()).await,
+        Err(DirectoryError::NotInitialised(_))
+    ));
+}
