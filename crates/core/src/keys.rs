@@ -36,6 +36,7 @@ pub const MIN_PASSPHRASE_CHARS: usize = 12;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The directory's master secret and the keys derived from it.
+#[derive(Clone)]
 pub struct DirectoryKey {
     master: Zeroizing<[u8; 32]>,
     pass_key: Zeroizing<[u8; 32]>,

@@ -1,1 +1,123 @@
-fn main() {}
+//! `tapctl`: the administrator's command line for a tapkiosk directory.
+//! A thin adapter: it parses arguments, calls one `tapkiosk-core` function
+//! and prints the result as text or JSON. Exit code 0 only on success.
+
+mod audit;
+mod cli;
+mod keys;
+mod passes;
+mod people;
+mod print;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tapkiosk_core::config::{Config, Inputs};
+use tapkiosk_core::directory::Settings;
+use tapkiosk_core::{Directory, KeyStore, SystemClock};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e.into()),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints the error on one line (row-by-row reports keep their rows).
+fn fail(error: &anyhow::Error) -> ExitCode {
+    let message = error.chain().map(ToString::to_string).collect::<Vec<_>>();
+    eprintln!("tapctl: {}", message.join(": "));
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Init => keys::init(&config).await,
+        Command::Config(ConfigCommand::Show(json)) => print::config(&config, json.json),
+        Command::Key(command) => keys::run(&config, command).await,
+        command => {
+            let directory = open(&config).await?;
+            let result = match command {
+                Command::User(command) => people::user(&directory, command).await,
+                Command::Policy(command) => people::policy(&directory, command).await,
+                Command::Pass(command) => passes::run(&directory, command).await,
+                Command::Audit(args) => audit::run(&directory, args).await,
+                Command::Init | Command::Config(_) | Command::Key(_) => {
+                    unreachable!("handled above")
+                }
+            };
+            // Closing checkpoints SQLite's write-ahead log into the file.
+            directory.close().await;
+            result
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut inputs = Inputs::from_process();
+    if let Some(path) = &cli.config {
+        inputs.file = Some(path.clone());
+    }
+    if let Some(directory) = &cli.directory {
+        inputs
+            .flags
+            .push(("directory", "--directory", directory.clone()));
+    }
+    Ok(Config::resolve(&inputs)?)
+}
+
+/// The directory settings for this invocation: who acts is the OS user.
+pub fn settings(config: &Config) -> Settings {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| account_name());
+    Settings {
+        actor: format!("tapctl:{user}"),
+        kiosk: config.kiosk_name.clone(),
+        lockout: config.lockout,
+        session: config.session,
+    }
+}
+
+async fn open(config: &Config) -> Result<Directory> {
+    let key = KeyStore::from_env().require()?;
+    let directory = Directory::open(
+        &config.directory,
+        key,
+        Arc::new(SystemClock),
+        settings(config),
+    )
+    .await
+    .with_context(|| format!("cannot open the directory {}", config.directory))?;
+    Ok(directory)
+}
+
+/// The OS account running us, from /etc/passwd, when USER is not set
+/// (cron, systemd, containers).
+fn account_name() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}

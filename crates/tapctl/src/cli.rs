@@ -1,0 +1,250 @@
+//! The command line, as clap reads it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Administer a tapkiosk directory: people, the pass policy, temporary
+/// access passes, the audit log and the directory key.
+#[derive(Debug, Parser)]
+#[command(name = "tapctl", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The directory: an SQLite file path or a postgres:// URL (overrides
+    /// TAPKIOSK_DIRECTORY and the config file).
+    #[arg(long, global = true, value_name = "PATH|URL")]
+    pub directory: Option<String>,
+    /// The configuration file (default: the OS config folder's tapkiosk/config.toml).
+    #[arg(long, global = true, value_name = "FILE", env = "TAPKIOSK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the directory and its key, or check an existing one.
+    Init,
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Add, list, show, disable, enable, remove or import people.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Show or change the pass policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Issue, revoke and inspect temporary access passes.
+    #[command(subcommand)]
+    Pass(PassCommand),
+    /// Read or verify the audit log.
+    Audit(AuditArgs),
+    /// Move the directory key between kiosks of a fleet.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct Json {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print each setting, its value and where it came from.
+    Show(Json),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a person.
+    Add {
+        /// Work email.
+        email: String,
+        /// Name shown at the kiosk.
+        #[arg(long)]
+        name: Option<String>,
+        /// A group (repeat for more).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// List everyone.
+    List(Json),
+    /// Show one person with their passes and methods.
+    Show {
+        /// Work email.
+        email: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Stop a person from signing in.
+    Disable {
+        /// Work email.
+        email: String,
+    },
+    /// Let a disabled person sign in again.
+    Enable {
+        /// Work email.
+        email: String,
+    },
+    /// Remove a person with their passes and methods.
+    Remove {
+        /// Work email.
+        email: String,
+    },
+    /// Add everyone in a CSV file (email,display_name,groups), or no one.
+    Import {
+        /// The CSV file; groups separated by `;`.
+        file: PathBuf,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TargetArg {
+    /// Everyone.
+    All,
+    /// Members of the groups named with --group.
+    Groups,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OneTimeArg {
+    /// Every pass is one-time.
+    Required,
+    /// The issuer chooses.
+    Optional,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy.
+    Show(Json),
+    /// Change some settings; the rest stay as they are.
+    Set {
+        /// Turn passes on or off.
+        #[arg(long, value_name = "true|false")]
+        enabled: Option<bool>,
+        /// Whom passes work for.
+        #[arg(long)]
+        target: Option<TargetArg>,
+        /// A target group (repeat for more; implies --target groups).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// Shortest lifetime, e.g. 1h.
+        #[arg(long, value_name = "DURATION")]
+        min_lifetime: Option<String>,
+        /// Longest lifetime, e.g. 8h.
+        #[arg(long, value_name = "DURATION")]
+        max_lifetime: Option<String>,
+        /// Lifetime when none is asked for.
+        #[arg(long, value_name = "DURATION")]
+        default_lifetime: Option<String>,
+        /// Characters in a pass (8–48).
+        #[arg(long)]
+        length: Option<usize>,
+        /// Whether passes must be one-time.
+        #[arg(long)]
+        one_time: Option<OneTimeArg>,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PassCommand {
+    /// Issue a pass and print its value, once.
+    Issue {
+        /// Work email.
+        email: String,
+        /// When it starts: RFC 3339 (2026-12-07T09:00:00+01:00) or local (2026-12-07 09:00). Default: now.
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// How long it works, e.g. 90m, 8h, 3d. Default: the policy's.
+        #[arg(long, value_name = "DURATION")]
+        lifetime: Option<String>,
+        /// One sign-in uses it up.
+        #[arg(long, conflicts_with = "multi_use")]
+        one_time: bool,
+        /// It works until it expires.
+        #[arg(long)]
+        multi_use: bool,
+        /// Revoke the person's live pass first.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Revoke a person's live pass.
+    Revoke {
+        /// Work email.
+        email: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Show a person's passes and their states.
+    Status {
+        /// Work email.
+        email: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Issue passes for everyone in a CSV file (email,start,lifetime,one_time), or for no one.
+    IssueBatch {
+        /// The CSV file; empty cells take the defaults.
+        file: PathBuf,
+        /// Where to write the values for the welcome letters (.csv or .json; created readable only by you).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Revoke live passes first.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    /// Only events about this person.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Only events since a time (2026-12-01 09:00) or for a duration back (24h).
+    #[arg(long, value_name = "TIME|DURATION")]
+    pub since: Option<String>,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits 1 if it is broken.
+    Verify(Json),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write the directory key, wrapped under a passphrase, to a file.
+    Export {
+        /// The file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Read the passphrase from this file instead of asking.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Store a key exported on another kiosk of the fleet.
+    Import {
+        /// The exported key.
+        file: PathBuf,
+        /// Read the passphrase from this file instead of asking.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+}

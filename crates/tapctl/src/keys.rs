@@ -1,0 +1,171 @@
+//! `tapctl init` and `tapctl key …`: creating the directory and carrying
+//! its key to the other kiosks of a fleet.
+
+use crate::cli::KeyCommand;
+use anyhow::{Context, Result, bail};
+use rand::rngs::OsRng;
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tapkiosk_core::config::Config;
+use tapkiosk_core::directory::DirectoryError;
+use tapkiosk_core::keys::{export, import};
+use tapkiosk_core::{Directory, DirectoryKey, KeyStore, SystemClock};
+use zeroize::Zeroizing;
+
+/// Creates the key (if this machine has none) and the directory (if it is
+/// new), or checks that they belong together.
+pub async fn init(config: &Config) -> Result<ExitCode> {
+    let store = KeyStore::from_env();
+    let key = match store.load()? {
+        Some(key) => key,
+        None => {
+            let key = DirectoryKey::generate(&mut OsRng);
+            refuse_existing(config, key.clone()).await?;
+            store.save(&key)?;
+            println!("Created a new directory key in {}.", store.describe());
+            key
+        }
+    };
+    let (_, created) = Directory::init(
+        &config.directory,
+        key,
+        Arc::new(SystemClock),
+        crate::settings(config),
+    )
+    .await
+    .with_context(|| format!("cannot initialise the directory {}", config.directory))?;
+    if created {
+        println!("Initialised the directory {}.", config.directory);
+    } else {
+        println!(
+            "The directory {} is ready; its key matches.",
+            config.directory
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new key must not be stored for a directory that already has one.
+async fn refuse_existing(config: &Config, key: DirectoryKey) -> Result<()> {
+    match Directory::open(
+        &config.directory,
+        key,
+        Arc::new(SystemClock),
+        crate::settings(config),
+    )
+    .await
+    {
+        Err(DirectoryError::NotInitialised(_)) => Ok(()),
+        Err(DirectoryError::WrongKey(location)) => bail!(
+            "the directory {location} already exists with its own key: bring that key here with `tapctl key import`"
+        ),
+        Err(e) => Err(e.into()),
+        Ok(_) => bail!("a freshly drawn key opened an existing directory; refusing to go on"),
+    }
+}
+
+pub async fn run(config: &Config, command: KeyCommand) -> Result<ExitCode> {
+    match command {
+        KeyCommand::Export {
+            out,
+            passphrase_file,
+        } => {
+            let key = KeyStore::from_env().require()?;
+            let passphrase = passphrase(passphrase_file.as_deref(), true)?;
+            let text = export(&key, &passphrase, &mut OsRng)?;
+            write_private(&out, text.as_bytes())?;
+            println!(
+                "Wrote the directory key, wrapped under the passphrase, to {}.",
+                out.display()
+            );
+            println!(
+                "Carry it to the next kiosk and run `tapctl key import {}` there.",
+                out.display()
+            );
+        }
+        KeyCommand::Import {
+            file,
+            passphrase_file,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let passphrase = passphrase(passphrase_file.as_deref(), false)?;
+            let key = import(&text, &passphrase)?;
+            check_belongs(config, key.clone()).await?;
+            let store = KeyStore::from_env();
+            store.save(&key)?;
+            println!("Stored the directory key in {}.", store.describe());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a key that does not open the configured directory, when that
+/// directory exists already.
+async fn check_belongs(config: &Config, key: DirectoryKey) -> Result<()> {
+    match Directory::open(
+        &config.directory,
+        key,
+        Arc::new(SystemClock),
+        crate::settings(config),
+    )
+    .await
+    {
+        Ok(directory) => {
+            directory.close().await;
+            Ok(())
+        }
+        Err(DirectoryError::NotInitialised(_)) => Ok(()),
+        Err(DirectoryError::WrongKey(location)) => {
+            bail!("this key does not belong to the directory {location}")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates `path` readable only by its owner; never overwrites.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The passphrase from a file, the terminal (asked twice for a new one) or
+/// the first line of standard input.
+fn passphrase(file: Option<&Path>, new: bool) -> Result<Zeroizing<String>> {
+    if let Some(path) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.trim_end_matches(['\r', '\n']).to_string(),
+        ));
+    }
+    if std::io::stdin().is_terminal() {
+        let first = Zeroizing::new(rpassword::prompt_password("Passphrase: ")?);
+        if new {
+            let again = Zeroizing::new(rpassword::prompt_password("Passphrase again: ")?);
+            if first != again {
+                bail!("the two passphrases differ");
+            }
+        }
+        return Ok(first);
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
+}

@@ -1,0 +1,111 @@
+//! `tapctl user …` and `tapctl policy …`.
+
+use crate::cli::{OneTimeArg, PolicyCommand, TargetArg, UserCommand};
+use crate::print;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use tapkiosk_core::policy::{Lifetime, OneTime, Target};
+use tapkiosk_core::user::{NewUser, check_group};
+use tapkiosk_core::{Directory, Email, import};
+
+pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCode> {
+    match command {
+        UserCommand::Add {
+            email,
+            name,
+            groups,
+            json,
+        } => {
+            let user = NewUser::new(Email::parse(&email)?, name.as_deref(), &groups)?;
+            directory.add_user(&user).await?;
+            let detail = directory.show_user(&user.email).await?;
+            print::user_detail(&detail, json.json, &format!("Added {}.", user.email))?;
+        }
+        UserCommand::List(json) => print::users(&directory.list_users().await?, json.json)?,
+        UserCommand::Show { email, json } => {
+            let detail = directory.show_user(&Email::parse(&email)?).await?;
+            print::user_detail(&detail, json.json, "")?;
+        }
+        UserCommand::Disable { email } => {
+            let email = Email::parse(&email)?;
+            directory.set_user_enabled(&email, false).await?;
+            println!("Disabled {email}: their passes no longer work.");
+        }
+        UserCommand::Enable { email } => {
+            let email = Email::parse(&email)?;
+            directory.set_user_enabled(&email, true).await?;
+            println!("Enabled {email}.");
+        }
+        UserCommand::Remove { email } => {
+            let email = Email::parse(&email)?;
+            directory.remove_user(&email).await?;
+            println!("Removed {email} with their passes and methods.");
+        }
+        UserCommand::Import { file, json } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let users = import::parse_users(&text)?;
+            let added = directory.import_users(&users).await?;
+            if json.json {
+                print::json(&serde_json::json!({ "imported": added }))?;
+            } else {
+                println!("Imported {added} people from {}.", file.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<ExitCode> {
+    match command {
+        PolicyCommand::Show(json) => print::policy(&directory.policy().await?, json.json)?,
+        PolicyCommand::Set {
+            enabled,
+            target,
+            groups,
+            min_lifetime,
+            max_lifetime,
+            default_lifetime,
+            length,
+            one_time,
+            json,
+        } => {
+            let mut policy = directory.policy().await?;
+            if let Some(enabled) = enabled {
+                policy.enabled = enabled;
+            }
+            match (target, groups.is_empty()) {
+                (Some(TargetArg::All), true) => policy.target = Target::AllUsers,
+                (Some(TargetArg::All), false) => {
+                    bail!("--group only makes sense with --target groups")
+                }
+                (Some(TargetArg::Groups), true) => {
+                    bail!("--target groups needs at least one --group")
+                }
+                (_, false) => {
+                    for group in &groups {
+                        check_group(group)?;
+                    }
+                    policy.target = Target::Groups(groups.into_iter().collect::<BTreeSet<_>>());
+                }
+                (None, true) => {}
+            }
+            let lifetime = |text: Option<String>, current: Lifetime| -> Result<Lifetime> {
+                text.map_or(Ok(current), |t| Ok(Lifetime::parse(&t)?))
+            };
+            policy.min_lifetime = lifetime(min_lifetime, policy.min_lifetime)?;
+            policy.max_lifetime = lifetime(max_lifetime, policy.max_lifetime)?;
+            policy.default_lifetime = lifetime(default_lifetime, policy.default_lifetime)?;
+            policy.length = length.unwrap_or(policy.length);
+            policy.one_time = match one_time {
+                Some(OneTimeArg::Required) => OneTime::Required,
+                Some(OneTimeArg::Optional) => OneTime::Optional,
+                None => policy.one_time,
+            };
+            directory.set_policy(&policy).await?;
+            print::policy(&policy, json.json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,233 @@
+//! Output: text for people, JSON for scripts. Passes use Microsoft Graph's
+//! field names so that scripts written for Entra read them unchanged; times
+//! are local for people and UTC (RFC 3339) in JSON.
+
+use anyhow::Result;
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+use std::process::ExitCode;
+use tapkiosk_core::Email;
+use tapkiosk_core::audit::Record;
+use tapkiosk_core::config::{Config, KEYS};
+use tapkiosk_core::directory::IssuedPass;
+use tapkiosk_core::pass::{Pass, PassStatus};
+use tapkiosk_core::policy::{OneTime, Policy, Target};
+use tapkiosk_core::user::{UserDetail, UserSummary};
+
+pub fn json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn local(time: DateTime<Utc>) -> String {
+    time.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M %:z")
+        .to_string()
+}
+
+pub fn config(config: &Config, as_json: bool) -> Result<ExitCode> {
+    if as_json {
+        let map: serde_json::Map<String, serde_json::Value> = config
+            .shown
+            .iter()
+            .map(|(key, (value, source))| {
+                (
+                    (*key).to_string(),
+                    serde_json::json!({ "value": value, "source": source.to_string() }),
+                )
+            })
+            .collect();
+        json(&map)?;
+    } else {
+        for (key, _) in KEYS {
+            if let Some((value, source)) = config.shown.get(key) {
+                println!("{key:<22} {value:<40} ({source})");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn users(users: &[UserSummary], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&users);
+    }
+    if users.is_empty() {
+        println!(
+            "The directory has nobody yet: add people with `tapctl user add` or `tapctl user import`."
+        );
+    }
+    for user in users {
+        let pass = user.pass_status.map_or("no pass", PassStatus::describe);
+        let state = if user.enabled { "" } else { "  DISABLED" };
+        let name = user.display_name.as_deref().unwrap_or("");
+        println!(
+            "{:<32} {:<24} pass: {:<18} methods: {}{state}",
+            user.email, name, pass, user.methods
+        );
+    }
+    Ok(())
+}
+
+pub fn user_detail(detail: &UserDetail, as_json: bool, headline: &str) -> Result<()> {
+    let user = &detail.summary;
+    if as_json {
+        let passes: Vec<_> = detail
+            .passes
+            .iter()
+            .map(|(pass, status)| pass.to_graph(*status, None))
+            .collect();
+        return json(&serde_json::json!({
+            "email": user.email,
+            "displayName": user.display_name,
+            "groups": user.groups,
+            "enabled": user.enabled,
+            "createdDateTime": detail.created_at,
+            "temporaryAccessPassMethods": passes,
+            "methods": detail.methods,
+        }));
+    }
+    if !headline.is_empty() {
+        println!("{headline}");
+    }
+    println!(
+        "{}{}",
+        user.email,
+        user.display_name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    println!("  enabled:  {}", if user.enabled { "yes" } else { "no" });
+    println!(
+        "  groups:   {}",
+        if user.groups.is_empty() {
+            "-".into()
+        } else {
+            user.groups.join(", ")
+        }
+    );
+    println!("  added:    {}", local(detail.created_at));
+    match detail.passes.first() {
+        Some((pass, status)) => println!("  pass:     {}", describe(pass, *status)),
+        None => println!("  pass:     none"),
+    }
+    if detail.methods.is_empty() {
+        println!("  methods:  none registered");
+    }
+    for method in &detail.methods {
+        println!(
+            "  method:   {} \"{}\" added {}",
+            method.kind,
+            method.label,
+            local(method.created_at)
+        );
+    }
+    Ok(())
+}
+
+fn describe(pass: &Pass, status: PassStatus) -> String {
+    let use_kind = if pass.one_time {
+        "one-time"
+    } else {
+        "multi-use"
+    };
+    format!(
+        "{} — {use_kind}, valid {} until {}",
+        status.describe(),
+        local(pass.start_at),
+        local(pass.end_at())
+    )
+}
+
+pub fn policy(policy: &Policy, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(policy);
+    }
+    let target = match &policy.target {
+        Target::AllUsers => "all users".to_string(),
+        Target::Groups(groups) => format!(
+            "groups {}",
+            groups.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    println!(
+        "enabled:           {}",
+        if policy.enabled { "yes" } else { "no" }
+    );
+    println!("target:            {target}");
+    println!("minimum lifetime:  {}", policy.min_lifetime);
+    println!("maximum lifetime:  {}", policy.max_lifetime);
+    println!("default lifetime:  {}", policy.default_lifetime);
+    println!("length:            {} characters", policy.length);
+    println!(
+        "one-time use:      {}",
+        if policy.one_time == OneTime::Required {
+            "required"
+        } else {
+            "optional"
+        }
+    );
+    Ok(())
+}
+
+pub fn issued(issued: &IssuedPass, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&issued.pass.to_graph(issued.status, Some(&issued.code)));
+    }
+    let name = issued
+        .display_name
+        .as_ref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    println!("Temporary access pass for {}{name}:", issued.email);
+    println!();
+    println!("    {}", issued.code.grouped());
+    println!();
+    println!("{}", describe(&issued.pass, issued.status));
+    if issued.replaced.is_some() {
+        println!("The previous pass is revoked.");
+    }
+    println!("This is the only time the pass is shown: it is not stored anywhere.");
+    Ok(())
+}
+
+pub fn passes(email: &Email, passes: &[(Pass, PassStatus)], as_json: bool) -> Result<()> {
+    if as_json {
+        let value: Vec<_> = passes
+            .iter()
+            .map(|(pass, status)| pass.to_graph(*status, None))
+            .collect();
+        return json(&serde_json::json!({ "value": value }));
+    }
+    if passes.is_empty() {
+        println!("{email} has no passes.");
+    }
+    for (pass, status) in passes {
+        println!("{}  {}", pass.id, describe(pass, *status));
+    }
+    Ok(())
+}
+
+pub fn audit(records: &[Record], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&records);
+    }
+    for record in records {
+        let user = record.user.as_deref().unwrap_or("-");
+        let detail = match &record.detail {
+            serde_json::Value::Object(map) if map.is_empty() => String::new(),
+            other => other.to_string(),
+        };
+        println!(
+            "{:>6}  {}  {:<20} {:<28} {} @ {}  {detail}",
+            record.seq,
+            local(record.at),
+            record.kind,
+            user,
+            record.actor,
+            record.kiosk
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,758 @@
+//! The real `tapctl` binary, every command, good and bad input. Each test
+//! has its own SQLite directory and key file; a few run on PostgreSQL too
+//! when the test server is there (scripts/test starts it).
+
+// Helpers outside #[test] fns unwrap too: a broken set-up should fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+struct Kiosk {
+    folder: tempfile::TempDir,
+    directory: String,
+}
+
+impl Kiosk {
+    fn new() -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let directory = folder
+            .path()
+            .join("directory.sqlite3")
+            .display()
+            .to_string();
+        let kiosk = Self { folder, directory };
+        std::fs::write(
+            kiosk.path("config.toml"),
+            "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\n",
+        )
+        .unwrap();
+        kiosk
+    }
+
+    fn initialised() -> Self {
+        let kiosk = Self::new();
+        kiosk.ok(&["init"]);
+        kiosk
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.folder.path().join(name)
+    }
+
+    fn tapctl(&self, args: &[&str]) -> Command {
+        let mut command = Command::cargo_bin("tapctl").unwrap();
+        command
+            .args(args)
+            .env_remove("TAPKIOSK_DIRECTORY")
+            .env("HOME", self.folder.path())
+            .env("USER", "it-admin")
+            .env("TAPKIOSK_CONFIG", self.path("config.toml"))
+            .env("TAPKIOSK_KEY_FILE", self.path("directory.key"))
+            .env("TAPKIOSK_DIRECTORY", &self.directory)
+            .env("TZ", "UTC");
+        command
+    }
+
+    /// Runs and expects success; returns standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self
+            .tapctl(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(output).unwrap()
+    }
+
+    /// Runs and expects failure with one line on standard error containing `message`.
+    fn fails(&self, args: &[&str], message: &str) {
+        self.tapctl(args)
+            .assert()
+            .failure()
+            .code(1)
+            .stdout(predicate::str::is_empty())
+            .stderr(contains(message).and(predicate::str::starts_with("tapctl: ")));
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+#[test]
+fn init_creates_a_private_key_and_is_safe_to_repeat() {
+    let kiosk = Kiosk::new();
+    let first = kiosk.ok(&["init"]);
+    assert!(first.contains("Created a new directory key"), "{first}");
+    let mode = std::fs::metadata(kiosk.path("directory.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&kiosk.directory)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o077,
+        0
+    );
+    assert!(kiosk.ok(&["init"]).contains("is ready; its key matches"));
+
+    std::fs::remove_file(kiosk.path("directory.key")).unwrap();
+    kiosk.fails(
+        &["init"],
+        "already exists with its own key: bring that key here with `tapctl key import`",
+    );
+    assert!(
+        !kiosk.path("directory.key").exists(),
+        "a useless key was stored"
+    );
+    kiosk.fails(&["user", "list"], "no directory key");
+}
+
+#[test]
+fn commands_need_an_initialised_directory() {
+    let kiosk = Kiosk::new();
+    kiosk.fails(&["user", "list"], "no directory key in the key file");
+    kiosk.ok(&["init"]);
+    let other = kiosk.path("other.sqlite3").display().to_string();
+    kiosk.fails(
+        &["--directory", &other, "user", "list"],
+        "is not initialised: run `tapctl init`",
+    );
+    kiosk.fails(
+        &["--directory", "mysql://x", "user", "list"],
+        "is neither a file path nor a postgres:// URL",
+    );
+}
+
+#[test]
+fn users_are_added_shown_disabled_enabled_and_removed() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&[
+        "user",
+        "add",
+        "Ada@Example.com",
+        "--name",
+        "Ada Lovelace",
+        "--group",
+        "staff",
+    ]);
+    kiosk.fails(
+        &["user", "add", "ada@example.com"],
+        "ada@example.com is already in the directory",
+    );
+    kiosk.fails(
+        &["user", "add", "not-an-email"],
+        "is not a valid email address",
+    );
+    kiosk.fails(
+        &["user", "add", "bob@example.com", "--group", "bad/group"],
+        "is not a group name",
+    );
+
+    let shown = kiosk.json(&["user", "show", "ada@example.com", "--json"]);
+    assert_eq!(shown["displayName"], "Ada Lovelace");
+    assert_eq!(shown["groups"][0], "staff");
+    assert!(kiosk.ok(&["user", "list"]).contains("ada@example.com"));
+    assert_eq!(
+        kiosk
+            .json(&["user", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    kiosk.ok(&["user", "disable", "ada@example.com"]);
+    assert_eq!(
+        kiosk.json(&["user", "show", "ada@example.com", "--json"])["enabled"],
+        false
+    );
+    kiosk.fails(&["pass", "issue", "ada@example.com"], "is disabled");
+    kiosk.ok(&["user", "enable", "ada@example.com"]);
+    kiosk.ok(&["user", "remove", "ada@example.com"]);
+    kiosk.fails(
+        &["user", "show", "ada@example.com"],
+        "is not in the directory",
+    );
+    kiosk.fails(
+        &["user", "remove", "ada@example.com"],
+        "is not in the directory",
+    );
+}
+
+#[test]
+fn imports_report_every_bad_row_and_apply_nothing() {
+    let kiosk = Kiosk::initialised();
+    std::fs::write(
+        kiosk.path("bad.csv"),
+        "email,display_name,groups\nada@example.com,Ada,staff\nnope,No,\nbob@example.com,Bob,a/b\n",
+    )
+    .unwrap();
+    kiosk
+        .tapctl(&["user", "import", kiosk.path("bad.csv").to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(
+            contains("2 rows with problems; nothing was applied")
+                .and(contains("line 3:"))
+                .and(contains("line 4:")),
+        );
+    assert_eq!(
+        kiosk
+            .json(&["user", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    std::fs::write(
+        kiosk.path("good.csv"),
+        "email,display_name,groups\nada@example.com,Ada,staff;new-hires\nbob@example.com,Bob,\n",
+    )
+    .unwrap();
+    assert_eq!(
+        kiosk.json(&[
+            "user",
+            "import",
+            kiosk.path("good.csv").to_str().unwrap(),
+            "--json"
+        ])["imported"],
+        2
+    );
+    kiosk.fails(
+        &[
+            "user",
+            "import",
+            kiosk.path("missing.csv").to_str().unwrap(),
+        ],
+        "cannot read",
+    );
+}
+
+#[test]
+fn policy_is_shown_changed_and_bad_values_are_refused() {
+    let kiosk = Kiosk::initialised();
+    let policy = kiosk.json(&["policy", "show", "--json"]);
+    assert_eq!(
+        (
+            policy["min_lifetime"].as_i64(),
+            policy["max_lifetime"].as_i64(),
+            policy["length"].as_i64()
+        ),
+        (Some(60), Some(480), Some(12))
+    );
+    let changed = kiosk.json(&[
+        "policy",
+        "set",
+        "--min-lifetime",
+        "1h",
+        "--max-lifetime",
+        "8h",
+        "--default-lifetime",
+        "1h",
+        "--length",
+        "12",
+        "--one-time",
+        "required",
+        "--json",
+    ]);
+    assert_eq!(changed["one_time"], "required");
+    kiosk.fails(
+        &["policy", "set", "--length", "7"],
+        "the pass length must be between 8 and 48",
+    );
+    kiosk.fails(
+        &["policy", "set", "--max-lifetime", "31d"],
+        "lifetimes must be between 10m and 30d",
+    );
+    kiosk.fails(
+        &["policy", "set", "--default-lifetime", "9h"],
+        "must lie between the minimum",
+    );
+    kiosk.fails(
+        &["policy", "set", "--max-lifetime", "eight hours"],
+        "is not a duration",
+    );
+    kiosk.fails(
+        &["policy", "set", "--target", "groups"],
+        "needs at least one --group",
+    );
+    // A refused change leaves the policy as it was.
+    assert_eq!(kiosk.json(&["policy", "show", "--json"])["length"], 12);
+    kiosk.ok(&["policy", "set", "--group", "new-hires"]);
+    assert!(kiosk.ok(&["policy", "show"]).contains("groups new-hires"));
+}
+
+#[test]
+fn a_pass_is_issued_once_with_graph_fields_and_revoked() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    let pass = kiosk.json(&[
+        "pass",
+        "issue",
+        "ada@example.com",
+        "--lifetime",
+        "90m",
+        "--one-time",
+        "--json",
+    ]);
+    for field in [
+        "id",
+        "temporaryAccessPass",
+        "createdDateTime",
+        "startDateTime",
+        "lifetimeInMinutes",
+        "isUsableOnce",
+        "isUsable",
+        "methodUsabilityReason",
+    ] {
+        assert!(pass.get(field).is_some(), "missing {field} in {pass}");
+    }
+    assert_eq!(pass["lifetimeInMinutes"], 90);
+    assert_eq!(pass["isUsableOnce"], true);
+    assert_eq!(pass["methodUsabilityReason"], "EnabledByPolicy");
+    let value = pass["temporaryAccessPass"].as_str().unwrap().to_string();
+    assert_eq!(value.len(), 14, "12 characters in groups of four: {value}");
+
+    kiosk.fails(
+        &["pass", "issue", "ada@example.com"],
+        "already has a usable pass: add --replace",
+    );
+    let status = kiosk.json(&["pass", "status", "ada@example.com", "--json"]);
+    assert!(
+        status["value"][0].get("temporaryAccessPass").is_none(),
+        "the value is shown only once"
+    );
+    assert!(
+        !kiosk
+            .ok(&["user", "show", "ada@example.com"])
+            .contains(&value)
+    );
+    let replaced = kiosk.json(&["pass", "issue", "ada@example.com", "--replace", "--json"]);
+    assert_ne!(replaced["temporaryAccessPass"], value.as_str());
+    let status = kiosk.json(&["pass", "status", "ada@example.com", "--json"]);
+    assert_eq!(status["value"][1]["methodUsabilityReason"], "Revoked");
+
+    kiosk.ok(&["pass", "revoke", "ada@example.com"]);
+    kiosk.fails(
+        &["pass", "revoke", "ada@example.com"],
+        "has no live pass to revoke",
+    );
+    kiosk.fails(
+        &["pass", "issue", "ada@example.com", "--lifetime", "9h"],
+        "outside the policy",
+    );
+    kiosk.fails(
+        &["pass", "issue", "ada@example.com", "--start", "next monday"],
+        "is not a date and time",
+    );
+    kiosk.fails(
+        &[
+            "pass",
+            "issue",
+            "ada@example.com",
+            "--start",
+            "2020-01-01T09:00:00Z",
+        ],
+        "is in the past",
+    );
+    kiosk.fails(
+        &["pass", "issue", "nobody@example.com"],
+        "is not in the directory",
+    );
+    kiosk
+        .tapctl(&[
+            "pass",
+            "issue",
+            "ada@example.com",
+            "--one-time",
+            "--multi-use",
+        ])
+        .assert()
+        .failure()
+        .code(2);
+}
+
+#[test]
+fn a_delayed_pass_shows_as_not_yet_valid() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    let pass = kiosk.json(&[
+        "pass",
+        "issue",
+        "ada@example.com",
+        "--start",
+        "2099-12-07 09:00",
+        "--json",
+    ]);
+    assert_eq!(pass["startDateTime"], "2099-12-07T09:00:00Z");
+    assert_eq!(pass["methodUsabilityReason"], "NotYetValid");
+    assert_eq!(pass["isUsable"], false);
+}
+
+#[test]
+fn batches_write_the_letters_once_or_issue_nothing() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com", "--name", "Ada"]);
+    kiosk.ok(&["user", "add", "bob@example.com"]);
+    let hires = kiosk.path("hires.csv");
+    let letters = kiosk.path("letters.csv");
+    let (hires_arg, letters_arg) = (hires.to_str().unwrap(), letters.to_str().unwrap());
+
+    std::fs::write(&hires, "email,start,lifetime,one_time\nada@example.com,2099-01-04 09:00,8h,yes\ncarol@example.com,,,\n").unwrap();
+    kiosk.fails(
+        &["pass", "issue-batch", hires_arg, "--out", letters_arg],
+        "line 3: carol@example.com is not in the directory",
+    );
+    assert!(!letters.exists());
+    assert!(
+        kiosk.json(&["pass", "status", "ada@example.com", "--json"])["value"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    std::fs::write(&hires, "email,start,lifetime,one_time\nada@example.com,2099-01-04 09:00,8h,yes\nbob@example.com,,,\n").unwrap();
+    assert!(
+        kiosk
+            .ok(&["pass", "issue-batch", hires_arg, "--out", letters_arg])
+            .contains("Issued 2 passes")
+    );
+    assert_eq!(
+        std::fs::metadata(&letters).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&letters).unwrap();
+    assert!(
+        text.starts_with("email,displayName,temporaryAccessPass,startDateTime,endDateTime"),
+        "{text}"
+    );
+    assert!(text.contains("ada@example.com,Ada,") && text.contains("2099-01-04T09:00:00+00:00"));
+
+    // Never overwrite letters, and issue nothing when they cannot be written.
+    std::fs::write(&hires, "ada@example.com,,,\n").unwrap();
+    kiosk.fails(
+        &[
+            "pass",
+            "issue-batch",
+            hires_arg,
+            "--out",
+            letters_arg,
+            "--replace",
+        ],
+        "nothing was issued",
+    );
+    assert_eq!(
+        kiosk.json(&["pass", "status", "ada@example.com", "--json"])["value"][0]["methodUsabilityReason"],
+        "NotYetValid"
+    );
+    let json_out = kiosk.path("letters.json");
+    kiosk.ok(&[
+        "pass",
+        "issue-batch",
+        hires_arg,
+        "--out",
+        json_out.to_str().unwrap(),
+        "--replace",
+    ]);
+    let letters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json_out).unwrap()).unwrap();
+    assert!(letters[0]["temporaryAccessPass"].is_string());
+}
+
+#[test]
+fn the_audit_log_is_listed_filtered_and_verified() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    kiosk.ok(&["user", "add", "bob@example.com"]);
+    kiosk.ok(&["pass", "issue", "ada@example.com"]);
+    let all = kiosk.json(&["audit", "--json"]);
+    let kinds: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "directory_initialised",
+            "user_added",
+            "user_added",
+            "pass_issued"
+        ]
+    );
+    assert_eq!(all[1]["actor"], "tapctl:it-admin");
+    assert_eq!(all[1]["kiosk"], "lobby");
+    assert_eq!(
+        kiosk
+            .json(&["audit", "--user", "ada@example.com", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        kiosk
+            .json(&["audit", "--since", "1h", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        kiosk
+            .json(&["audit", "--since", "2099-01-01 00:00", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    kiosk.fails(&["audit", "--since", "yesterday"], "neither a time");
+    assert!(kiosk.ok(&["audit", "verify"]).contains("intact: 4 events"));
+    assert!(
+        !kiosk.ok(&["audit"]).contains(
+            &kiosk
+                .json(&["pass", "status", "ada@example.com", "--json"])
+                .to_string()
+        )
+    );
+}
+
+#[test]
+fn a_tampered_audit_log_fails_verification() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com", "--name", "Ada Marker"]);
+    kiosk.ok(&["user", "add", "bob@example.com"]);
+    let db = edit_file(&kiosk.directory);
+    assert!(db, "could not edit the directory file");
+    kiosk
+        .tapctl(&["audit", "verify"])
+        .assert()
+        .failure()
+        .code(1)
+        .stdout(contains("BROKEN at event 2"));
+}
+
+/// Changes Ada's display name in the SQLite file itself (the user row and
+/// the `user_added` event), as someone with the file but not the key could.
+fn edit_file(path: &str) -> bool {
+    let mut bytes = std::fs::read(path).unwrap();
+    let needle = b"Ada Marker";
+    let positions: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    for position in &positions {
+        bytes[*position..*position + needle.len()].copy_from_slice(b"Eve Marker");
+    }
+    std::fs::write(path, bytes).unwrap();
+    !positions.is_empty()
+}
+
+#[test]
+fn config_show_prints_values_and_their_origins() {
+    let kiosk = Kiosk::initialised();
+    let shown = kiosk.json(&["config", "show", "--json"]);
+    assert_eq!(shown["organisation"]["value"], "Example Ltd");
+    assert!(
+        shown["organisation"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("config file")
+    );
+    assert_eq!(
+        shown["directory"]["source"],
+        "environment variable TAPKIOSK_DIRECTORY"
+    );
+    assert_eq!(shown["idle_timeout"]["source"], "default");
+    let other = kiosk.path("elsewhere.sqlite3").display().to_string();
+    let flagged = kiosk.json(&["--directory", &other, "config", "show", "--json"]);
+    assert_eq!(flagged["directory"]["source"], "flag --directory");
+    assert!(kiosk.ok(&["config", "show"]).contains("lockout.threshold"));
+
+    std::fs::write(kiosk.path("config.toml"), "[lockout]\nthreshhold = 3\n").unwrap();
+    kiosk.fails(&["config", "show"], "unknown key `lockout.threshhold`");
+    std::fs::write(kiosk.path("config.toml"), "idle_timeout = \"forever\"\n").unwrap();
+    kiosk.fails(
+        &["config", "show"],
+        "key `idle_timeout`: `forever` is not a duration",
+    );
+    std::fs::write(kiosk.path("config.toml"), "organisation = \n").unwrap();
+    kiosk.fails(&["config", "show"], "config.toml");
+}
+
+#[test]
+fn keys_move_to_another_kiosk_under_a_passphrase() {
+    let first = Kiosk::initialised();
+    first.ok(&["user", "add", "ada@example.com"]);
+    std::fs::write(first.path("passphrase"), "a long fleet passphrase\n").unwrap();
+    std::fs::write(first.path("short"), "short\n").unwrap();
+    let export = first.path("fleet.key");
+    let (export_arg, pass_arg) = (
+        export.to_str().unwrap(),
+        first.path("passphrase").display().to_string(),
+    );
+    first.fails(
+        &[
+            "key",
+            "export",
+            "--out",
+            export_arg,
+            "--passphrase-file",
+            first.path("short").to_str().unwrap(),
+        ],
+        "at least 12 characters",
+    );
+    first.ok(&[
+        "key",
+        "export",
+        "--out",
+        export_arg,
+        "--passphrase-file",
+        &pass_arg,
+    ]);
+    assert_eq!(
+        std::fs::metadata(&export).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    first.fails(
+        &[
+            "key",
+            "export",
+            "--out",
+            export_arg,
+            "--passphrase-file",
+            &pass_arg,
+        ],
+        "cannot create",
+    );
+
+    // A second kiosk on the same directory.
+    let second = Kiosk {
+        folder: tempfile::tempdir().unwrap(),
+        directory: first.directory.clone(),
+    };
+    std::fs::write(second.path("config.toml"), "").unwrap();
+    second.fails(&["user", "list"], "no directory key");
+    std::fs::write(second.path("wrong"), "not the passphrase\n").unwrap();
+    second.fails(
+        &[
+            "key",
+            "import",
+            export_arg,
+            "--passphrase-file",
+            second.path("wrong").to_str().unwrap(),
+        ],
+        "passphrase is wrong",
+    );
+    second
+        .tapctl(&["key", "import", export_arg])
+        .write_stdin("a long fleet passphrase\n")
+        .assert()
+        .success();
+    assert!(second.ok(&["user", "list"]).contains("ada@example.com"));
+
+    // A key from another directory is refused.
+    let stranger = Kiosk::initialised();
+    std::fs::write(stranger.path("passphrase"), "a long fleet passphrase\n").unwrap();
+    let foreign = stranger.path("foreign.key");
+    stranger.ok(&[
+        "key",
+        "export",
+        "--out",
+        foreign.to_str().unwrap(),
+        "--passphrase-file",
+        stranger.path("passphrase").to_str().unwrap(),
+    ]);
+    let third = Kiosk {
+        folder: tempfile::tempdir().unwrap(),
+        directory: first.directory.clone(),
+    };
+    std::fs::write(third.path("config.toml"), "").unwrap();
+    third.fails(
+        &[
+            "key",
+            "import",
+            foreign.to_str().unwrap(),
+            "--passphrase-file",
+            &pass_arg,
+        ],
+        "does not belong to the directory",
+    );
+}
+
+#[test]
+fn a_key_file_readable_by_others_is_refused() {
+    let kiosk = Kiosk::initialised();
+    std::fs::set_permissions(
+        kiosk.path("directory.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    kiosk.fails(
+        &["user", "list"],
+        "can be read by other users: run `chmod 600",
+    );
+}
+
+#[test]
+fn without_a_credential_store_the_error_names_the_key_file_alternative() {
+    let kiosk = Kiosk::new();
+    let mut command = kiosk.tapctl(&["init"]);
+    command
+        .env_remove("TAPKIOSK_KEY_FILE")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", kiosk.folder.path());
+    command.assert().failure().stderr(
+        contains("no OS credential store is available").and(contains("TAPKIOSK_KEY_FILE=")),
+    );
+    assert!(
+        !std::path::Path::new(&kiosk.directory).exists(),
+        "init went ahead without a key"
+    );
+}
+
+#[test]
+fn the_same_commands_work_on_postgresql() {
+    let Ok(admin) = std::env::var("TAPKIOSK_TEST_POSTGRES") else {
+        panic!(
+            "TAPKIOSK_TEST_POSTGRES is not set: run the tests with scripts/test, which starts PostgreSQL"
+        );
+    };
+    let name = format!("cli_{}", std::process::id());
+    let status = std::process::Command::new(format!(
+        "{}/createdb",
+        std::env::var("TAPKIOSK_TEST_PG_BIN").unwrap()
+    ))
+    .args(["--maintenance-db", &admin, &name])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let mut kiosk = Kiosk::new();
+    kiosk.directory = url;
+    kiosk.ok(&["init"]);
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    let pass = kiosk.json(&["pass", "issue", "ada@example.com", "--json"]);
+    assert_eq!(pass["methodUsabilityReason"], "EnabledByPolicy");
+    assert!(kiosk.ok(&["audit", "verify"]).contains("intact: 3 events"));
+    let shown = kiosk.json(&["config", "show", "--json"]);
+    assert!(
+        shown["directory"]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres://tapkiosk@127.0.0.1")
+    );
+}
