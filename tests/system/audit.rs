@@ -8,6 +8,7 @@ on_both_backends!(
     a_changed_event_breaks_the_chain,
     a_deleted_event_breaks_the_chain,
     deleting_the_newest_events_is_noticed,
+    rolling_the_head_back_is_noticed,
     the_log_refuses_updates_and_filters_by_user_and_time,
 );
 
@@ -95,6 +96,27 @@ async fn deleting_the_newest_events_is_noticed(t: TestDirectory) {
     assert!(broken.reason.contains("deleted"), "{}", broken.reason);
 }
 
+async fn rolling_the_head_back_is_noticed(t: TestDirectory) {
+    some_history(&t).await;
+    let mut conn = t.raw().await;
+    drop_append_only_triggers(&t, &mut conn).await;
+    conn.execute("DELETE FROM audit_events WHERE seq >= 5")
+        .await
+        .unwrap();
+    conn.execute(
+        "UPDATE directory_meta SET audit_head_seq = 4, \
+         audit_head_mac = (SELECT mac FROM audit_events WHERE seq = 4) WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    let broken = t.directory.verify_audit().await.unwrap().broken.unwrap();
+    assert!(
+        broken.reason.contains("newest event was changed"),
+        "{}",
+        broken.reason
+    );
+}
+
 async fn the_log_refuses_updates_and_filters_by_user_and_time(t: TestDirectory) {
     some_history(&t).await;
     let mut conn = t.raw().await;
@@ -104,6 +126,9 @@ async fn the_log_refuses_updates_and_filters_by_user_and_time(t: TestDirectory) 
             .is_err()
     );
     assert!(conn.execute("DELETE FROM audit_events").await.is_err());
+    if t.backend == Backend::Postgres {
+        assert!(conn.execute("TRUNCATE audit_events").await.is_err());
+    }
     let count: i64 = sqlx::query_scalar(AssertSqlSafe("SELECT COUNT(*) FROM audit_events"))
         .fetch_one(&mut conn)
         .await

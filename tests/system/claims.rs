@@ -10,6 +10,7 @@ on_both_backends!(
     a_committed_session_uses_the_pass_up,
     a_released_session_gives_the_pass_back_at_once,
     a_revoked_pass_cannot_be_committed,
+    a_session_cannot_commit_once_its_pass_or_holder_stops_working,
 );
 
 async fn one_time_pass(t: &TestDirectory) -> String {
@@ -105,6 +106,51 @@ async fn a_revoked_pass_cannot_be_committed(t: TestDirectory) {
     ));
     assert!(matches!(
         t.directory.renew_claim(&session).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+}
+
+async fn a_session_cannot_commit_once_its_pass_or_holder_stops_working(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let multi = IssueRequest {
+        one_time: Some(false),
+        ..IssueRequest::new(ada.clone())
+    };
+    let code = t.directory.issue_pass(&multi).await.unwrap().code;
+    let session = t
+        .directory
+        .redeem("ada@example.com", code.expose())
+        .await
+        .unwrap();
+    t.directory.set_user_enabled(&ada, false).await.unwrap();
+    assert!(matches!(
+        t.directory.commit_session(&session).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+    t.directory.set_user_enabled(&ada, true).await.unwrap();
+    t.directory.commit_session(&session).await.unwrap();
+    t.directory.revoke_pass(&ada).await.unwrap();
+    assert!(matches!(
+        t.directory.commit_session(&session).await,
+        Err(DirectoryError::ClaimLost)
+    ));
+
+    let one_time = IssueRequest {
+        one_time: Some(true),
+        ..IssueRequest::new(ada.clone())
+    };
+    let code = t.directory.issue_pass(&one_time).await.unwrap().code;
+    let session = t
+        .directory
+        .redeem("ada@example.com", code.expose())
+        .await
+        .unwrap();
+    t.clock.advance(TimeDelta::minutes(10));
+    t.directory.renew_claim(&session).await.unwrap();
+    // The pass (1 hour) ends while the claim is still leased.
+    t.clock.advance(TimeDelta::minutes(51));
+    assert!(matches!(
+        t.directory.commit_session(&session).await,
         Err(DirectoryError::ClaimLost)
     ));
 }

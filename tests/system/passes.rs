@@ -194,15 +194,7 @@ async fn batches_issue_every_pass_or_none(t: TestDirectory) {
         import::parse_batch(text)
             .unwrap()
             .into_iter()
-            .map(|(line, row)| {
-                let request = IssueRequest {
-                    start: row.start,
-                    lifetime: row.lifetime,
-                    one_time: row.one_time,
-                    ..IssueRequest::new(row.email)
-                };
-                (line, request)
-            })
+            .map(|(line, row)| (line, row.into_request(false)))
             .collect()
     };
     let bad = to_requests(

@@ -61,6 +61,25 @@ async fn stored_bytes_never_contain_a_pass_value(t: TestDirectory) {
             .unwrap();
         codes.push(issued.code);
     }
+    // People type their pass into the email field.
+    let swapped = &codes[0];
+    t.directory
+        .redeem(&swapped.grouped(), "ada@example.com")
+        .await
+        .unwrap_err();
+    t.directory
+        .redeem(swapped.expose(), "ada@example.com")
+        .await
+        .unwrap_err();
+    let log = t.directory.audit_log(&Default::default()).await.unwrap();
+    assert!(
+        log.last()
+            .unwrap()
+            .user
+            .as_deref()
+            .unwrap()
+            .starts_with("not-an-email:")
+    );
     let bytes = stored_bytes(&t).await;
     assert!(
         contains(&bytes, "person7@example.com"),

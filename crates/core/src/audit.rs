@@ -45,9 +45,10 @@ impl Event {
         self
     }
 
-    /// Names the person by the text typed at a kiosk (which may not be an email).
-    pub fn typed_user(mut self, typed: &str) -> Self {
-        self.user = Some(typed.trim().chars().take(254).collect());
+    /// Names the person by an identity already made safe to store (see
+    /// [`Directory::typed_identity`]).
+    pub fn who(mut self, identity: &str) -> Self {
+        self.user = Some(identity.to_string());
         self
     }
 
@@ -177,10 +178,12 @@ impl Directory {
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "UPDATE directory_meta SET audit_head_seq = $1, audit_head_mac = $2 WHERE id = 1",
+            "UPDATE directory_meta SET audit_head_seq = $1, audit_head_mac = $2, audit_head_tag = $3 \
+             WHERE id = 1",
         )
         .bind(seq)
-        .bind(mac)
+        .bind(mac.clone())
+        .bind(self.key.audit_head_tag(seq, &mac).to_vec())
         .execute(&mut **tx)
         .await?;
         tracing::info!(kind = event.kind, user = event.user.as_deref(), "audit");
@@ -203,61 +206,73 @@ impl Directory {
             .map_err(Into::into)
     }
 
-    /// Recomputes the whole chain and compares it with the stored head.
+    /// Recomputes the chain up to the stored head. The head is read first,
+    /// so events appended meanwhile by other kiosks are not mistaken for
+    /// tampering.
     pub async fn verify_audit(&self) -> Result<Verification, DirectoryError> {
+        let head = sqlx::query(
+            "SELECT audit_head_seq, audit_head_mac, audit_head_tag FROM directory_meta WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let head_seq: i64 = head.try_get("audit_head_seq")?;
+        let head_mac: Vec<u8> = head.try_get("audit_head_mac")?;
+        let head_tag: Vec<u8> = head.try_get("audit_head_tag")?;
+        let broken = |events: i64, seq: i64, reason: &str| Verification {
+            events,
+            broken: Some(Break {
+                seq,
+                reason: reason.to_string(),
+            }),
+        };
+        if self.key.audit_head_tag(head_seq, &head_mac) != head_tag.as_slice() {
+            return Ok(broken(
+                0,
+                head_seq,
+                "the record of the newest event was changed",
+            ));
+        }
         let mut expected_prev = vec![0u8; 32];
         let mut expected_seq = 1;
-        loop {
+        while expected_seq <= head_seq {
             let rows = sqlx::query(
-                "SELECT seq, at, actor, kiosk, kind, user_email, pass_id, detail, prev_mac, mac FROM audit_events \
-                 WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, at, actor, kiosk, kind, user_email, pass_id, detail, prev_mac, mac \
+                 FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
             )
             .bind(expected_seq)
+            .bind(head_seq)
             .bind(PAGE)
             .fetch_all(&self.pool)
             .await?;
+            if rows.is_empty() {
+                break;
+            }
             for row in &rows {
-                let seq: i64 = row.try_get("seq")?;
-                let broken = |reason: &str| Verification {
-                    events: expected_seq - 1,
-                    broken: Some(Break {
-                        seq: expected_seq.min(seq),
-                        reason: reason.to_string(),
-                    }),
-                };
-                if seq != expected_seq {
-                    return Ok(broken("an event is missing here"));
+                let events = expected_seq - 1;
+                if row.try_get::<i64, _>("seq")? != expected_seq {
+                    return Ok(broken(events, expected_seq, "an event is missing here"));
                 }
                 let prev: Vec<u8> = row.try_get("prev_mac")?;
                 let mac: Vec<u8> = row.try_get("mac")?;
                 if prev != expected_prev {
-                    return Ok(broken("the link to the previous event does not match"));
+                    let reason = "the link to the previous event does not match";
+                    return Ok(broken(events, expected_seq, reason));
                 }
                 if self.key.audit_mac(&prev, &chained_bytes(row)?) != mac.as_slice() {
-                    return Ok(broken("the event was changed after it was written"));
+                    let reason = "the event was changed after it was written";
+                    return Ok(broken(events, expected_seq, reason));
                 }
                 expected_prev = mac;
                 expected_seq += 1;
             }
-            if (rows.len() as i64) < PAGE {
-                break;
-            }
         }
-        let head =
-            sqlx::query("SELECT audit_head_seq, audit_head_mac FROM directory_meta WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?;
-        let head_seq: i64 = head.try_get("audit_head_seq")?;
-        let head_mac: Vec<u8> = head.try_get("audit_head_mac")?;
         let events = expected_seq - 1;
-        if head_seq != events || head_mac != expected_prev {
-            return Ok(Verification {
+        if events != head_seq || expected_prev != head_mac {
+            return Ok(broken(
                 events,
-                broken: Some(Break {
-                    seq: events + 1,
-                    reason: "events at the end of the log were deleted".into(),
-                }),
-            });
+                events + 1,
+                "events at the end of the log were deleted",
+            ));
         }
         Ok(Verification {
             events,

@@ -324,6 +324,7 @@ impl Config {
                 raw.insert(key, (value, source));
             }
         }
+        check_env_names(&inputs.env)?;
         for (key, _) in KEYS {
             let name = env_name(key);
             if let Some(value) = inputs.env.get(&name) {
@@ -341,6 +342,32 @@ impl Config {
             shown: BTreeMap::new(),
         }
         .build()
+    }
+}
+
+/// Refuses `TAPKIOSK_*` variables that name no setting: a misspelt
+/// override must not be silently ignored.
+fn check_env_names(env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let known = |name: &str| {
+        name == CONFIG_FILE_ENV
+            || name == crate::keys::KEY_FILE_ENV
+            || KEYS.iter().any(|(k, _)| env_name(k) == name)
+    };
+    match env
+        .keys()
+        .find(|name| name.starts_with("TAPKIOSK_") && !known(name))
+    {
+        Some(name) => Err(ConfigError::UnknownKey {
+            origin: Source::Env(name.clone()),
+            key: name.clone(),
+            known: KEYS
+                .iter()
+                .map(|(k, _)| env_name(k))
+                .chain([CONFIG_FILE_ENV.into(), crate::keys::KEY_FILE_ENV.into()])
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -666,6 +693,24 @@ mod tests {
         let (dir, mut inputs) = inputs(Some(""), env);
         inputs.file = Some(dir.path().join("config.toml"));
         (dir, inputs)
+    }
+
+    #[test]
+    fn misspelt_environment_variables_are_refused() {
+        let (_dir, misspelt) = inputs(Some(""), &[("TAPKIOSK_LOCKOUT_TRESHOLD", "3")]);
+        let message = Config::resolve(&misspelt).unwrap_err().to_string();
+        assert!(
+            message.starts_with("environment variable TAPKIOSK_LOCKOUT_TRESHOLD: unknown key"),
+            "{message}"
+        );
+        let (_dir2, known) = inputs(
+            Some(""),
+            &[
+                ("TAPKIOSK_KEY_FILE", "/k"),
+                ("TAPKIOSK_LOCKOUT_THRESHOLD", "3"),
+            ],
+        );
+        assert_eq!(Config::resolve(&known).unwrap().lockout.threshold, 3);
     }
 
     #[test]

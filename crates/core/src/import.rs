@@ -57,6 +57,19 @@ pub struct BatchRow {
 /// The file's rows as fields, with the rows that are not even CSV.
 type Records = (Vec<(u64, Vec<String>)>, Vec<RowError>);
 
+impl BatchRow {
+    /// The issue request this row asks for.
+    pub fn into_request(self, replace: bool) -> crate::directory::IssueRequest {
+        crate::directory::IssueRequest {
+            email: self.email,
+            start: self.start,
+            lifetime: self.lifetime,
+            one_time: self.one_time,
+            replace,
+        }
+    }
+}
+
 fn records(text: &str, header: &str, max_fields: usize) -> Records {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

@@ -134,7 +134,7 @@ impl DirectoryKey {
 
     /// The HMAC-SHA256 under which a pass value is stored.
     pub fn pass_mac(&self, code: &PassCode) -> [u8; 32] {
-        mac(self.pass_key.as_ref(), &[code.expose().as_bytes()])
+        mac_of(self.pass_key.as_ref(), &[code.expose().as_bytes()])
     }
 
     /// Whether `code` is the pass whose HMAC is `stored`, compared in
@@ -146,13 +146,29 @@ impl DirectoryKey {
     /// Links an audit event to the one before it. Keyed, so that someone
     /// with write access to the database alone cannot rebuild the chain.
     pub fn audit_mac(&self, previous: &[u8], event: &[u8]) -> [u8; 32] {
-        mac(self.audit_key.as_ref(), &[previous, event])
+        mac_of(self.audit_key.as_ref(), &[previous, event])
+    }
+
+    /// Vouches for the audit log's newest event, so that deleting the newest
+    /// events and moving the head back shows.
+    pub fn audit_head_tag(&self, seq: i64, mac: &[u8]) -> [u8; 32] {
+        mac_of(
+            self.audit_key.as_ref(),
+            &[b"audit head", &seq.to_be_bytes(), mac],
+        )
+    }
+
+    /// A stable stand-in for text that must not be stored as typed (a pass
+    /// typed into the email field, say): hex of its keyed hash.
+    pub fn opaque_id(&self, text: &str) -> String {
+        let tag = mac_of(self.audit_key.as_ref(), &[b"opaque id", text.as_bytes()]);
+        tag.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
     /// A value stored in the directory to tell whether a kiosk holds the
     /// right key, without revealing the key.
     pub fn check_value(&self) -> [u8; 32] {
-        mac(self.master.as_ref(), &[b"tapkiosk key check v1"])
+        mac_of(self.master.as_ref(), &[b"tapkiosk key check v1"])
     }
 
     /// Whether `stored` is this key's [`check_value`](Self::check_value).
@@ -167,7 +183,7 @@ impl fmt::Debug for DirectoryKey {
     }
 }
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+fn mac_of(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else {
         return [0; 32];
@@ -295,6 +311,14 @@ fn load_file(path: &Path) -> Result<Option<DirectoryKey>, KeyError> {
 }
 
 fn save_file(path: &Path, key: &DirectoryKey) -> Result<(), KeyError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io_error(parent))?;
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

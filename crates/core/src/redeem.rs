@@ -88,6 +88,12 @@ impl From<sqlx::Error> for RedeemError {
     }
 }
 
+/// A user id no one has, for the look-ups made for unknown emails.
+const NO_USER: &str = "00000000-0000-0000-0000-000000000000";
+/// How many of a person's newest passes a typed pass is compared with. Older
+/// ones have long expired and are treated like any wrong pass.
+const RECENT_PASSES: usize = 10;
+
 /// What happened, for the audit log and the answer.
 enum Outcome {
     Session(KioskSession),
@@ -105,11 +111,11 @@ impl Directory {
         typed_pass: &str,
     ) -> Result<KioskSession, RedeemError> {
         let mut tx = self.write().await?;
-        let lock_key = lockout_key(typed_email);
+        let lock_key = self.typed_identity(typed_email);
         let now = self.now();
         if let Some(until) = self.locked_until(&mut tx, &lock_key).await? {
             let event = Event::new("sign_in_failed")
-                .typed_user(typed_email)
+                .who(&lock_key)
                 .with("reason", "locked_out");
             self.audit(&mut tx, event).await?;
             tx.commit().await?;
@@ -131,17 +137,17 @@ impl Directory {
             }
             Outcome::Refused(error, reason) => {
                 let event = Event::new("sign_in_failed")
-                    .typed_user(typed_email)
+                    .who(&lock_key)
                     .with("reason", reason);
                 self.audit(&mut tx, event).await?;
                 Err(error)
             }
             Outcome::Failed(reason) => {
                 let event = Event::new("sign_in_failed")
-                    .typed_user(typed_email)
+                    .who(&lock_key)
                     .with("reason", reason);
                 self.audit(&mut tx, event).await?;
-                match self.record_failure(&mut tx, &lock_key, typed_email).await? {
+                match self.record_failure(&mut tx, &lock_key).await? {
                     Some(until) => Err(RedeemError::LockedOut { until }),
                     None => Err(RedeemError::InvalidCredentials),
                 }
@@ -165,23 +171,36 @@ impl Directory {
             Ok(email) => self.find_user(tx, &email).await?,
             Err(_) => None,
         };
-        let Some(user) = user else {
-            // Spend the same work as a real comparison so that timing does
-            // not tell unknown emails from wrong passes.
-            let _ = self.key.pass_matches(&code, &[0u8; 32]);
-            return Ok(Outcome::Failed("unknown_email"));
-        };
-        let rows = sqlx::query(select_passes!("WHERE user_id = $1"))
-            .bind(&user.id)
-            .fetch_all(&mut **tx)
-            .await?;
+        // The same queries and the same number of HMACs whether or not the
+        // person exists, so that timing does not tell an unknown email from
+        // a wrong pass.
+        let user_id = user.as_ref().map_or(NO_USER, |u| u.id.as_str());
+        if user.is_none() {
+            sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1")
+                .bind(NO_USER)
+                .fetch_all(&mut **tx)
+                .await?;
+        }
+        let rows = sqlx::query(select_passes!(
+            "WHERE user_id = $1 ORDER BY created_at DESC LIMIT 10"
+        ))
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?;
         let mut matched = None;
-        for row in &rows {
-            let stored: Vec<u8> = row.try_get("value_mac")?;
-            if self.key.pass_matches(&code, &stored) {
-                matched = Some(row);
+        for i in 0..RECENT_PASSES {
+            let stored: Vec<u8> = rows
+                .get(i)
+                .map(|r| r.try_get("value_mac"))
+                .transpose()?
+                .unwrap_or_default();
+            if self.key.pass_matches(&code, &stored) && matched.is_none() {
+                matched = rows.get(i);
             }
         }
+        let Some(user) = user else {
+            return Ok(Outcome::Failed("unknown_email"));
+        };
         let Some(row) = matched else {
             return Ok(Outcome::Failed("wrong_pass"));
         };
@@ -265,7 +284,6 @@ impl Directory {
         &self,
         tx: &mut Tx,
         key: &str,
-        typed: &str,
     ) -> Result<Option<DateTime<Utc>>, RedeemError> {
         let settings = self.settings.lockout;
         let now = self.now();
@@ -311,7 +329,7 @@ impl Directory {
             .execute(&mut **tx)
             .await?;
         let event = Event::new("locked_out")
-            .typed_user(typed)
+            .who(key)
             .with("until", until)
             .with("failures", failures);
         self.audit(tx, event).await?;
@@ -335,6 +353,7 @@ impl Directory {
     /// claim is gone, or the pass was revoked meanwhile.
     pub async fn commit_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
         let mut tx = self.write().await?;
+        self.ensure_usable(&mut tx, session).await?;
         let now = self.now().timestamp();
         if session.one_time {
             let done = sqlx::query(
@@ -359,12 +378,37 @@ impl Directory {
         Ok(())
     }
 
+    /// Checks, inside `tx`, that the session's pass still works for its
+    /// holder: not revoked or expired, the holder still there and enabled,
+    /// the policy still allowing them.
+    async fn ensure_usable(
+        &self,
+        tx: &mut Tx,
+        session: &KioskSession,
+    ) -> Result<(), DirectoryError> {
+        let user = self.find_user(tx, &session.email).await?;
+        let Some(user) = user.filter(|u| u.id == session.user_id && u.enabled) else {
+            return Err(DirectoryError::ClaimLost);
+        };
+        let row = sqlx::query(select_passes!("WHERE id = $1"))
+            .bind(&session.pass_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(DirectoryError::ClaimLost)?;
+        let policy = self.policy_on(tx).await?;
+        match pass_from_row(&row)?.status(policy.allows(&user.groups), self.now()) {
+            PassStatus::Usable => Ok(()),
+            _ => Err(DirectoryError::ClaimLost),
+        }
+    }
+
     /// Extends a session's claim on its one-time pass by another lease.
     pub async fn renew_claim(&self, session: &KioskSession) -> Result<(), DirectoryError> {
         if !session.one_time {
             return Ok(());
         }
         let mut tx = self.write().await?;
+        self.ensure_usable(&mut tx, session).await?;
         let now = self.now();
         let renewed = sqlx::query(
             "UPDATE passes SET claim_until = $1 WHERE id = $2 AND claimed_by = $3 AND claim_until > $4 AND revoked_at IS NULL",
@@ -402,11 +446,14 @@ impl Directory {
     }
 }
 
-/// Lockouts are kept per email as typed (normalised when it is one), so an
-/// unknown address locks out exactly like a known one.
-fn lockout_key(typed: &str) -> String {
-    Email::parse(typed).map_or_else(
-        |_| typed.trim().to_lowercase().chars().take(254).collect(),
-        String::from,
-    )
+impl Directory {
+    /// How the email typed at a kiosk is stored in lockouts and the audit
+    /// log: normalised when it is an email, otherwise a keyed hash, because
+    /// people do type their pass into the email field.
+    pub fn typed_identity(&self, typed: &str) -> String {
+        match Email::parse(typed) {
+            Ok(email) => email.to_string(),
+            Err(_) => format!("not-an-email:{}", self.key.opaque_id(typed.trim())),
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tapkiosk_core::config::Config;
 use tapkiosk_core::directory::DirectoryError;
 use tapkiosk_core::keys::{export, import};
-use tapkiosk_core::{Directory, DirectoryKey, KeyStore, SystemClock};
+use tapkiosk_core::{Directory, DirectoryKey, KeyStore, Location, SystemClock};
 use zeroize::Zeroizing;
 
 /// Creates the key (if this machine has none) and the directory (if it is
@@ -48,8 +48,23 @@ pub async fn init(config: &Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A new key must not be stored for a directory that already has one.
-async fn refuse_existing(config: &Config, key: DirectoryKey) -> Result<()> {
+/// Whether `key` opens the configured directory.
+enum Fit {
+    /// The directory does not exist yet.
+    NewDirectory,
+    /// The key opens it.
+    Opens,
+    /// The directory exists with another key.
+    OtherKey(String),
+}
+
+async fn fit(config: &Config, key: DirectoryKey) -> Result<Fit> {
+    // Looking must not create an empty SQLite file.
+    if let Location::Sqlite(path) = &config.directory
+        && !path.exists()
+    {
+        return Ok(Fit::NewDirectory);
+    }
     match Directory::open(
         &config.directory,
         key,
@@ -58,12 +73,24 @@ async fn refuse_existing(config: &Config, key: DirectoryKey) -> Result<()> {
     )
     .await
     {
-        Err(DirectoryError::NotInitialised(_)) => Ok(()),
-        Err(DirectoryError::WrongKey(location)) => bail!(
+        Ok(directory) => {
+            directory.close().await;
+            Ok(Fit::Opens)
+        }
+        Err(DirectoryError::NotInitialised(_)) => Ok(Fit::NewDirectory),
+        Err(DirectoryError::WrongKey(location)) => Ok(Fit::OtherKey(location)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new key must not be stored for a directory that already has one.
+async fn refuse_existing(config: &Config, key: DirectoryKey) -> Result<()> {
+    match fit(config, key).await? {
+        Fit::NewDirectory => Ok(()),
+        Fit::OtherKey(location) => bail!(
             "the directory {location} already exists with its own key: bring that key here with `tapctl key import`"
         ),
-        Err(e) => Err(e.into()),
-        Ok(_) => bail!("a freshly drawn key opened an existing directory; refusing to go on"),
+        Fit::Opens => bail!("a freshly drawn key opened an existing directory; refusing to go on"),
     }
 }
 
@@ -106,23 +133,9 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<ExitCode> {
 /// Refuses a key that does not open the configured directory, when that
 /// directory exists already.
 async fn check_belongs(config: &Config, key: DirectoryKey) -> Result<()> {
-    match Directory::open(
-        &config.directory,
-        key,
-        Arc::new(SystemClock),
-        crate::settings(config),
-    )
-    .await
-    {
-        Ok(directory) => {
-            directory.close().await;
-            Ok(())
-        }
-        Err(DirectoryError::NotInitialised(_)) => Ok(()),
-        Err(DirectoryError::WrongKey(location)) => {
-            bail!("this key does not belong to the directory {location}")
-        }
-        Err(e) => Err(e.into()),
+    match fit(config, key).await? {
+        Fit::NewDirectory | Fit::Opens => Ok(()),
+        Fit::OtherKey(location) => bail!("this key does not belong to the directory {location}"),
     }
 }
 

@@ -62,16 +62,7 @@ pub async fn run(directory: &Directory, command: PassCommand) -> Result<ExitCode
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let requests: Vec<(u64, IssueRequest)> = import::parse_batch(&text)?
                 .into_iter()
-                .map(|(line, row)| {
-                    let request = IssueRequest {
-                        start: row.start,
-                        lifetime: row.lifetime,
-                        one_time: row.one_time,
-                        replace,
-                        email: row.email,
-                    };
-                    (line, request)
-                })
+                .map(|(line, row)| (line, row.into_request(replace)))
                 .collect();
             let mut written = false;
             let issued = directory

@@ -71,12 +71,9 @@ pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<Exi
             one_time,
             json,
         } => {
-            let mut policy = directory.policy().await?;
-            if let Some(enabled) = enabled {
-                policy.enabled = enabled;
-            }
-            match (target, groups.is_empty()) {
-                (Some(TargetArg::All), true) => policy.target = Target::AllUsers,
+            // Everything is read and checked before the directory is touched.
+            let target = match (target, groups.is_empty()) {
+                (Some(TargetArg::All), true) => Some(Target::AllUsers),
                 (Some(TargetArg::All), false) => {
                     bail!("--group only makes sense with --target groups")
                 }
@@ -84,26 +81,37 @@ pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<Exi
                     bail!("--target groups needs at least one --group")
                 }
                 (_, false) => {
+                    let groups: BTreeSet<String> =
+                        groups.iter().map(|g| g.trim().to_string()).collect();
                     for group in &groups {
                         check_group(group)?;
                     }
-                    policy.target = Target::Groups(groups.into_iter().collect::<BTreeSet<_>>());
+                    Some(Target::Groups(groups))
                 }
-                (None, true) => {}
-            }
-            let lifetime = |text: Option<String>, current: Lifetime| -> Result<Lifetime> {
-                text.map_or(Ok(current), |t| Ok(Lifetime::parse(&t)?))
+                (None, true) => None,
             };
-            policy.min_lifetime = lifetime(min_lifetime, policy.min_lifetime)?;
-            policy.max_lifetime = lifetime(max_lifetime, policy.max_lifetime)?;
-            policy.default_lifetime = lifetime(default_lifetime, policy.default_lifetime)?;
-            policy.length = length.unwrap_or(policy.length);
-            policy.one_time = match one_time {
-                Some(OneTimeArg::Required) => OneTime::Required,
-                Some(OneTimeArg::Optional) => OneTime::Optional,
-                None => policy.one_time,
-            };
-            directory.set_policy(&policy).await?;
+            let lifetime = |text: Option<String>| text.as_deref().map(Lifetime::parse).transpose();
+            let (min, max, default) = (
+                lifetime(min_lifetime)?,
+                lifetime(max_lifetime)?,
+                lifetime(default_lifetime)?,
+            );
+            let one_time = one_time.map(|rule| match rule {
+                OneTimeArg::Required => OneTime::Required,
+                OneTimeArg::Optional => OneTime::Optional,
+            });
+            let policy = directory
+                .update_policy(|policy| {
+                    policy.enabled = enabled.unwrap_or(policy.enabled);
+                    policy.target = target.unwrap_or_else(|| policy.target.clone());
+                    policy.min_lifetime = min.unwrap_or(policy.min_lifetime);
+                    policy.max_lifetime = max.unwrap_or(policy.max_lifetime);
+                    policy.default_lifetime = default.unwrap_or(policy.default_lifetime);
+                    policy.length = length.unwrap_or(policy.length);
+                    policy.one_time = one_time.unwrap_or(policy.one_time);
+                    Ok(())
+                })
+                .await?;
             print::policy(&policy, json.json)?;
         }
     }

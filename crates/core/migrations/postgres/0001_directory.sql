@@ -10,6 +10,9 @@ CREATE TABLE directory_meta (
     write_turn BIGINT NOT NULL DEFAULT 0,
     audit_head_seq BIGINT NOT NULL DEFAULT 0,
     audit_head_mac BYTEA NOT NULL,
+    -- Keyed over (seq, mac): rolling the head back to an earlier event
+    -- needs a tag that was overwritten long ago.
+    audit_head_tag BYTEA NOT NULL,
     created_at BIGINT NOT NULL
 );
 
@@ -91,3 +94,5 @@ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END;
 $$;
 CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
 FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();

@@ -10,6 +10,9 @@ CREATE TABLE directory_meta (
     write_turn INTEGER NOT NULL DEFAULT 0,
     audit_head_seq INTEGER NOT NULL DEFAULT 0,
     audit_head_mac BLOB NOT NULL,
+    -- Keyed over (seq, mac): rolling the head back to an earlier event
+    -- needs a tag that was overwritten long ago.
+    audit_head_tag BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
 

@@ -30,8 +30,9 @@ use thiserror::Error;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Where the directory lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the directory lives. Its `Debug` and `Display` hide a PostgreSQL
+/// password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// An embedded SQLite file.
     Sqlite(PathBuf),
@@ -55,31 +56,73 @@ impl Location {
             .strip_prefix("sqlite://")
             .or_else(|| text.strip_prefix("sqlite:"))
         {
-            Ok(Self::Sqlite(PathBuf::from(path)))
+            Ok(Self::Sqlite(expand_home(path)))
         } else if text.is_empty() || text.contains("://") {
             Err(LocationError(redact(text)))
         } else {
-            Ok(Self::Sqlite(PathBuf::from(text)))
+            Ok(Self::Sqlite(expand_home(text)))
         }
     }
 
     /// The URL sqlx connects to (with the password, if any: do not print it).
     pub fn connection_url(&self) -> String {
         match self {
-            Self::Sqlite(path) => format!("sqlite://{}?mode=rwc", path.display()),
+            Self::Sqlite(path) => format!("sqlite://{}?mode=rwc", encode_path(path)),
             Self::Postgres(url) => url.clone(),
         }
     }
 }
 
-/// Hides the password of a URL.
+/// `~/…` as the home folder, as people write it in a config file.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), directories::BaseDirs::new()) {
+        (Some(rest), Some(dirs)) => dirs.home_dir().join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Escapes the characters that sqlx's SQLite URL would read as syntax.
+fn encode_path(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    text.replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23")
+}
+
+/// Hides the password of a URL, in its user part or a `password=` parameter.
 fn redact(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
+    let Ok(mut url) = url::Url::parse(text) else {
+        // Unparseable: hide everything between the scheme and the host.
+        return match (text.find("://"), text.rfind('@')) {
+            (Some(start), Some(end)) if end > start => {
+                format!("{}***{}", &text[..start + 3], &text[end..])
+            }
+            _ => text.to_string(),
+        };
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if query.iter().any(|(k, _)| k == "password") {
+        let hidden = query.iter().map(|(k, v)| {
+            let v = if k == "password" { "***" } else { v.as_str() };
+            (k.as_str(), v)
+        });
+        url.query_pairs_mut().clear().extend_pairs(hidden);
+    }
+    url.to_string()
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.debug_tuple("Postgres").field(&self.to_string()).finish(),
         }
-        _ => text.to_string(),
     }
 }
 
@@ -148,9 +191,10 @@ pub enum DirectoryError {
     /// Rows of an import or batch that cannot be applied; nothing was.
     #[error(transparent)]
     Rows(#[from] ImportErrors),
-    /// A kiosk session lost its claim on a one-time pass (its lease ran out
-    /// and another kiosk took the pass, or the pass was revoked).
-    #[error("this session no longer holds its pass")]
+    /// A kiosk session's pass no longer works: the claim on a one-time pass
+    /// lapsed and another kiosk took it, or the pass was revoked, expired or
+    /// disabled, or its holder was disabled or removed.
+    #[error("this session's pass no longer works")]
     ClaimLost,
 }
 
@@ -300,22 +344,23 @@ impl Directory {
 
     async fn create_meta(&self) -> Result<bool, DirectoryError> {
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM directory_meta WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Ok(false);
-        }
         let now = self.now().timestamp();
-        sqlx::query(
-            "INSERT INTO directory_meta (id, key_check, write_turn, audit_head_seq, audit_head_mac, created_at) \
-             VALUES (1, $1, 0, 0, $2, $3)",
+        // Two kiosks initialising at once: one inserts, the other finds the
+        // row taken and then fails the key check with a clear message.
+        let inserted = sqlx::query(
+            "INSERT INTO directory_meta \
+             (id, key_check, write_turn, audit_head_seq, audit_head_mac, audit_head_tag, created_at) \
+             VALUES (1, $1, 0, 0, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
         )
         .bind(self.key.check_value().to_vec())
         .bind(vec![0u8; 32])
+        .bind(self.key.audit_head_tag(0, &[0u8; 32]).to_vec())
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(false);
+        }
         let policy = serde_json::to_string(&crate::policy::Policy::default())
             .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
         sqlx::query("INSERT INTO policy (id, settings, updated_at) VALUES (1, $1, $2)")
@@ -330,11 +375,13 @@ impl Directory {
     }
 
     async fn check_key(&self) -> Result<(), DirectoryError> {
-        let row = sqlx::query("SELECT key_check FROM directory_meta WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|_| DirectoryError::NotInitialised(self.location.to_string()))?
-            .ok_or_else(|| DirectoryError::NotInitialised(self.location.to_string()))?;
+        let not_initialised = || DirectoryError::NotInitialised(self.location.to_string());
+        let query = sqlx::query("SELECT key_check FROM directory_meta WHERE id = 1");
+        let row = match query.fetch_optional(&self.pool).await {
+            Ok(row) => row.ok_or_else(not_initialised)?,
+            Err(e) if is_missing_table(&e) => return Err(not_initialised()),
+            Err(e) => return Err(e.into()),
+        };
         let stored: Vec<u8> = row.try_get("key_check")?;
         if self.key.matches_check(&stored) {
             Ok(())
@@ -399,6 +446,14 @@ impl Directory {
     }
 }
 
+/// Whether the error says the table does not exist (SQLite's message,
+/// PostgreSQL's `undefined_table`): the directory was never initialised.
+fn is_missing_table(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| {
+        e.code().as_deref() == Some("42P01") || e.message().contains("no such table")
+    })
+}
+
 fn migrator(location: &Location) -> &'static sqlx::migrate::Migrator {
     match location {
         Location::Sqlite(_) => &SQLITE_MIGRATIONS,
@@ -444,3 +499,45 @@ macro_rules! select_passes {
     };
 }
 pub(crate) use select_passes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_read_from_paths_and_urls() {
+        assert_eq!(
+            Location::parse("/srv/dir.sqlite3"),
+            Ok(Location::Sqlite("/srv/dir.sqlite3".into()))
+        );
+        assert_eq!(
+            Location::parse("sqlite:///srv/d.db"),
+            Ok(Location::Sqlite("/srv/d.db".into()))
+        );
+        assert!(matches!(
+            Location::parse("postgresql://db/tap"),
+            Ok(Location::Postgres(_))
+        ));
+        assert!(Location::parse("mysql://db/tap").is_err());
+        assert!(Location::parse("").is_err());
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        for url in [
+            "postgres://tap:s3cret@db.example.com/tapkiosk",
+            "postgres://tap@db.example.com/tapkiosk?sslmode=require&password=s3cret",
+        ] {
+            let location = Location::parse(url).unwrap();
+            assert!(!location.to_string().contains("s3cret"), "{location}");
+            assert!(!format!("{location:?}").contains("s3cret"));
+        }
+        assert!(!redact("postgres://tap:ab/c[d@db/x").contains("ab/c"));
+    }
+
+    #[test]
+    fn odd_file_names_reach_sqlite_unchanged() {
+        let url = Location::Sqlite("/srv/a?b#c%d/dir.sqlite3".into()).connection_url();
+        assert_eq!(url, "sqlite:///srv/a%3Fb%23c%25d/dir.sqlite3?mode=rwc");
+    }
+}

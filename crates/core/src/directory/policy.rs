@@ -28,24 +28,39 @@ impl Directory {
     /// passes; existing passes keep their lifetime but stop working if the
     /// policy is turned off or no longer targets their holder.
     pub async fn set_policy(&self, policy: &Policy) -> Result<(), DirectoryError> {
-        policy.validate()?;
+        let replacement = policy.clone();
+        self.update_policy(move |current| {
+            *current = replacement;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Changes the policy in one transaction: `change` edits the current
+    /// policy, and the result is checked and stored, so that two
+    /// administrators changing different settings at once lose neither.
+    pub async fn update_policy(
+        &self,
+        change: impl FnOnce(&mut Policy) -> Result<(), DirectoryError>,
+    ) -> Result<Policy, DirectoryError> {
         let mut tx = self.write().await?;
         let before = self.policy_on(&mut tx).await?;
+        let mut policy = before.clone();
+        change(&mut policy)?;
+        policy.validate()?;
         let settings =
-            serde_json::to_string(policy).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+            serde_json::to_string(&policy).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
         sqlx::query("UPDATE policy SET settings = $1, updated_at = $2 WHERE id = 1")
             .bind(settings)
             .bind(self.now().timestamp())
             .execute(&mut *tx)
             .await?;
-        self.audit(
-            &mut tx,
-            Event::new("policy_changed")
-                .with("before", &before)
-                .with("after", policy),
-        )
-        .await?;
+        let event = Event::new("policy_changed")
+            .with("before", &before)
+            .with("after", &policy);
+        self.audit(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(policy)
     }
 }
