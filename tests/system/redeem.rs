@@ -15,6 +15,7 @@ on_both_backends!(
     failures_outside_the_window_do_not_lock,
     unknown_emails_lock_out_like_known_ones,
     multi_use_passes_sign_in_repeatedly_and_each_is_audited,
+    the_live_pass_works_after_many_replacements_in_one_second,
 );
 
 const WRONG: &str = "ZZZZ-ZZZZ-ZZZZ";
@@ -287,4 +288,20 @@ async fn multi_use_passes_sign_in_repeatedly_and_each_is_audited(t: TestDirector
         .filter(|r| r.kind == "pass_redeemed")
         .count();
     assert_eq!(redeemed, 3);
+}
+
+async fn the_live_pass_works_after_many_replacements_in_one_second(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let replace = IssueRequest {
+        replace: true,
+        ..IssueRequest::new(ada)
+    };
+    let mut last = None;
+    for _ in 0..15 {
+        last = Some(t.directory.issue_pass(&replace).await.unwrap().code);
+    }
+    t.directory
+        .redeem("ada@example.com", last.unwrap().expose())
+        .await
+        .unwrap();
 }

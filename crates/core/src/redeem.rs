@@ -90,8 +90,8 @@ impl From<sqlx::Error> for RedeemError {
 
 /// A user id no one has, for the look-ups made for unknown emails.
 const NO_USER: &str = "00000000-0000-0000-0000-000000000000";
-/// How many of a person's newest passes a typed pass is compared with. Older
-/// ones have long expired and are treated like any wrong pass.
+/// How many passes a typed pass is compared with: the live one first, then the
+/// newest. Older ones have long expired and count as any wrong pass.
 const RECENT_PASSES: usize = 10;
 
 /// What happened, for the audit log and the answer.
@@ -182,7 +182,7 @@ impl Directory {
                 .await?;
         }
         let rows = sqlx::query(select_passes!(
-            "WHERE user_id = $1 ORDER BY created_at DESC LIMIT 10"
+            "WHERE user_id = $1 ORDER BY (revoked_at IS NULL AND used_at IS NULL) DESC, created_at DESC LIMIT 10"
         ))
         .bind(user_id)
         .fetch_all(&mut **tx)

@@ -12,6 +12,10 @@ pub struct Cli {
     /// TAPKIOSK_DIRECTORY and the config file).
     #[arg(long, global = true, value_name = "PATH|URL")]
     pub directory: Option<String>,
+    /// Override one configuration key, e.g. --set lockout.threshold=3 (repeatable;
+    /// beats the environment and the file).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
     /// The configuration file (default: the OS config folder's tapkiosk/config.toml).
     #[arg(long, global = true, value_name = "FILE", env = "TAPKIOSK_CONFIG")]
     pub config: Option<PathBuf>,

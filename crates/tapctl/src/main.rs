@@ -9,12 +9,12 @@ mod passes;
 mod people;
 mod print;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tapkiosk_core::config::{Config, Inputs};
+use tapkiosk_core::config::{Config, Inputs, KEYS};
 use tapkiosk_core::directory::Settings;
 use tapkiosk_core::{Directory, KeyStore, SystemClock};
 
@@ -69,6 +69,20 @@ fn load_config(cli: &Cli) -> Result<Config> {
     let mut inputs = Inputs::from_process();
     if let Some(path) = &cli.config {
         inputs.file = Some(path.clone());
+    }
+    for setting in &cli.settings {
+        let Some((name, value)) = setting.split_once('=') else {
+            bail!("--set takes KEY=VALUE, e.g. --set lockout.threshold=3; `{setting}` has no `=`");
+        };
+        let Some((key, _)) = KEYS.iter().find(|(key, _)| *key == name.trim()) else {
+            let known = KEYS
+                .iter()
+                .map(|(key, _)| *key)
+                .collect::<Vec<_>>()
+                .join(", ");
+            bail!("--set: unknown key `{name}`; known keys are: {known}");
+        };
+        inputs.flags.push((key, "--set", value.to_string()));
     }
     if let Some(directory) = &cli.directory {
         inputs

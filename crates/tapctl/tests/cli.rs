@@ -600,6 +600,27 @@ fn config_show_prints_values_and_their_origins() {
     let flagged = kiosk.json(&["--directory", &other, "config", "show", "--json"]);
     assert_eq!(flagged["directory"]["source"], "flag --directory");
     assert!(kiosk.ok(&["config", "show"]).contains("lockout.threshold"));
+    let set = kiosk.json(&[
+        "--set",
+        "lockout.threshold=3",
+        "--set",
+        "idle_timeout=90s",
+        "config",
+        "show",
+        "--json",
+    ]);
+    assert_eq!(set["lockout.threshold"]["value"], "3");
+    assert_eq!(set["lockout.threshold"]["source"], "flag --set");
+    assert_eq!(set["idle_timeout"]["value"], "90s");
+    kiosk.fails(
+        &["--set", "lockout.threshold=0", "config", "show"],
+        "flag --set: key `lockout.threshold`: must be a whole number from 1 to 100",
+    );
+    kiosk.fails(
+        &["--set", "colour=blue", "config", "show"],
+        "--set: unknown key `colour`",
+    );
+    kiosk.fails(&["--set", "colour", "config", "show"], "has no `=`");
 
     std::fs::write(kiosk.path("config.toml"), "[lockout]\nthreshhold = 3\n").unwrap();
     kiosk.fails(&["config", "show"], "unknown key `lockout.threshhold`");
