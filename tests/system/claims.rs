@@ -1,6 +1,9 @@
 use crate::add;
 use chrono::TimeDelta;
-use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use std::sync::Arc;
+use tapkiosk_core::Directory;
+use tapkiosk_core::config::SessionSettings;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest, Settings};
 use tapkiosk_core::redeem::RedeemError;
 use tapkiosk_tests::{TestDirectory, on_both_backends};
 
@@ -68,17 +71,32 @@ async fn a_dead_session_gives_its_pass_back_after_the_lease(t: TestDirectory) {
 
 async fn a_committed_session_uses_the_pass_up(t: TestDirectory) {
     let code = one_time_pass(&t).await;
-    let session = t.directory.redeem("ada@example.com", &code).await.unwrap();
-    t.clock.advance(TimeDelta::minutes(10));
-    t.directory.renew_claim(&session).await.unwrap();
-    t.clock.advance(TimeDelta::minutes(10));
-    t.directory.commit_session(&session).await.unwrap();
+    // A kiosk whose claims last 2 minutes unless renewed.
+    let session_settings = SessionSettings {
+        claim_lease: TimeDelta::minutes(2),
+        ..SessionSettings::default()
+    };
+    let settings = Settings {
+        session: session_settings,
+        ..Settings::default()
+    };
+    let kiosk = Directory::open(&t.location, t.key(), Arc::new(t.clock.clone()), settings)
+        .await
+        .unwrap();
+    let session = kiosk.redeem("ada@example.com", &code).await.unwrap();
+    t.clock.advance(TimeDelta::seconds(90));
+    kiosk.renew_claim(&session).await.unwrap();
+    t.clock.advance(TimeDelta::seconds(90));
+    kiosk.commit_session(&session).await.unwrap();
     assert!(matches!(
-        t.directory.redeem("ada@example.com", &code).await,
+        kiosk.redeem("ada@example.com", &code).await,
         Err(RedeemError::Used)
     ));
+    // The same session may go on making changes until it ends.
+    kiosk.commit_session(&session).await.unwrap();
+    t.clock.set(session.ends_at);
     assert!(matches!(
-        t.directory.commit_session(&session).await,
+        kiosk.commit_session(&session).await,
         Err(DirectoryError::ClaimLost)
     ));
 }

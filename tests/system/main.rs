@@ -6,6 +6,7 @@
 
 mod audit;
 mod claims;
+mod kiosk;
 mod passes;
 mod redeem;
 mod storage;

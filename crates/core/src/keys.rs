@@ -41,6 +41,7 @@ pub struct DirectoryKey {
     master: Zeroizing<[u8; 32]>,
     pass_key: Zeroizing<[u8; 32]>,
     audit_key: Zeroizing<[u8; 32]>,
+    secret_key: Zeroizing<[u8; 32]>,
 }
 
 /// Problems with finding, storing or moving the directory key.
@@ -117,10 +118,12 @@ impl DirectoryKey {
         };
         let pass_key = derive(b"tapkiosk pass hmac v1");
         let audit_key = derive(b"tapkiosk audit chain v1");
+        let secret_key = derive(b"tapkiosk secret encryption v1");
         Self {
             master,
             pass_key,
             audit_key,
+            secret_key,
         }
     }
 
@@ -163,6 +166,50 @@ impl DirectoryKey {
     pub fn opaque_id(&self, text: &str) -> String {
         let tag = mac_of(self.audit_key.as_ref(), &[b"opaque id", text.as_bytes()]);
         tag.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Encrypts a method's secret (XChaCha20-Poly1305, random nonce) bound
+    /// to `context` (the user and method ids), so that a sealed secret moved
+    /// to another row does not open.
+    pub fn seal(
+        &self,
+        context: &[u8],
+        secret: &[u8],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Vec<u8> {
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce);
+        let cipher = XChaCha20Poly1305::new(self.secret_key.as_ref().into());
+        let sealed = cipher.encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: secret,
+                aad: context,
+            },
+        );
+        // Encryption only fails for inputs of gigabytes.
+        let mut out = nonce.to_vec();
+        out.extend(sealed.unwrap_or_default());
+        out
+    }
+
+    /// Decrypts what [`seal`](Self::seal) produced for the same `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 24 {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(24);
+        let cipher = XChaCha20Poly1305::new(self.secret_key.as_ref().into());
+        cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
     }
 
     /// A value stored in the directory to tell whether a kiosk holds the
@@ -468,6 +515,24 @@ mod tests {
         assert!(!key.pass_matches(&PassCode::parse("ABCD-EFGH-JKMP").unwrap(), &stored));
         assert!(!other.pass_matches(&code, &stored));
         assert!(!key.pass_matches(&code, &stored[..31]));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_in_their_context() {
+        let key = DirectoryKey::generate(&mut OsRng);
+        let sealed = key.seal(b"user-1/method-1", b"twenty byte secret!!", &mut OsRng);
+        assert!(!sealed.windows(6).any(|w| w == b"twenty"));
+        assert_eq!(
+            key.open(b"user-1/method-1", &sealed).unwrap().as_slice(),
+            b"twenty byte secret!!"
+        );
+        assert!(key.open(b"user-2/method-1", &sealed).is_none());
+        assert!(
+            DirectoryKey::generate(&mut OsRng)
+                .open(b"user-1/method-1", &sealed)
+                .is_none()
+        );
+        assert!(key.open(b"user-1/method-1", &sealed[..20]).is_none());
     }
 
     #[test]

@@ -13,10 +13,12 @@ pub mod duration;
 pub mod email;
 pub mod import;
 pub mod keys;
+pub mod kiosk;
 pub mod lockout;
 pub mod pass;
 pub mod policy;
 pub mod redeem;
+pub mod totp;
 pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -348,27 +348,12 @@ impl Directory {
         Ok(())
     }
 
-    /// Ends a session successfully: a one-time pass is used up. Fails with
-    /// [`DirectoryError::ClaimLost`] if the session's lease ran out and the
-    /// claim is gone, or the pass was revoked meanwhile.
+    /// Records that the session made its change: a one-time pass is used
+    /// up by its session's first change (later changes of the same session
+    /// go on until the session ends). Fails with
+    /// [`DirectoryError::ClaimLost`] once the session's pass no longer works.
     pub async fn commit_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
-        self.ensure_usable(&mut tx, session).await?;
-        let now = self.now().timestamp();
-        if session.one_time {
-            let done = sqlx::query(
-                "UPDATE passes SET used_at = $1, claimed_by = NULL, claim_until = NULL WHERE id = $2 \
-                 AND claimed_by = $3 AND claim_until > $1 AND used_at IS NULL AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(&session.pass_id)
-            .bind(&session.id)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                return Err(DirectoryError::ClaimLost);
-            }
-        }
+        let mut tx = self.session_change(session).await?;
         let event = Event::new("session_committed")
             .user(&session.email)
             .pass(&session.pass_id)
@@ -378,14 +363,47 @@ impl Directory {
         Ok(())
     }
 
+    /// Opens a write transaction for a change made in `session`, after
+    /// checking that the session may still change things, and uses up its
+    /// one-time pass on the first change. The caller writes the change and
+    /// commits, so the change and the use of the pass land together or not
+    /// at all.
+    pub(crate) async fn session_change(
+        &self,
+        session: &KioskSession,
+    ) -> Result<Tx, DirectoryError> {
+        let mut tx = self.write().await?;
+        let now = self.now();
+        if now >= session.ends_at {
+            return Err(DirectoryError::ClaimLost);
+        }
+        let used_by_this_session = self.ensure_usable(&mut tx, session).await?;
+        if session.one_time && !used_by_this_session {
+            let used = sqlx::query(
+                "UPDATE passes SET used_at = $1, used_by = $2, claimed_by = NULL, claim_until = NULL \
+                 WHERE id = $3 AND claimed_by = $2 AND claim_until > $1 AND used_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(now.timestamp())
+            .bind(&session.id)
+            .bind(&session.pass_id)
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                return Err(DirectoryError::ClaimLost);
+            }
+        }
+        Ok(tx)
+    }
+
     /// Checks, inside `tx`, that the session's pass still works for its
     /// holder: not revoked or expired, the holder still there and enabled,
-    /// the policy still allowing them.
+    /// the policy still allowing them. A one-time pass this same session
+    /// used up still counts (returns `true` then).
     async fn ensure_usable(
         &self,
         tx: &mut Tx,
         session: &KioskSession,
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<bool, DirectoryError> {
         let user = self.find_user(tx, &session.email).await?;
         let Some(user) = user.filter(|u| u.id == session.user_id && u.enabled) else {
             return Err(DirectoryError::ClaimLost);
@@ -395,9 +413,11 @@ impl Directory {
             .fetch_optional(&mut **tx)
             .await?
             .ok_or(DirectoryError::ClaimLost)?;
+        let used_by: Option<String> = row.try_get("used_by")?;
         let policy = self.policy_on(tx).await?;
         match pass_from_row(&row)?.status(policy.allows(&user.groups), self.now()) {
-            PassStatus::Usable => Ok(()),
+            PassStatus::Usable => Ok(false),
+            PassStatus::Used if used_by.as_deref() == Some(session.id.as_str()) => Ok(true),
             _ => Err(DirectoryError::ClaimLost),
         }
     }

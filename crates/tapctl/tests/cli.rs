@@ -45,11 +45,13 @@ impl Kiosk {
 
     fn tapctl(&self, args: &[&str]) -> Command {
         let mut command = Command::cargo_bin("tapctl").unwrap();
+        // Only what the test sets: the test runner's own TAPKIOSK_* variables
+        // would be refused as unknown settings.
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TAPKIOSK_")) {
+            command.env_remove(name);
+        }
         command
             .args(args)
-            .env_remove("TAPKIOSK_DIRECTORY")
-            .env_remove("TAPKIOSK_TEST_POSTGRES")
-            .env_remove("TAPKIOSK_TEST_PG_BIN")
             .env("HOME", self.folder.path())
             .env("USER", "it-admin")
             .env("TAPKIOSK_CONFIG", self.path("config.toml"))

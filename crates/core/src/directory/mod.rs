@@ -6,10 +6,13 @@
 //! directory's write turn (see [`Directory::write`]), so a crash at any point
 //! leaves either all of an operation or none of it.
 
+mod admin;
+pub mod methods;
 mod passes;
 mod policy;
 mod users;
 
+pub use admin::AdminPinError;
 pub use passes::{IssueRequest, IssuedPass};
 
 use crate::audit::Event;
@@ -493,7 +496,7 @@ macro_rules! select_passes {
     ($rest:literal) => {
         concat!(
             "SELECT id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time, revoked_at, used_at, ",
-            "claimed_by, claim_until FROM passes ",
+            "claimed_by, claim_until, used_by FROM passes ",
             $rest
         )
     };

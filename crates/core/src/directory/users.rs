@@ -5,7 +5,7 @@ use crate::audit::Event;
 use crate::clock::from_seconds;
 use crate::email::Email;
 use crate::import::{ImportErrors, RowError};
-use crate::user::{MethodSummary, NewUser, UserDetail, UserSummary};
+use crate::user::{NewUser, UserDetail, UserSummary};
 use sqlx::Row;
 
 impl Directory {
@@ -103,23 +103,7 @@ impl Directory {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-        let methods = sqlx::query(
-            "SELECT id, kind, label, created_at, last_used_at FROM methods WHERE user_id = $1 ORDER BY created_at, id",
-        )
-        .bind(&user.id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(MethodSummary {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                label: row.try_get("label")?,
-                created_at: from_seconds(row.try_get("created_at")?),
-                last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_seconds),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let methods = self.methods(&user.id).await?;
         let created: i64 = sqlx::query("SELECT created_at FROM users WHERE id = $1")
             .bind(&user.id)
             .fetch_one(&mut *conn)

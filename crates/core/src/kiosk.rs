@@ -1,0 +1,628 @@
+//! The kiosk flow: a state machine the app drives and the UI renders.
+//!
+//! `Welcome → Email → Pass → Choose → {Authenticator: Setup → Test} → Done`,
+//! plus `SecurityInfo` (see and remove methods, add another). Each step
+//! holds exactly the data it needs; secrets and the signed-in session never
+//! leave the backend: the UI receives a [`Screen`], a serialisable
+//! projection with a `kind` to render and, when the person made a mistake,
+//! a [`Notice`] with a stable code and the parameters a message needs.
+//! Mistakes are states, not errors: a wrong code keeps the same QR code.
+
+use crate::directory::methods::TotpCheck;
+use crate::directory::{Directory, DirectoryError};
+use crate::email::Email;
+use crate::redeem::{KioskSession, RedeemError};
+use crate::totp::{CodeRejected, TotpSecret, qr_svg};
+use crate::user::MethodSummary;
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// How long the Done screen stays before the kiosk resets by itself.
+pub const DONE_RESET: TimeDelta = TimeDelta::seconds(15);
+/// The kiosk shows a countdown this long before an idle reset.
+pub const IDLE_WARNING: TimeDelta = TimeDelta::seconds(15);
+
+/// A language the kiosk speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// English.
+    #[default]
+    En,
+    /// French.
+    Fr,
+}
+
+/// Something the person can put right, shown on the current step. The UI
+/// words it from `code` in the kiosk's language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Notice {
+    /// The email typed is not an email address.
+    InvalidEmail,
+    /// Unknown email or wrong pass (never told apart).
+    InvalidCredentials,
+    /// Too many wrong passes.
+    LockedOut {
+        /// When the person may try again.
+        until: DateTime<Utc>,
+    },
+    /// The pass starts later.
+    NotYetValid {
+        /// When.
+        starts: DateTime<Utc>,
+    },
+    /// The pass has expired.
+    Expired,
+    /// The one-time pass was used.
+    Used,
+    /// The pass was revoked.
+    Revoked,
+    /// Passes are off for this person.
+    DisabledByPolicy,
+    /// The account is disabled.
+    AccountDisabled,
+    /// The pass is in use at another kiosk.
+    InUse {
+        /// When that claim lapses.
+        until: DateTime<Utc>,
+    },
+    /// The authenticator code is wrong.
+    WrongCode,
+    /// The code was already used: wait for the next.
+    ReusedCode,
+    /// The method name is not acceptable.
+    InvalidLabel,
+    /// The session ended (its time is up, or its pass stopped working).
+    SessionEnded,
+    /// The kiosk reset after a while without activity.
+    IdleReset,
+    /// A method was removed.
+    MethodRemoved,
+}
+
+/// What the UI draws.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Screen {
+    /// The kiosk's language.
+    pub language: Language,
+    /// The step, with what it shows.
+    pub step: StepView,
+    /// A mistake to put right, or news.
+    pub notice: Option<Notice>,
+    /// Whether Back is offered.
+    pub can_go_back: bool,
+    /// Progress through the sign-in: (step, of).
+    pub progress: Option<(u8, u8)>,
+    /// When the kiosk resets if nobody touches it.
+    pub resets_at: Option<DateTime<Utc>>,
+    /// When the signed-in session ends.
+    pub session_ends_at: Option<DateTime<Utc>>,
+    /// The kiosk's time now, so that countdowns do not depend on the
+    /// webview's clock.
+    pub now: DateTime<Utc>,
+}
+
+/// A step as the UI sees it: no secrets but the ones it must show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepView {
+    /// Pick a language and start.
+    Welcome {
+        /// The organisation the kiosk signs people in to.
+        organisation: String,
+        /// The configured languages.
+        languages: Vec<Language>,
+    },
+    /// Type the work email.
+    Email {
+        /// What was typed before (after Back or a mistake).
+        email: String,
+    },
+    /// Type the pass.
+    Pass {
+        /// The email it is for.
+        email: String,
+    },
+    /// Choose a way to sign in, or Security info.
+    Choose {
+        /// The person's name or email.
+        name: String,
+        /// Methods already registered.
+        methods: Vec<MethodSummary>,
+    },
+    /// Scan the QR code, then type the code the app shows.
+    AuthenticatorSetup {
+        /// The QR code of the `otpauth://` URI, as SVG.
+        qr_svg: String,
+        /// The secret in groups, for typing by hand.
+        secret: String,
+        /// The issuer shown in the app.
+        issuer: String,
+        /// The account shown in the app.
+        account: String,
+    },
+    /// Sign in once with a fresh code, to prove the app works.
+    AuthenticatorTest,
+    /// The person's methods: remove one, add another.
+    SecurityInfo {
+        /// Registered methods.
+        methods: Vec<MethodSummary>,
+    },
+    /// All done.
+    Done {
+        /// The person's name or email.
+        name: String,
+        /// What is registered now.
+        methods: Vec<MethodSummary>,
+    },
+}
+
+/// A command the current step does not take (a UI bug or a stale window).
+#[derive(Debug, Error)]
+pub enum KioskError {
+    /// Not possible on this step.
+    #[error("`{command}` is not possible on the {step} step")]
+    WrongStep {
+        /// The command.
+        command: &'static str,
+        /// The step.
+        step: &'static str,
+    },
+    /// The directory failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+/// The kiosk's state: one step, with exactly its data.
+enum Step {
+    Welcome,
+    Email {
+        typed: String,
+    },
+    Pass {
+        email: Email,
+    },
+    Choose {
+        session: KioskSession,
+    },
+    AuthenticatorSetup {
+        session: KioskSession,
+        secret: TotpSecret,
+    },
+    AuthenticatorTest {
+        session: KioskSession,
+        method: MethodSummary,
+    },
+    SecurityInfo {
+        session: KioskSession,
+    },
+    Done {
+        name: String,
+        methods: Vec<MethodSummary>,
+    },
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Welcome => "welcome",
+            Self::Email { .. } => "email",
+            Self::Pass { .. } => "pass",
+            Self::Choose { .. } => "choose",
+            Self::AuthenticatorSetup { .. } => "authenticator_setup",
+            Self::AuthenticatorTest { .. } => "authenticator_test",
+            Self::SecurityInfo { .. } => "security_info",
+            Self::Done { .. } => "done",
+        }
+    }
+
+    fn session(&self) -> Option<&KioskSession> {
+        match self {
+            Self::Choose { session }
+            | Self::AuthenticatorSetup { session, .. }
+            | Self::AuthenticatorTest { session, .. }
+            | Self::SecurityInfo { session } => Some(session),
+            _ => None,
+        }
+    }
+}
+
+/// Settings the kiosk flow needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct KioskSettings {
+    /// The organisation, the issuer in authenticator apps.
+    pub organisation: String,
+    /// Languages offered on Welcome.
+    pub languages: Vec<Language>,
+    /// Idle time before a reset.
+    pub idle_timeout: TimeDelta,
+}
+
+/// One kiosk window's flow. Not `Clone`: one session per window.
+pub struct Kiosk {
+    directory: Directory,
+    settings: KioskSettings,
+    step: Step,
+    language: Language,
+    notice: Option<Notice>,
+    last_activity: DateTime<Utc>,
+}
+
+/// The name of the authenticator app method, in the person's language.
+fn authenticator_label(language: Language) -> &'static str {
+    match language {
+        Language::En => "Authenticator app",
+        Language::Fr => "Application d'authentification",
+    }
+}
+
+impl Kiosk {
+    /// A kiosk on Welcome.
+    pub fn new(directory: Directory, settings: KioskSettings) -> Self {
+        let now = directory.now();
+        let language = settings.languages.first().copied().unwrap_or_default();
+        Self {
+            directory,
+            settings,
+            step: Step::Welcome,
+            language,
+            notice: None,
+            last_activity: now,
+        }
+    }
+
+    /// What to draw now.
+    pub fn screen(&self) -> Screen {
+        let session = self.step.session();
+        let (can_go_back, progress) = match &self.step {
+            Step::Welcome => (false, None),
+            Step::Email { .. } => (true, Some((1, 5))),
+            Step::Pass { .. } => (true, Some((2, 5))),
+            Step::Choose { .. } => (false, Some((3, 5))),
+            Step::AuthenticatorSetup { .. } => (true, Some((4, 5))),
+            Step::AuthenticatorTest { .. } => (false, Some((5, 5))),
+            Step::SecurityInfo { .. } => (true, Some((3, 5))),
+            Step::Done { .. } => (false, None),
+        };
+        Screen {
+            language: self.language,
+            step: self.view(),
+            notice: self.notice.clone(),
+            can_go_back,
+            progress,
+            resets_at: self.resets_at(),
+            session_ends_at: session.map(|s| s.ends_at),
+            now: self.directory.now(),
+        }
+    }
+
+    fn view(&self) -> StepView {
+        match &self.step {
+            Step::Welcome => StepView::Welcome {
+                organisation: self.settings.organisation.clone(),
+                languages: self.settings.languages.clone(),
+            },
+            Step::Email { typed } => StepView::Email {
+                email: typed.clone(),
+            },
+            Step::Pass { email } => StepView::Pass {
+                email: email.to_string(),
+            },
+            Step::Choose { session } => StepView::Choose {
+                name: name_of(session),
+                methods: Vec::new(),
+            },
+            Step::AuthenticatorSetup { session, secret } => {
+                let account = session.email.to_string();
+                let issuer = self.settings.organisation.clone();
+                let uri = secret
+                    .uri(&issuer, &account)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                StepView::AuthenticatorSetup {
+                    qr_svg: qr_svg(&uri).unwrap_or_default(),
+                    secret: secret.grouped().to_string(),
+                    issuer,
+                    account,
+                }
+            }
+            Step::AuthenticatorTest { .. } => StepView::AuthenticatorTest,
+            Step::SecurityInfo { .. } => StepView::SecurityInfo {
+                methods: Vec::new(),
+            },
+            Step::Done { name, methods } => StepView::Done {
+                name: name.clone(),
+                methods: methods.clone(),
+            },
+        }
+    }
+
+    /// The screen, with the methods that Choose and Security info list
+    /// read from the directory.
+    pub async fn render(&self) -> Result<Screen, KioskError> {
+        let mut screen = self.screen();
+        if let (
+            StepView::Choose { methods, .. } | StepView::SecurityInfo { methods },
+            Some(session),
+        ) = (&mut screen.step, self.step.session())
+        {
+            *methods = self.directory.methods(&session.user_id).await?;
+        }
+        Ok(screen)
+    }
+
+    /// When the kiosk resets by itself: after the idle timeout, or shortly
+    /// after Done. Nothing to reset on an untouched Welcome.
+    pub fn resets_at(&self) -> Option<DateTime<Utc>> {
+        match self.step {
+            Step::Welcome => None,
+            Step::Done { .. } => Some(self.last_activity + DONE_RESET),
+            _ => {
+                let idle = self.last_activity + self.settings.idle_timeout;
+                Some(self.step.session().map_or(idle, |s| idle.min(s.ends_at)))
+            }
+        }
+    }
+
+    fn touch(&mut self) {
+        self.last_activity = self.directory.now();
+        self.notice = None;
+    }
+
+    fn wrong_step(&self, command: &'static str) -> KioskError {
+        KioskError::WrongStep {
+            command,
+            step: self.step.name(),
+        }
+    }
+
+    /// Welcome: picks the language and asks for the email.
+    pub async fn start(&mut self, language: Language) -> Result<Screen, KioskError> {
+        if !matches!(self.step, Step::Welcome) {
+            return Err(self.wrong_step("start"));
+        }
+        self.touch();
+        if self.settings.languages.contains(&language) {
+            self.language = language;
+        }
+        self.step = Step::Email {
+            typed: String::new(),
+        };
+        self.render().await
+    }
+
+    /// Email: checks the address's form (not whether it exists) and asks
+    /// for the pass.
+    pub async fn submit_email(&mut self, typed: &str) -> Result<Screen, KioskError> {
+        if !matches!(self.step, Step::Email { .. }) {
+            return Err(self.wrong_step("submit_email"));
+        }
+        self.touch();
+        match Email::parse(typed) {
+            Ok(email) => self.step = Step::Pass { email },
+            Err(_) => {
+                self.step = Step::Email {
+                    typed: typed.trim().chars().take(254).collect(),
+                };
+                self.notice = Some(Notice::InvalidEmail);
+            }
+        }
+        self.render().await
+    }
+
+    /// Pass: signs in. Mistakes stay on this step with a notice.
+    pub async fn submit_pass(&mut self, typed: &str) -> Result<Screen, KioskError> {
+        let Step::Pass { email } = &self.step else {
+            return Err(self.wrong_step("submit_pass"));
+        };
+        let email = email.clone();
+        self.touch();
+        match self.directory.redeem(email.as_str(), typed).await {
+            Ok(session) => self.step = Step::Choose { session },
+            Err(RedeemError::Directory(e)) => return Err(e.into()),
+            Err(refused) => self.notice = Some(notice_for(refused)),
+        }
+        self.render().await
+    }
+
+    /// Choose or Security info: starts an authenticator app with a new
+    /// secret.
+    pub async fn add_authenticator(&mut self) -> Result<Screen, KioskError> {
+        let session = match &self.step {
+            Step::Choose { session } | Step::SecurityInfo { session } => session.clone(),
+            _ => return Err(self.wrong_step("add_authenticator")),
+        };
+        self.touch();
+        self.step = Step::AuthenticatorSetup {
+            session,
+            secret: TotpSecret::generate(&mut OsRng),
+        };
+        self.render().await
+    }
+
+    /// Authenticator setup: the first code from the app. Right: the app is
+    /// registered (and a one-time pass used up). Wrong: same QR code, a
+    /// notice.
+    pub async fn confirm_authenticator(&mut self, code: &str) -> Result<Screen, KioskError> {
+        let Step::AuthenticatorSetup { session, secret } = &self.step else {
+            return Err(self.wrong_step("confirm_authenticator"));
+        };
+        let (session, secret) = (session.clone(), secret.clone());
+        self.touch();
+        let now = self.directory.now().timestamp();
+        let step = match secret.check(code, now, None) {
+            Ok(step) => step,
+            Err(rejected) => {
+                self.notice = Some(code_notice(rejected));
+                return self.render().await;
+            }
+        };
+        let label = authenticator_label(self.language);
+        match self
+            .directory
+            .add_totp_method(&session, label, &secret, step)
+            .await
+        {
+            Ok(method) => self.step = Step::AuthenticatorTest { session, method },
+            Err(DirectoryError::ClaimLost) => return self.end_session(Notice::SessionEnded).await,
+            Err(e) => return Err(e.into()),
+        }
+        self.render().await
+    }
+
+    /// Authenticator test: a fresh code signs in once. Right: Done.
+    pub async fn test_authenticator(&mut self, code: &str) -> Result<Screen, KioskError> {
+        let Step::AuthenticatorTest { session, method } = &self.step else {
+            return Err(self.wrong_step("test_authenticator"));
+        };
+        let (session, method) = (session.clone(), method.clone());
+        self.touch();
+        match self
+            .directory
+            .check_totp(&session.user_id, &method.id, code)
+            .await
+        {
+            Ok(()) => {
+                let methods = self.directory.methods(&session.user_id).await?;
+                self.step = Step::Done {
+                    name: name_of(&session),
+                    methods,
+                };
+                // The change is committed: nothing is left to release.
+            }
+            Err(TotpCheck::Rejected(rejected)) => self.notice = Some(code_notice(rejected)),
+            Err(TotpCheck::NoSuchMethod) => return self.end_session(Notice::SessionEnded).await,
+            Err(TotpCheck::Directory(e)) => return Err(e.into()),
+        }
+        self.render().await
+    }
+
+    /// Choose: opens Security info.
+    pub async fn open_security_info(&mut self) -> Result<Screen, KioskError> {
+        let Step::Choose { session } = &self.step else {
+            return Err(self.wrong_step("open_security_info"));
+        };
+        let session = session.clone();
+        self.touch();
+        self.step = Step::SecurityInfo { session };
+        self.render().await
+    }
+
+    /// Security info: removes one of the person's methods.
+    pub async fn remove_method(&mut self, method_id: &str) -> Result<Screen, KioskError> {
+        let Step::SecurityInfo { session } = &self.step else {
+            return Err(self.wrong_step("remove_method"));
+        };
+        let session = session.clone();
+        self.touch();
+        match self.directory.remove_method(&session, method_id).await {
+            Ok(()) => self.notice = Some(Notice::MethodRemoved),
+            Err(DirectoryError::ClaimLost) => return self.end_session(Notice::SessionEnded).await,
+            Err(e) => return Err(e.into()),
+        }
+        self.render().await
+    }
+
+    /// "I'm still here": resets the idle countdown.
+    pub async fn keep_alive(&mut self) -> Result<Screen, KioskError> {
+        let notice = self.notice.take();
+        self.touch();
+        self.notice = notice;
+        self.render().await
+    }
+
+    /// Back, where it makes sense.
+    pub async fn back(&mut self) -> Result<Screen, KioskError> {
+        let previous = match &self.step {
+            Step::Email { .. } => Step::Welcome,
+            Step::Pass { email } => Step::Email {
+                typed: email.to_string(),
+            },
+            Step::AuthenticatorSetup { session, .. } | Step::SecurityInfo { session } => {
+                Step::Choose {
+                    session: session.clone(),
+                }
+            }
+            _ => return Err(self.wrong_step("back")),
+        };
+        self.touch();
+        self.step = previous;
+        self.render().await
+    }
+
+    /// Finishes (Done, or "I'm finished" while signed in) or abandons the
+    /// flow: the session ends, a one-time pass that was not used is given
+    /// back, and everything the session held is dropped.
+    pub async fn reset(&mut self) -> Result<Screen, KioskError> {
+        self.end_session_quietly().await?;
+        self.notice = None;
+        self.last_activity = self.directory.now();
+        self.render().await
+    }
+
+    /// Called every second or so: resets when the kiosk was left idle, the
+    /// session's time is up, or Done has been shown long enough.
+    pub async fn tick(&mut self) -> Result<Screen, KioskError> {
+        let now = self.directory.now();
+        if self.resets_at().is_some_and(|at| now >= at) {
+            let notice = match self.step {
+                Step::Done { .. } => None,
+                _ if self.step.session().is_some_and(|s| now >= s.ends_at) => {
+                    Some(Notice::SessionEnded)
+                }
+                _ => Some(Notice::IdleReset),
+            };
+            self.end_session_quietly().await?;
+            self.notice = notice;
+            self.last_activity = now;
+        }
+        self.render().await
+    }
+
+    async fn end_session(&mut self, notice: Notice) -> Result<Screen, KioskError> {
+        self.end_session_quietly().await?;
+        self.notice = Some(notice);
+        self.render().await
+    }
+
+    async fn end_session_quietly(&mut self) -> Result<(), KioskError> {
+        let step = std::mem::replace(&mut self.step, Step::Welcome);
+        if let Some(session) = step.session() {
+            self.directory.release_session(session).await?;
+        }
+        self.language = self.settings.languages.first().copied().unwrap_or_default();
+        Ok(())
+    }
+}
+
+fn name_of(session: &KioskSession) -> String {
+    session
+        .display_name
+        .clone()
+        .unwrap_or_else(|| session.email.to_string())
+}
+
+fn code_notice(rejected: CodeRejected) -> Notice {
+    match rejected {
+        CodeRejected::Wrong => Notice::WrongCode,
+        CodeRejected::Reused => Notice::ReusedCode,
+    }
+}
+
+/// The notice for a refused sign-in (directory failures are errors).
+fn notice_for(error: RedeemError) -> Notice {
+    match error {
+        RedeemError::InvalidCredentials | RedeemError::Directory(_) => Notice::InvalidCredentials,
+        RedeemError::LockedOut { until } => Notice::LockedOut { until },
+        RedeemError::NotYetValid { starts } => Notice::NotYetValid { starts },
+        RedeemError::Expired => Notice::Expired,
+        RedeemError::Used => Notice::Used,
+        RedeemError::Revoked => Notice::Revoked,
+        RedeemError::DisabledByPolicy => Notice::DisabledByPolicy,
+        RedeemError::AccountDisabled => Notice::AccountDisabled,
+        RedeemError::InUse { until } => Notice::InUse { until },
+    }
+}

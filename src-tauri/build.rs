@@ -1,0 +1,48 @@
+//! Builds the app against the root tauri.conf.json and turns every command
+//! into a permission (allow-<command>), so that each window's capability
+//! grants only its own commands.
+
+const KIOSK_COMMANDS: &[&str] = &[
+    "screen",
+    "start",
+    "submit_email",
+    "submit_pass",
+    "add_authenticator",
+    "confirm_authenticator",
+    "test_authenticator",
+    "open_security_info",
+    "remove_method",
+    "back",
+    "reset",
+    "tick",
+    "keep_alive",
+    "open_admin",
+];
+
+const ADMIN_COMMANDS: &[&str] = &[
+    "admin_status",
+    "admin_set_pin",
+    "admin_unlock",
+    "admin_lock",
+    "admin_users",
+    "admin_user",
+    "admin_add_user",
+    "admin_import_users",
+    "admin_issue_pass",
+    "admin_revoke_pass",
+    "admin_remove_method",
+    "admin_policy",
+    "admin_set_policy",
+    "admin_audit",
+];
+
+fn main() {
+    let commands: &'static [&'static str] =
+        Box::leak([KIOSK_COMMANDS, ADMIN_COMMANDS].concat().into_boxed_slice());
+    let attributes = tauri_build::Attributes::new()
+        .config_path("../tauri.conf.json")
+        .app_manifest(tauri_build::AppManifest::new().commands(commands));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        println!("cargo::error={error:#}");
+    }
+}

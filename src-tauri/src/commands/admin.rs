@@ -1,0 +1,258 @@
+//! The admin window's commands. All but the PIN ones need an unlocked admin
+//! session, which times out after a few idle minutes.
+
+use crate::state::ADMIN_SESSION;
+use crate::{AppState, UiError};
+use serde::{Deserialize, Serialize};
+use tapkiosk_core::audit::{Filter, Record};
+use tapkiosk_core::clock::parse_time;
+use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_core::pass::GraphPass;
+use tapkiosk_core::policy::{Lifetime, Policy};
+use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
+use tapkiosk_core::{Email, import};
+use tauri::State;
+
+type Answer<T> = Result<T, UiError>;
+
+/// Checks and extends the admin session.
+fn unlocked(state: &AppState) -> Answer<()> {
+    let now = state.now();
+    let mut until = state
+        .admin_until
+        .lock()
+        .map_err(|_| UiError::new("admin_locked"))?;
+    match *until {
+        Some(at) if at > now => {
+            *until = Some(now + ADMIN_SESSION);
+            Ok(())
+        }
+        _ => {
+            *until = None;
+            Err(UiError::new("admin_locked"))
+        }
+    }
+}
+
+fn unlock(state: &AppState) {
+    if let Ok(mut until) = state.admin_until.lock() {
+        *until = Some(state.now() + ADMIN_SESSION);
+    }
+}
+
+fn email(text: &str) -> Answer<Email> {
+    Email::parse(text).map_err(|_| UiError::new("invalid_email"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminStatus {
+    pin_set: bool,
+    unlocked: bool,
+    organisation: String,
+}
+
+#[tauri::command]
+pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
+    let pin_set = state.admin_directory.admin_pin_is_set().await?;
+    let unlocked = state
+        .admin_until
+        .lock()
+        .map(|u| u.is_some_and(|at| at > state.now()))
+        .unwrap_or(false);
+    Ok(AdminStatus {
+        pin_set,
+        unlocked,
+        organisation: state.config.organisation.clone(),
+    })
+}
+
+/// Sets the first PIN (refused once one is set) and unlocks.
+#[tauri::command]
+pub async fn admin_set_pin(state: State<'_, AppState>, pin: String) -> Answer<()> {
+    state.admin_directory.set_admin_pin(&pin).await?;
+    unlock(&state);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn admin_unlock(state: State<'_, AppState>, pin: String) -> Answer<()> {
+    state.admin_directory.check_admin_pin(&pin).await?;
+    unlock(&state);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn admin_lock(state: State<'_, AppState>) -> Answer<()> {
+    if let Ok(mut until) = state.admin_until.lock() {
+        *until = None;
+    }
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn admin_users(state: State<'_, AppState>) -> Answer<Vec<UserSummary>> {
+    unlocked(&state)?;
+    Ok(state.admin_directory.list_users().await?)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    summary: UserSummary,
+    passes: Vec<GraphPass>,
+    methods: Vec<MethodSummary>,
+}
+
+#[tauri::command]
+pub async fn admin_user(state: State<'_, AppState>, email: String) -> Answer<UserView> {
+    unlocked(&state)?;
+    let detail = state
+        .admin_directory
+        .show_user(&self::email(&email)?)
+        .await?;
+    let passes = detail
+        .passes
+        .iter()
+        .map(|(pass, status)| pass.to_graph(*status, None))
+        .collect();
+    Ok(UserView {
+        summary: detail.summary,
+        passes,
+        methods: detail.methods,
+    })
+}
+
+#[tauri::command]
+pub async fn admin_add_user(
+    state: State<'_, AppState>,
+    email: String,
+    name: Option<String>,
+    groups: Vec<String>,
+) -> Answer<()> {
+    unlocked(&state)?;
+    let user = NewUser::new(self::email(&email)?, name.as_deref(), &groups)?;
+    Ok(state.admin_directory.add_user(&user).await?)
+}
+
+#[tauri::command]
+pub async fn admin_import_users(state: State<'_, AppState>, csv: String) -> Answer<usize> {
+    unlocked(&state)?;
+    let users = import::parse_users(&csv).map_err(|rows| {
+        UiError::with("rows", serde_json::json!({ "message": rows.to_string() }))
+    })?;
+    Ok(state.admin_directory.import_users(&users).await?)
+}
+
+/// What the admin asks for.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassRequest {
+    email: String,
+    start: Option<String>,
+    lifetime: Option<String>,
+    one_time: Option<bool>,
+    replace: bool,
+}
+
+/// A new pass with what the welcome letter prints. The value is in no
+/// other answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Letter {
+    organisation: String,
+    email: String,
+    name: Option<String>,
+    pass: String,
+    starts: chrono::DateTime<chrono::Utc>,
+    ends: chrono::DateTime<chrono::Utc>,
+    one_time: bool,
+}
+
+#[tauri::command]
+pub async fn admin_issue_pass(state: State<'_, AppState>, request: PassRequest) -> Answer<Letter> {
+    unlocked(&state)?;
+    let start = match request.start.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => Some(parse_time(text).map_err(|_| UiError::new("invalid_start"))?),
+        None => None,
+    };
+    let lifetime = match request.lifetime.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => Some(Lifetime::parse(text).map_err(|_| UiError::new("invalid_lifetime"))?),
+        None => None,
+    };
+    let request = IssueRequest {
+        email: email(&request.email)?,
+        start,
+        lifetime,
+        one_time: request.one_time,
+        replace: request.replace,
+    };
+    let issued = state.admin_directory.issue_pass(&request).await?;
+    Ok(Letter {
+        organisation: state.config.organisation.clone(),
+        email: issued.email.to_string(),
+        name: issued.display_name.clone(),
+        pass: issued.code.grouped(),
+        starts: issued.pass.start_at,
+        ends: issued.pass.end_at(),
+        one_time: issued.pass.one_time,
+    })
+}
+
+#[tauri::command]
+pub async fn admin_revoke_pass(state: State<'_, AppState>, email: String) -> Answer<()> {
+    unlocked(&state)?;
+    state
+        .admin_directory
+        .revoke_pass(&self::email(&email)?)
+        .await?;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn admin_remove_method(
+    state: State<'_, AppState>,
+    email: String,
+    method: String,
+) -> Answer<()> {
+    unlocked(&state)?;
+    Ok(state
+        .admin_directory
+        .remove_method_of(&self::email(&email)?, &method)
+        .await?)
+}
+
+#[tauri::command]
+pub async fn admin_policy(state: State<'_, AppState>) -> Answer<Policy> {
+    unlocked(&state)?;
+    Ok(state.admin_directory.policy().await?)
+}
+
+#[tauri::command]
+pub async fn admin_set_policy(state: State<'_, AppState>, policy: Policy) -> Answer<Policy> {
+    unlocked(&state)?;
+    state.admin_directory.set_policy(&policy).await?;
+    Ok(policy)
+}
+
+#[tauri::command]
+pub async fn admin_audit(
+    state: State<'_, AppState>,
+    user: Option<String>,
+    since: Option<String>,
+) -> Answer<Vec<Record>> {
+    unlocked(&state)?;
+    let filter = Filter {
+        user: user
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(email)
+            .transpose()?,
+        since: since
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(parse_time)
+            .transpose()
+            .map_err(|_| UiError::new("invalid_start"))?,
+    };
+    Ok(state.admin_directory.audit_log(&filter).await?)
+}

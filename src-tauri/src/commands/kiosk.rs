@@ -1,0 +1,90 @@
+//! The kiosk window's commands: the sign-in flow. Each returns the screen
+//! to draw.
+
+use crate::{AppState, UiError};
+use tapkiosk_core::kiosk::{Language, Screen};
+use tauri::{AppHandle, Runtime, State};
+
+type Answer = Result<Screen, UiError>;
+
+#[tauri::command]
+pub async fn screen(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.render().await?)
+}
+
+#[tauri::command]
+pub async fn start(state: State<'_, AppState>, language: Language) -> Answer {
+    Ok(state.kiosk.lock().await.start(language).await?)
+}
+
+#[tauri::command]
+pub async fn submit_email(state: State<'_, AppState>, email: String) -> Answer {
+    Ok(state.kiosk.lock().await.submit_email(&email).await?)
+}
+
+#[tauri::command]
+pub async fn submit_pass(state: State<'_, AppState>, pass: String) -> Answer {
+    Ok(state.kiosk.lock().await.submit_pass(&pass).await?)
+}
+
+#[tauri::command]
+pub async fn add_authenticator(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.add_authenticator().await?)
+}
+
+#[tauri::command]
+pub async fn confirm_authenticator(state: State<'_, AppState>, code: String) -> Answer {
+    Ok(state
+        .kiosk
+        .lock()
+        .await
+        .confirm_authenticator(&code)
+        .await?)
+}
+
+#[tauri::command]
+pub async fn test_authenticator(state: State<'_, AppState>, code: String) -> Answer {
+    Ok(state.kiosk.lock().await.test_authenticator(&code).await?)
+}
+
+#[tauri::command]
+pub async fn open_security_info(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.open_security_info().await?)
+}
+
+#[tauri::command]
+pub async fn remove_method(state: State<'_, AppState>, method: String) -> Answer {
+    Ok(state.kiosk.lock().await.remove_method(&method).await?)
+}
+
+#[tauri::command]
+pub async fn back(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.back().await?)
+}
+
+#[tauri::command]
+pub async fn reset(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.reset().await?)
+}
+
+#[tauri::command]
+pub async fn tick(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.tick().await?)
+}
+
+#[tauri::command]
+pub async fn keep_alive(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.keep_alive().await?)
+}
+
+/// Opens the admin window, which asks for the admin PIN itself.
+#[tauri::command]
+pub async fn open_admin<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<(), UiError> {
+    crate::admin_window(&app, state.dev).map(drop).map_err(|e| {
+        tracing::error!(%e, "cannot open the admin window");
+        UiError::new("admin_window")
+    })
+}

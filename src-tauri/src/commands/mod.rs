@@ -1,0 +1,6 @@
+//! Commands, grouped by the window allowed to call them (see
+//! src-tauri/capabilities/). Each is a few lines: arguments, state, one core
+//! call.
+
+pub mod admin;
+pub mod kiosk;

@@ -1,0 +1,100 @@
+//! The errors commands return: a stable code and the parameters a
+//! translated message needs. No Rust error text reaches a person; details go
+//! to the log.
+
+use serde::Serialize;
+use tapkiosk_core::directory::{AdminPinError, DirectoryError};
+use tapkiosk_core::kiosk::KioskError;
+
+/// An error as the UI receives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UiError {
+    /// Stable code, the key of a message in ui/i18n/*.json.
+    pub code: &'static str,
+    /// Parameters of the message.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
+}
+
+impl UiError {
+    /// An error without parameters.
+    pub fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            params: serde_json::Value::Null,
+        }
+    }
+
+    /// An error with parameters.
+    pub fn with(code: &'static str, params: serde_json::Value) -> Self {
+        Self { code, params }
+    }
+}
+
+impl From<KioskError> for UiError {
+    fn from(error: KioskError) -> Self {
+        match error {
+            KioskError::WrongStep { .. } => {
+                tracing::warn!(%error, "command on the wrong step");
+                Self::new("wrong_step")
+            }
+            KioskError::Directory(e) => e.into(),
+        }
+    }
+}
+
+impl From<DirectoryError> for UiError {
+    fn from(error: DirectoryError) -> Self {
+        use DirectoryError as E;
+        match &error {
+            E::Email(_) => Self::new("invalid_email"),
+            E::Invalid(message) => Self::with("invalid", serde_json::json!({ "message": message })),
+            E::UserExists(email) => {
+                Self::with("user_exists", serde_json::json!({ "email": email }))
+            }
+            E::UserNotFound(email) => {
+                Self::with("user_not_found", serde_json::json!({ "email": email }))
+            }
+            E::UserDisabled(email) => {
+                Self::with("user_disabled", serde_json::json!({ "email": email }))
+            }
+            E::NotTargeted(email) => {
+                Self::with("not_targeted", serde_json::json!({ "email": email }))
+            }
+            E::LivePassExists { email, status } => Self::with(
+                "live_pass_exists",
+                serde_json::json!({ "email": email, "status": status }),
+            ),
+            E::NoLivePass(email) => {
+                Self::with("no_live_pass", serde_json::json!({ "email": email }))
+            }
+            E::StartInPast(_) => Self::new("start_in_past"),
+            E::Policy(rule) => {
+                Self::with("policy", serde_json::json!({ "message": rule.to_string() }))
+            }
+            E::Rows(rows) => Self::with("rows", serde_json::json!({ "message": rows.to_string() })),
+            E::ClaimLost => Self::new("session_ended"),
+            E::Database(_) | E::Migrate(_) | E::NotInitialised(_) | E::WrongKey(_) => {
+                tracing::error!(%error, "directory failure");
+                Self::new("directory_unavailable")
+            }
+        }
+    }
+}
+
+impl From<AdminPinError> for UiError {
+    fn from(error: AdminPinError) -> Self {
+        match error {
+            AdminPinError::NotSet => Self::new("admin_pin_not_set"),
+            AdminPinError::AlreadySet => Self::new("admin_pin_already_set"),
+            AdminPinError::Format => Self::new("admin_pin_format"),
+            AdminPinError::Wrong { left } => {
+                Self::with("admin_pin_wrong", serde_json::json!({ "left": left }))
+            }
+            AdminPinError::LockedOut { until } => {
+                Self::with("admin_locked_out", serde_json::json!({ "until": until }))
+            }
+            AdminPinError::Directory(e) => e.into(),
+        }
+    }
+}

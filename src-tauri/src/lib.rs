@@ -1,0 +1,137 @@
+//! The tapkiosk desktop shell: window and kiosk-mode setup, and thin
+//! commands that call `tapkiosk-core`. The UI renders what the commands
+//! return and decides nothing.
+
+mod commands;
+mod error;
+mod state;
+
+pub use error::UiError;
+pub use state::{AppState, Options};
+
+use tauri::{Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+
+/// Registers the commands and the state; `run` and the mock-runtime tests
+/// share it.
+pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.invoke_handler(tauri::generate_handler![
+        commands::kiosk::screen,
+        commands::kiosk::start,
+        commands::kiosk::submit_email,
+        commands::kiosk::submit_pass,
+        commands::kiosk::add_authenticator,
+        commands::kiosk::confirm_authenticator,
+        commands::kiosk::test_authenticator,
+        commands::kiosk::open_security_info,
+        commands::kiosk::remove_method,
+        commands::kiosk::back,
+        commands::kiosk::reset,
+        commands::kiosk::tick,
+        commands::kiosk::keep_alive,
+        commands::kiosk::open_admin,
+        commands::admin::admin_status,
+        commands::admin::admin_set_pin,
+        commands::admin::admin_unlock,
+        commands::admin::admin_lock,
+        commands::admin::admin_users,
+        commands::admin::admin_user,
+        commands::admin::admin_add_user,
+        commands::admin::admin_import_users,
+        commands::admin::admin_issue_pass,
+        commands::admin::admin_revoke_pass,
+        commands::admin::admin_remove_method,
+        commands::admin::admin_policy,
+        commands::admin::admin_set_policy,
+        commands::admin::admin_audit,
+    ])
+}
+
+/// The kiosk window: fullscreen and undecorated unless `dev`, and it never
+/// navigates away from the app.
+pub fn kiosk_window<R: Runtime, M: Manager<R>>(
+    manager: &M,
+    dev: bool,
+) -> tauri::Result<tauri::WebviewWindow<R>> {
+    WebviewWindowBuilder::new(manager, "kiosk", WebviewUrl::App("index.html".into()))
+        .title("tapkiosk")
+        .inner_size(1024.0, 768.0)
+        .min_inner_size(800.0, 600.0)
+        .fullscreen(!dev)
+        .decorations(dev)
+        .resizable(dev)
+        .on_navigation(stays_in_app)
+        .build()
+}
+
+/// The admin window, opened from the kiosk's discreet control.
+pub fn admin_window<R: Runtime, M: Manager<R>>(
+    manager: &M,
+    dev: bool,
+) -> tauri::Result<tauri::WebviewWindow<R>> {
+    if let Some(window) = manager.get_webview_window("admin") {
+        window.set_focus()?;
+        return Ok(window);
+    }
+    WebviewWindowBuilder::new(manager, "admin", WebviewUrl::App("admin.html".into()))
+        .title("tapkiosk — administration")
+        .inner_size(1100.0, 800.0)
+        .fullscreen(!dev)
+        .decorations(dev)
+        .on_navigation(stays_in_app)
+        .build()
+}
+
+/// Only the app's own pages: no link, form or script can take a kiosk to
+/// the web.
+fn stays_in_app(url: &tauri::Url) -> bool {
+    matches!(url.scheme(), "tauri") || url.host_str() == Some("tauri.localhost")
+}
+
+/// Starts the kiosk. Exit code 0 on a normal quit.
+pub fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let options = match Options::from_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("tapkiosk: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tapkiosk: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let state = match runtime.block_on(AppState::open(&options)) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("tapkiosk: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tauri::async_runtime::set(runtime.handle().clone());
+    let dev = options.dev;
+    let app = builder(tauri::Builder::default())
+        .plugin(tauri_plugin_single_instance::init(|app, _, _| {
+            if let Some(window) = app.get_webview_window("kiosk") {
+                let _ = window.set_focus();
+            }
+        }))
+        .manage(state)
+        .setup(move |app| {
+            kiosk_window(app, dev)?;
+            Ok(())
+        })
+        .run(tauri::generate_context!("../tauri.conf.json"));
+    match app {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tapkiosk: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

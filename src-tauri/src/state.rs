@@ -1,0 +1,178 @@
+//! What the app holds while it runs: the directory, the one kiosk flow of
+//! the kiosk window, and the admin session.
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tapkiosk_core::config::{Config, Inputs};
+use tapkiosk_core::directory::Settings;
+use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language};
+use tapkiosk_core::{Clock, Directory, KeyStore, SystemClock};
+
+/// How long the admin pane stays unlocked without being used.
+pub const ADMIN_SESSION: TimeDelta = TimeDelta::minutes(5);
+
+/// Command-line options.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// A normal window with decorations (and devtools in debug builds).
+    pub dev: bool,
+    /// The configuration file.
+    pub config: Option<PathBuf>,
+    /// The directory, overriding the configuration.
+    pub directory: Option<String>,
+}
+
+impl Options {
+    /// Reads `--dev`, `--config FILE` and `--directory PATH|URL`.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut options = Self::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--dev" => options.dev = true,
+                "--config" => {
+                    options.config = Some(args.next().ok_or("--config needs a file")?.into())
+                }
+                "--directory" => {
+                    options.directory = Some(args.next().ok_or("--directory needs a path or URL")?)
+                }
+                "--help" | "-h" => {
+                    return Err(
+                        "usage: tapkiosk [--dev] [--config FILE] [--directory PATH|URL]".into(),
+                    );
+                }
+                other => return Err(format!("unknown argument `{other}`; try --help")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// The app's shared state.
+pub struct AppState {
+    /// The directory, acting as this kiosk.
+    pub directory: Directory,
+    /// The same directory, acting as its administrator.
+    pub admin_directory: Directory,
+    /// The configuration in force.
+    pub config: Config,
+    /// The kiosk window's flow (one session at a time).
+    pub kiosk: tokio::sync::Mutex<Kiosk>,
+    /// Until when the admin pane is unlocked.
+    pub admin_until: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// Windowed development mode.
+    pub dev: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Reads the configuration, finds the key and opens the directory.
+    pub async fn open(options: &Options) -> Result<Self> {
+        let mut inputs = Inputs::from_process();
+        // Known only to test builds; a shipped build refuses it as unknown.
+        #[cfg(feature = "test-clock")]
+        inputs.env.remove("TAPKIOSK_TEST_CLOCK");
+        if let Some(config) = &options.config {
+            inputs.file = Some(config.clone());
+        }
+        if let Some(directory) = &options.directory {
+            inputs
+                .flags
+                .push(("directory", "--directory", directory.clone()));
+        }
+        let config = Config::resolve(&inputs)?;
+        let key = KeyStore::from_env().require()?;
+        let clock = clock();
+        let settings = |actor: &str| Settings {
+            actor: actor.to_string(),
+            kiosk: config.kiosk_name.clone(),
+            lockout: config.lockout,
+            session: config.session,
+        };
+        let directory = Directory::open(
+            &config.directory,
+            key.clone(),
+            clock.clone(),
+            settings("kiosk"),
+        )
+        .await
+        .with_context(|| format!("cannot open the directory {}", config.directory))?;
+        let admin_directory = Directory::open(
+            &config.directory,
+            key,
+            clock.clone(),
+            settings("kiosk-admin"),
+        )
+        .await?;
+        let languages: Vec<Language> = config
+            .languages
+            .iter()
+            .map(|l| {
+                if l == "fr" {
+                    Language::Fr
+                } else {
+                    Language::En
+                }
+            })
+            .collect();
+        if languages.is_empty() {
+            bail!("no kiosk language is configured");
+        }
+        let kiosk = Kiosk::new(
+            directory.clone(),
+            KioskSettings {
+                organisation: config.organisation.clone(),
+                languages,
+                idle_timeout: config.idle_timeout,
+            },
+        );
+        Ok(Self {
+            directory,
+            admin_directory,
+            config,
+            kiosk: tokio::sync::Mutex::new(kiosk),
+            admin_until: std::sync::Mutex::new(None),
+            dev: options.dev,
+            clock,
+        })
+    }
+
+    /// Now, on the app's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+#[cfg(not(feature = "test-clock"))]
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// With the `test-clock` feature: the wall clock plus the offset (seconds)
+/// in the file named by `TAPKIOSK_TEST_CLOCK`.
+#[cfg(feature = "test-clock")]
+fn clock() -> Arc<dyn Clock> {
+    match std::env::var_os("TAPKIOSK_TEST_CLOCK") {
+        Some(path) => Arc::new(OffsetClock { path: path.into() }),
+        None => Arc::new(SystemClock),
+    }
+}
+
+#[cfg(feature = "test-clock")]
+#[derive(Debug)]
+struct OffsetClock {
+    path: PathBuf,
+}
+
+#[cfg(feature = "test-clock")]
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        let offset = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        SystemClock.now() + TimeDelta::seconds(offset)
+    }
+}

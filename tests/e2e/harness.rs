@@ -1,0 +1,345 @@
+//! Starts the real kiosk app under a virtual X display, driven through
+//! tauri-driver and Debian's WebKitWebDriver, on a fresh SQLite directory
+//! that the test can also reach through the core (to seed people and
+//! passes).
+//!
+//! Needs: Xvfb, WebKitWebDriver, tauri-driver on PATH, and the app built
+//! with `--features test-clock` (scripts/test does all of this). The app
+//! binary is `TAPKIOSK_E2E_APP`, by default target/debug/tapkiosk.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::OsRng;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tapkiosk_core::directory::{IssueRequest, Settings};
+use tapkiosk_core::user::NewUser;
+use tapkiosk_core::{
+    Clock, Directory, DirectoryKey, Email, KeyStore, Location, ManualClock, SystemClock,
+};
+use thirtyfour::prelude::*;
+
+/// How long to wait for the app to show something.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+struct Display {
+    number: String,
+    _process: Child,
+}
+
+/// One virtual display for the whole run, 1024×768 like a small kiosk.
+fn display() -> &'static str {
+    static DISPLAY: OnceLock<Display> = OnceLock::new();
+    &DISPLAY
+        .get_or_init(|| {
+            let mut process = Command::new("Xvfb")
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1024x768x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Xvfb must be installed (scripts/test installs it)");
+            let mut number = String::new();
+            let stdout = process.stdout.as_mut().expect("piped stdout");
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number)
+                .expect("Xvfb prints its display");
+            Display {
+                number: format!(":{}", number.trim()),
+                _process: process,
+            }
+        })
+        .number
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits for a process of ours to listen: there is no clock to move here.
+#[allow(clippy::disallowed_methods)]
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tauri-driver did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn app_path() -> PathBuf {
+    let path = std::env::var_os("TAPKIOSK_E2E_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/tapkiosk")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tapkiosk --features test-clock`",
+        path.display()
+    );
+    path
+}
+
+/// One app at a time: the kiosk is a single-instance app, and two kiosks
+/// fighting over one virtual display prove nothing.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A running kiosk and its directory.
+pub struct Kiosk {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    /// The WebDriver session on the app.
+    pub driver: WebDriver,
+    /// The directory, for seeding (its clock is the wall clock).
+    pub directory: Directory,
+    driver_process: Child,
+    clock_file: PathBuf,
+    offset: i64,
+    folder: tempfile::TempDir,
+    key: DirectoryKey,
+}
+
+impl Kiosk {
+    /// Starts the app on a fresh directory with `config` (TOML) added to
+    /// the defaults.
+    pub async fn start() -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
+        let folder = tempfile::tempdir().unwrap();
+        let key_file = folder.path().join("directory.key");
+        let key = DirectoryKey::generate(&mut OsRng);
+        KeyStore::File(key_file.clone()).save(&key).unwrap();
+        let database = folder.path().join("directory.sqlite3");
+        let location = Location::Sqlite(database.clone());
+        let settings = Settings {
+            actor: "e2e-seed".into(),
+            ..Settings::default()
+        };
+        let (directory, _) =
+            Directory::init(&location, key.clone(), Arc::new(SystemClock), settings)
+                .await
+                .unwrap();
+        let config = folder.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\n",
+        )
+        .unwrap();
+        let clock_file = folder.path().join("clock-offset");
+        std::fs::write(&clock_file, "0").unwrap();
+
+        let (port, native_port) = (free_port(), free_port());
+        let driver_process = Command::new("tauri-driver")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
+            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+            .env("DISPLAY", display())
+            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            .env("TAPKIOSK_KEY_FILE", &key_file)
+            .env("TAPKIOSK_DIRECTORY", &database)
+            .env("TAPKIOSK_CONFIG", &config)
+            .env("TAPKIOSK_TEST_CLOCK", &clock_file)
+            .env_remove("TAPKIOSK_TEST_POSTGRES")
+            .env_remove("TAPKIOSK_TEST_PG_BIN")
+            .env_remove("TAPKIOSK_E2E_APP")
+            .env_remove("TAPKIOSK_SCREENSHOTS")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(folder.path().join("tauri-driver.log")).unwrap())
+            .spawn()
+            .expect("tauri-driver must be installed (scripts/test installs it)");
+        wait_for_port(port);
+        let mut capabilities = thirtyfour::Capabilities::new();
+        capabilities.set("browserName", "wry").unwrap();
+        capabilities
+            .set(
+                "tauri:options",
+                serde_json::json!({ "application": app_path() }),
+            )
+            .unwrap();
+        let driver = WebDriver::new(format!("http://127.0.0.1:{port}"), capabilities)
+            .await
+            .unwrap();
+        let kiosk = Self {
+            _turn: turn,
+            driver,
+            directory,
+            driver_process,
+            clock_file,
+            offset: 0,
+            folder,
+            key,
+        };
+        kiosk.wait_for_step("welcome").await;
+        kiosk
+    }
+
+    /// The app's time (the wall clock plus what the test moved it by).
+    pub fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + TimeDelta::seconds(self.offset)
+    }
+
+    /// Moves the app's clock forward.
+    pub fn advance(&mut self, by: TimeDelta) {
+        self.offset += by.num_seconds();
+        std::fs::write(&self.clock_file, self.offset.to_string()).unwrap();
+    }
+
+    /// The directory as it was at `at` (to seed a pass that has expired by now).
+    pub async fn directory_at(&self, at: DateTime<Utc>) -> Directory {
+        let location = Location::Sqlite(self.folder.path().join("directory.sqlite3"));
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
+        Directory::open(&location, self.key.clone(), clock, Settings::default())
+            .await
+            .unwrap()
+    }
+
+    /// Adds a person and issues them a pass; returns its value.
+    pub async fn person_with_pass(&self, email: &str, name: &str, one_time: bool) -> String {
+        let email = Email::parse(email).unwrap();
+        self.directory
+            .add_user(&NewUser::new(email.clone(), Some(name), &[]).unwrap())
+            .await
+            .unwrap();
+        let request = IssueRequest {
+            one_time: Some(one_time),
+            ..IssueRequest::new(email)
+        };
+        self.directory
+            .issue_pass(&request)
+            .await
+            .unwrap()
+            .code
+            .grouped()
+    }
+
+    /// Waits until the kiosk shows the step `kind`.
+    pub async fn wait_for_step(&self, kind: &str) {
+        let selector = format!("body[data-step='{kind}']");
+        self.driver
+            .query(By::Css(&selector))
+            .wait(PATIENCE, Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap_or_else(|e| panic!("the kiosk never showed `{kind}`: {e}"));
+    }
+
+    /// Waits until the notice with `code` shows, and returns its text.
+    pub async fn wait_for_notice(&self, code: &str) -> String {
+        let selector = format!("#notice[data-code='{code}']");
+        let notice = self
+            .driver
+            .query(By::Css(&selector))
+            .wait(PATIENCE, Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap_or_else(|e| panic!("the notice `{code}` never showed: {e}"));
+        notice.text().await.unwrap()
+    }
+
+    /// Types into the field `id` and presses Enter.
+    pub async fn enter(&self, id: &str, text: &str) {
+        let field = self
+            .driver
+            .query(By::Id(id))
+            .wait(PATIENCE, Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(format!("{text}\u{E007}")).await.unwrap();
+    }
+
+    /// Clicks the element `selector` once it is there.
+    pub async fn click(&self, selector: &str) {
+        let element = self
+            .driver
+            .query(By::Css(selector))
+            .wait(PATIENCE, Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap();
+        element.click().await.unwrap();
+    }
+
+    /// Saves a screenshot of the virtual display (the fullscreen kiosk) as
+    /// `name`.png in the folder named by `TAPKIOSK_SCREENSHOTS`, when set.
+    /// Taken with xwd rather than WebDriver: WebKitWebDriver's screenshots
+    /// hang on a page that has not repainted since the last one.
+    pub async fn screenshot(&self, name: &str) {
+        let Some(folder) = std::env::var_os("TAPKIOSK_SCREENSHOTS") else {
+            return;
+        };
+        // Let the last change reach the screen: the backend answers and the
+        // UI draws within one animation frame.
+        let frame = "const done = arguments[arguments.length - 1];\
+            requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
+        self.driver.execute_async(frame, vec![]).await.unwrap();
+        let path = PathBuf::from(folder).join(format!("{name}.png"));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "xwd -root -display {} | xwdtopnm 2>/dev/null | pnmtopng > '{}'",
+                display(),
+                path.display()
+            ))
+            .status()
+            .expect("xwd and netpbm must be installed (scripts/test installs them)");
+        assert!(status.success(), "screenshot {name} failed");
+    }
+
+    /// Ends the session and the driver.
+    pub async fn stop(mut self) {
+        let _ = self.driver.clone().quit().await;
+        let _ = self.driver_process.kill();
+        let _ = self.driver_process.wait();
+    }
+}
+
+/// The `otpauth://` URI in the QR code image on screen.
+pub async fn read_qr(kiosk: &Kiosk) -> String {
+    let qr = kiosk.driver.find(By::Id("qr")).await.unwrap();
+    let png = qr.screenshot_as_png().await.unwrap();
+    let image = image::load_from_memory(&png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "expected one QR code on screen");
+    grids[0].decode().unwrap().1
+}
+
+/// The code an authenticator app shows at `at`, from oathtool (an
+/// implementation we did not write).
+pub fn oathtool_code(secret_base32: &str, at: DateTime<Utc>) -> String {
+    let output = Command::new("oathtool")
+        .args([
+            "--totp=sha1",
+            "--digits=6",
+            "--time-step-size=30s",
+            "--base32",
+        ])
+        .arg(format!("--now={}", at.format("%Y-%m-%d %H:%M:%S UTC")))
+        .arg(secret_base32)
+        .output()
+        .expect("oathtool must be installed (scripts/test installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}

@@ -1,0 +1,222 @@
+// The admin window: PIN, people, passes, policy, audit. Every command is
+// checked by the backend against an unlocked admin session.
+import { invoke } from './ipc.js';
+import { use, t, format } from './i18n.js';
+import { el, clear, focusHeading } from './dom.js';
+
+const panel = document.getElementById('panel');
+const notice = document.getElementById('notice');
+const tabs = document.getElementById('tabs');
+const lockButton = document.getElementById('lock');
+let organisation = '';
+
+function say(text, isError = false) {
+  notice.textContent = text;
+  notice.classList.toggle('visible', Boolean(text));
+  notice.classList.toggle('error', isError);
+}
+
+async function call(command, args) {
+  try {
+    const result = await invoke(command, args);
+    return { ok: true, result };
+  } catch (error) {
+    if (error && error.code === 'admin_locked') return showPin(true);
+    say(t(`error.${error && error.code ? error.code : 'unexpected'}`, (error && error.params) || {}), true);
+    return { ok: false };
+  }
+}
+
+function input(id, label, attributes = {}) {
+  return el('div', { class: 'admin-field' }, el('label', { for: id }, t(label)), el('input', { id, name: id, autocomplete: 'off', ...attributes }));
+}
+
+function checkbox(id, label, checked) {
+  return el('div', { class: 'admin-check' }, el('input', { id, type: 'checkbox', checked }), el('label', { for: id }, t(label)));
+}
+
+function value(id) {
+  return document.getElementById(id).value.trim();
+}
+
+function form(onsubmit, ...children) {
+  return el('form', { class: 'admin-form', novalidate: true, onsubmit: (event) => { event.preventDefault(); onsubmit(); } }, ...children);
+}
+
+async function showPin(expired) {
+  tabs.hidden = true;
+  lockButton.hidden = true;
+  clear(panel);
+  const status = await invoke('admin_status');
+  const first = !status.pin_set;
+  panel.append(el('h1', {}, t(first ? 'admin.set_pin_title' : 'admin.pin_title')),
+    first ? el('p', {}, t('admin.set_pin_lead')) : null,
+    form(async () => {
+      const pin = value('pin');
+      if (first && pin !== value('pin-again')) return say(t('admin.pins_differ'), true);
+      const done = await call(first ? 'admin_set_pin' : 'admin_unlock', { pin });
+      if (done.ok) { say(''); showTab('people'); }
+    },
+    input('pin', 'admin.pin', { type: 'password', inputmode: 'numeric' }),
+    first ? input('pin-again', 'admin.pin_again', { type: 'password', inputmode: 'numeric' }) : null,
+    el('button', { type: 'submit', class: 'primary', id: 'unlock' }, t('admin.unlock'))));
+  if (expired) say(t('error.admin_locked'), true);
+  focusHeading(panel);
+  document.getElementById('pin').focus();
+  return { ok: false };
+}
+
+const sections = {
+  async people() {
+    const users = await call('admin_users');
+    if (!users.ok) return;
+    panel.append(el('h1', {}, t('admin.tabs.people')),
+      users.result.length ? el('table', { class: 'admin-table' },
+        el('thead', {}, el('tr', {}, ['email', 'name', 'pass', 'methods', ''].map((k) => el('th', { scope: 'col' }, k ? t(`admin.people.${k}`) : '')))),
+        el('tbody', {}, users.result.map((user) => el('tr', {},
+          el('td', {}, user.email), el('td', {}, user.display_name || ''),
+          el('td', {}, user.pass_status ? user.pass_status.replaceAll('_', ' ') : t('admin.people.no_pass')),
+          el('td', {}, String(user.methods)),
+          el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => details(user.email) }, t('admin.people.details')))))))
+        : el('p', {}, t('admin.people.none')),
+      el('h2', {}, t('admin.people.add')),
+      form(async () => {
+        const groups = value('new-groups').split(';').map((g) => g.trim()).filter(Boolean);
+        const done = await call('admin_add_user', { email: value('new-email'), name: value('new-name') || null, groups });
+        if (done.ok) { await showTab('people'); say(t('admin.people.added', { email: value('new-email') || '' })); }
+      }, input('new-email', 'admin.people.email', { type: 'email' }), input('new-name', 'admin.people.name'), input('new-groups', 'admin.people.groups'),
+      el('button', { type: 'submit', class: 'primary', id: 'add-user' }, t('admin.people.add'))),
+      el('h2', {}, t('admin.people.import')),
+      form(async () => {
+        const done = await call('admin_import_users', { csv: document.getElementById('csv').value });
+        if (done.ok) { await showTab('people'); say(t('admin.people.imported', { count: done.result })); }
+      }, el('textarea', { id: 'csv', rows: 4, 'aria-label': t('admin.people.import') }),
+      el('button', { type: 'submit', class: 'secondary' }, t('admin.people.import_button'))));
+  },
+  async issue() {
+    panel.append(el('h1', {}, t('admin.tabs.issue')),
+      form(issuePass, input('issue-email', 'admin.issue.email', { type: 'email' }),
+        input('issue-start', 'admin.issue.start', { type: 'datetime-local' }),
+        input('issue-lifetime', 'admin.issue.lifetime'),
+        checkbox('issue-one-time', 'admin.issue.one_time', false), checkbox('issue-replace', 'admin.issue.replace', false),
+        el('button', { type: 'submit', class: 'primary', id: 'issue' }, t('admin.issue.issue'))),
+      el('div', { id: 'letter' }));
+  },
+  async policy() {
+    const policy = await call('admin_policy');
+    if (!policy.ok) return;
+    const p = policy.result;
+    const minutes = (m) => (m % 1440 === 0 ? `${m / 1440}d` : m % 60 === 0 ? `${m / 60}h` : `${m}m`);
+    panel.append(el('h1', {}, t('admin.tabs.policy')),
+      form(async () => {
+        const groups = value('policy-groups').split(';').map((g) => g.trim()).filter(Boolean);
+        const parse = (text) => { const m = /^(\d+)([mhd])$/.exec(text); return m ? Number(m[1]) * { m: 1, h: 60, d: 1440 }[m[2]] : NaN; };
+        const updated = {
+          enabled: document.getElementById('policy-enabled').checked,
+          target: groups.length ? { kind: 'groups', groups } : { kind: 'all_users' },
+          min_lifetime: parse(value('policy-min')), max_lifetime: parse(value('policy-max')), default_lifetime: parse(value('policy-default')),
+          length: Number(value('policy-length')),
+          one_time: document.getElementById('policy-one-time').checked ? 'required' : 'optional',
+        };
+        const done = await call('admin_set_policy', { policy: updated });
+        if (done.ok) say(t('admin.policy.saved'));
+      },
+      checkbox('policy-enabled', 'admin.policy.enabled', p.enabled),
+      input('policy-groups', 'admin.policy.groups', { value: p.target.kind === 'groups' ? p.target.groups.join('; ') : '' }),
+      input('policy-min', 'admin.policy.min', { value: minutes(p.min_lifetime) }),
+      input('policy-max', 'admin.policy.max', { value: minutes(p.max_lifetime) }),
+      input('policy-default', 'admin.policy.default', { value: minutes(p.default_lifetime) }),
+      input('policy-length', 'admin.policy.length', { type: 'number', min: 8, max: 48, value: p.length }),
+      checkbox('policy-one-time', 'admin.policy.one_time', p.one_time === 'required'),
+      el('button', { type: 'submit', class: 'primary', id: 'save-policy' }, t('admin.policy.save'))));
+  },
+  async audit() {
+    panel.append(el('h1', {}, t('admin.tabs.audit')),
+      form(() => loadAudit(), input('audit-user', 'admin.audit.user', { type: 'email' }), input('audit-since', 'admin.audit.since'),
+        el('button', { type: 'submit', class: 'secondary' }, t('admin.audit.filter'))),
+      el('div', { id: 'audit' }));
+    await loadAudit();
+  },
+};
+
+async function loadAudit() {
+  const records = await call('admin_audit', { user: value('audit-user') || null, since: value('audit-since') || null });
+  if (!records.ok) return;
+  clear(document.getElementById('audit')).append(el('table', { class: 'admin-table' },
+    el('thead', {}, el('tr', {}, ['when', 'what', 'who', 'detail'].map((k) => el('th', { scope: 'col' }, t(`admin.audit.${k}`))))),
+    el('tbody', {}, records.result.slice().reverse().map((r) => el('tr', {},
+      el('td', {}, format(r.at)), el('td', {}, r.kind), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail)))))));
+}
+
+async function issuePass() {
+  const start = value('issue-start');
+  const request = {
+    email: value('issue-email'),
+    start: start ? start.replace('T', ' ') : null,
+    lifetime: value('issue-lifetime') || null,
+    oneTime: document.getElementById('issue-one-time').checked ? true : null,
+    replace: document.getElementById('issue-replace').checked,
+  };
+  const issued = await call('admin_issue_pass', { request });
+  if (!issued.ok) return;
+  say('');
+  const letter = issued.result;
+  clear(document.getElementById('letter')).append(el('article', { class: 'letter', id: 'welcome-letter' },
+    el('h2', {}, t('admin.issue.letter_title', { organisation: letter.organisation })),
+    el('p', {}, t('admin.issue.letter_for', { name: letter.name || letter.email })),
+    el('p', { class: 'letter-label' }, t('admin.issue.letter_pass')),
+    el('p', { class: 'letter-pass', id: 'issued-pass' }, letter.pass),
+    el('p', {}, t('admin.issue.letter_valid', { starts: letter.starts, ends: letter.ends })),
+    el('p', {}, t(letter.oneTime ? 'admin.issue.letter_one_time' : 'admin.issue.letter_multi_use')),
+    el('p', {}, t('admin.issue.letter_steps')),
+    el('p', { class: 'hint' }, t('admin.issue.letter_keep'))),
+  el('p', { class: 'hint no-print' }, t('admin.issue.shown_once')),
+  el('button', { type: 'button', class: 'primary no-print', onclick: () => window.print() }, t('admin.issue.print')));
+  const shown = document.getElementById('welcome-letter');
+  shown.scrollIntoView({ block: 'start' });
+  shown.querySelector('h2').setAttribute('tabindex', '-1');
+  shown.querySelector('h2').focus();
+}
+
+async function details(email) {
+  const user = await call('admin_user', { email });
+  if (!user.ok) return;
+  clear(panel);
+  const u = user.result;
+  panel.append(el('h1', {}, u.summary.display_name ? `${u.summary.display_name} — ${u.summary.email}` : u.summary.email),
+    el('h2', {}, t('admin.people.pass')),
+    el('ul', {}, u.passes.map((p) => el('li', {}, `${p.methodUsabilityReason}: ${format(p.startDateTime)} (${p.lifetimeInMinutes} min, ${p.isUsableOnce ? 'one-time' : 'multi-use'})`))),
+    el('button', { type: 'button', class: 'danger', id: 'revoke', onclick: async () => {
+      if ((await call('admin_revoke_pass', { email })).ok) { await details(email); say(t('admin.people.revoked', { email })); }
+    } }, t('admin.people.revoke')),
+    el('h2', {}, t('admin.people.methods')),
+    el('ul', { class: 'methods' }, u.methods.map((m) => el('li', {}, el('span', { class: 'method-name' }, m.label),
+      el('span', { class: 'method-kind' }, t(`methods.kind.${m.kind}`)),
+      el('button', { type: 'button', class: 'danger', onclick: async () => {
+        if ((await call('admin_remove_method', { email, method: m.id })).ok) { await details(email); say(t('admin.people.method_removed')); }
+      } }, t('admin.people.remove_method'))))),
+    el('button', { type: 'button', class: 'secondary', onclick: () => showTab('people') }, t('action.back')));
+  focusHeading(panel);
+}
+
+async function showTab(name) {
+  tabs.hidden = false;
+  lockButton.hidden = false;
+  for (const button of tabs.querySelectorAll('button')) button.setAttribute('aria-current', button.dataset.tab === name ? 'page' : 'false');
+  clear(panel);
+  await sections[name]();
+  focusHeading(panel);
+}
+
+document.addEventListener('contextmenu', (event) => event.preventDefault());
+await use(navigator.language && navigator.language.startsWith('fr') ? 'fr' : 'en');
+const status = await invoke('admin_status');
+organisation = status.organisation;
+document.getElementById('admin-title').textContent = `${t('admin.title')} — ${organisation}`;
+tabs.setAttribute('aria-label', t('admin.tabs.label'));
+for (const name of Object.keys(sections)) {
+  tabs.append(el('button', { type: 'button', 'data-tab': name, onclick: () => showTab(name) }, t(`admin.tabs.${name}`)));
+}
+lockButton.textContent = t('admin.lock');
+lockButton.addEventListener('click', async () => { await invoke('admin_lock'); showPin(false); });
+if (status.unlocked) showTab('people'); else showPin(false);

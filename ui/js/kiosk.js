@@ -1,0 +1,223 @@
+// The kiosk window: draws the screen the backend returns and sends back
+// what the person typed. It decides nothing.
+import { invoke } from './ipc.js';
+import { use, t, language } from './i18n.js';
+import { el, clear, focusHeading } from './dom.js';
+
+const screenRoot = document.getElementById('screen');
+const actions = document.getElementById('actions');
+const notice = document.getElementById('notice');
+const progress = document.getElementById('progress');
+const countdown = document.getElementById('countdown');
+let current = null;
+let busy = false;
+
+// Sends a command and draws its answer; one command at a time.
+async function send(command, args) {
+  if (busy) return;
+  busy = true;
+  try {
+    await show(await invoke(command, args));
+  } catch (error) {
+    showError(error);
+  } finally {
+    busy = false;
+  }
+}
+
+function showError(error) {
+  const code = error && error.code ? error.code : 'unexpected';
+  notice.textContent = t(`error.${code}`, (error && error.params) || {});
+  notice.classList.add('visible');
+}
+
+async function show(screen) {
+  const stepChanged = !current || current.step.kind !== screen.step.kind || current.language !== screen.language;
+  if (screen.language !== language()) await use(screen.language);
+  current = screen;
+  document.body.dataset.step = screen.step.kind;
+  if (stepChanged) {
+    clear(screenRoot);
+    clear(actions);
+    draw[screen.step.kind](screen.step, screen);
+    drawProgress(screen);
+    focusHeading(screenRoot);
+  } else {
+    refresh[screen.step.kind]?.(screen.step);
+  }
+  drawNotice(screen);
+  drawCountdown(screen);
+}
+
+function drawNotice(screen) {
+  if (screen.notice) {
+    const { code, ...params } = screen.notice;
+    notice.textContent = t(`notice.${code}`, params);
+    notice.classList.add('visible');
+    notice.dataset.code = code;
+  } else {
+    notice.textContent = '';
+    notice.classList.remove('visible');
+    delete notice.dataset.code;
+  }
+}
+
+function drawProgress(screen) {
+  clear(progress);
+  progress.setAttribute('aria-label', t('progress.label'));
+  if (!screen.progress) return;
+  const [step, of] = screen.progress;
+  for (let i = 1; i <= of; i += 1) {
+    const item = el('li', { class: i < step ? 'done' : i === step ? 'current' : '', 'aria-current': i === step ? 'step' : null },
+      el('span', { class: 'visually-hidden' }, t('progress.step', { step: i, of })));
+    progress.append(item);
+  }
+}
+
+function drawCountdown(screen) {
+  if (!screen.resets_at || screen.step.kind === 'done') {
+    countdown.hidden = true;
+    return;
+  }
+  const left = Math.ceil((new Date(screen.resets_at) - new Date(screen.now)) / 1000);
+  countdown.hidden = left > 15;
+  if (!countdown.hidden) {
+    document.getElementById('countdown-text').textContent = t('idle.countdown', { seconds: Math.max(left, 0) });
+    document.getElementById('still-here').textContent = t('idle.still_here');
+  }
+}
+
+function heading(key, params) {
+  return el('h1', {}, t(key, params));
+}
+
+function primary(key, onclick, extra = {}) {
+  return el('button', { type: 'button', class: 'primary', onclick, ...extra }, t(key));
+}
+
+function backButton() {
+  return current.can_go_back ? el('button', { type: 'button', class: 'secondary', id: 'back', onclick: () => send('back') }, t('action.back')) : null;
+}
+
+// A one-field form: label, input, Next. Enter submits.
+function field({ id, label, hint, value = '', attributes = {}, submit, action }) {
+  const input = el('input', { id, name: id, value, autocomplete: 'off', spellcheck: 'false', 'aria-describedby': hint ? `${id}-hint` : null, ...attributes });
+  const form = el('form', { class: 'field', novalidate: true, onsubmit: (event) => { event.preventDefault(); submit(input.value); } },
+    el('label', { for: id }, t(label)),
+    hint ? el('p', { class: 'hint', id: `${id}-hint` }, t(hint)) : null,
+    input);
+  screenRoot.append(form);
+  actions.append(backButton() || el('span'), primary(action, () => submit(input.value), { id: 'next' }));
+  setTimeout(() => input.focus(), 0);
+  return input;
+}
+
+function methodList(methods, removable) {
+  if (!methods.length) return el('p', { class: 'empty' }, t('methods.none'));
+  return el('ul', { class: 'methods' }, methods.map((method) => el('li', {},
+    el('span', { class: 'method-name' }, method.label),
+    el('span', { class: 'method-kind' }, t('methods.added', { date: method.created_at })),
+    removable ? el('button', { type: 'button', class: 'danger', 'data-method': method.id,
+      'aria-label': t('security.remove_named', { name: method.label }),
+      onclick: () => send('remove_method', { method: method.id }) }, t('security.remove')) : null)));
+}
+
+const draw = {
+  welcome(step) {
+    screenRoot.append(
+      el('h1', {}, t('welcome.title')),
+      el('p', { class: 'lead' }, t('welcome.lead', { organisation: step.organisation })),
+      el('div', { class: 'languages', role: 'group', 'aria-label': t('welcome.language') },
+        step.languages.map((lang) => el('button', { type: 'button', class: 'primary', lang, 'data-language': lang,
+          onclick: () => send('start', { language: lang }) }, t(`language.${lang}`)))));
+    actions.append(el('button', { type: 'button', class: 'discreet', id: 'open-admin', 'aria-label': t('admin.open'),
+      onclick: () => invoke('open_admin').catch(showError) }, '⚙'));
+  },
+  email(step) {
+    screenRoot.append(heading('email.title'));
+    field({ id: 'email', label: 'email.label', hint: 'email.hint', value: step.email,
+      attributes: { type: 'email', inputmode: 'email', autocapitalize: 'off' },
+      submit: (value) => send('submit_email', { email: value }), action: 'action.next' });
+  },
+  pass(step) {
+    screenRoot.append(heading('pass.title'), el('p', { class: 'lead' }, t('pass.for', { email: step.email })));
+    field({ id: 'pass', label: 'pass.label', hint: 'pass.hint',
+      attributes: { autocapitalize: 'characters', class: 'code-input' },
+      submit: (value) => send('submit_pass', { pass: value }), action: 'action.sign_in' });
+  },
+  choose(step) {
+    screenRoot.append(heading('choose.title', { name: step.name }), el('p', { class: 'lead' }, t('choose.lead')),
+      el('div', { class: 'choices' },
+        el('button', { type: 'button', class: 'choice', id: 'choose-authenticator', onclick: () => send('add_authenticator') },
+          el('strong', {}, t('choose.authenticator')), el('span', {}, t('choose.authenticator_hint'))),
+        el('button', { type: 'button', class: 'choice', id: 'choose-security-info', onclick: () => send('open_security_info') },
+          el('strong', {}, t('choose.security_info')), el('span', {}, t('choose.security_info_hint', { count: step.methods.length })))));
+    actions.append(el('span'), el('button', { type: 'button', class: 'secondary', id: 'finish', onclick: () => send('reset') }, t('action.finish')));
+  },
+  authenticator_setup(step) {
+    screenRoot.append(heading('authenticator.title'),
+      el('div', { class: 'qr-row' },
+        el('img', { class: 'qr', id: 'qr', alt: t('authenticator.qr_alt', { issuer: step.issuer, account: step.account }),
+          src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(step.qr_svg)}` }),
+        el('div', {},
+          el('p', {}, t('authenticator.scan')),
+          el('p', { class: 'hint' }, t('authenticator.manual')),
+          el('p', { class: 'secret', id: 'secret' }, step.secret),
+          el('p', { class: 'hint' }, t('authenticator.account', { issuer: step.issuer, account: step.account })))));
+    field({ id: 'code', label: 'authenticator.code_label', attributes: { inputmode: 'numeric', class: 'code-input', maxlength: '7' },
+      submit: (value) => send('confirm_authenticator', { code: value }), action: 'action.next' });
+  },
+  authenticator_test() {
+    screenRoot.append(heading('test.title'), el('p', { class: 'lead' }, t('test.lead')));
+    field({ id: 'code', label: 'test.code_label', attributes: { inputmode: 'numeric', class: 'code-input', maxlength: '7' },
+      submit: (value) => send('test_authenticator', { code: value }), action: 'action.check' });
+  },
+  security_info(step) {
+    screenRoot.append(heading('security.title'), el('p', { class: 'lead' }, t('security.lead')),
+      el('div', { id: 'method-list' }, methodList(step.methods, true)),
+      el('button', { type: 'button', class: 'choice', id: 'add-authenticator', onclick: () => send('add_authenticator') },
+        el('strong', {}, t('security.add_authenticator'))));
+    actions.append(backButton(), el('button', { type: 'button', class: 'secondary', onclick: () => send('reset') }, t('action.finish')));
+  },
+  done(step) {
+    screenRoot.append(heading('done.title', { name: step.name }), el('p', { class: 'lead' }, t('done.lead')),
+      methodList(step.methods, false), el('p', { class: 'hint' }, t('done.reset')));
+    actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
+  },
+};
+
+// Redraws what changes within a step without losing focus or typing.
+const refresh = {
+  security_info(step) {
+    const list = document.getElementById('method-list');
+    clear(list).append(methodList(step.methods, true));
+  },
+  email() { document.getElementById('email')?.select(); },
+  pass() { const input = document.getElementById('pass'); if (input) { input.value = ''; input.focus(); } },
+  authenticator_setup() { const input = document.getElementById('code'); if (input) { input.value = ''; input.focus(); } },
+  authenticator_test() { const input = document.getElementById('code'); if (input) { input.value = ''; input.focus(); } },
+};
+
+document.getElementById('still-here').addEventListener('click', () => send('keep_alive'));
+document.addEventListener('contextmenu', (event) => event.preventDefault());
+
+// The backend owns time: it resets the kiosk when idle or done.
+async function tick() {
+  if (!busy) {
+    try {
+      const screen = await invoke('tick');
+      if (screen.step.kind !== current.step.kind || JSON.stringify(screen.notice) !== JSON.stringify(current.notice)) {
+        await show(screen);
+      } else {
+        current = screen;
+        drawCountdown(screen);
+      }
+    } catch (error) {
+      showError(error);
+    }
+  }
+}
+
+await use('en');
+await show(await invoke('screen'));
+setInterval(tick, 1000);
