@@ -36,8 +36,9 @@ pub async fn run(directory: &Directory, command: PassCommand) -> Result<ExitCode
                 },
                 replace,
             };
-            let issued = directory.issue_pass(&request).await?;
-            print::issued(&issued, json.json)?;
+            directory
+                .issue_pass_and(&request, |issued| print::issued(issued, json.json))
+                .await?;
         }
         PassCommand::Revoke { email, json } => {
             let email = Email::parse(&email)?;

@@ -171,25 +171,35 @@ pub fn policy(policy: &Policy, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn issued(issued: &IssuedPass, as_json: bool) -> Result<()> {
-    if as_json {
-        return json(&issued.pass.to_graph(issued.status, Some(&issued.code)));
-    }
-    let name = issued
-        .display_name
-        .as_ref()
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    println!("Temporary access pass for {}{name}:", issued.email);
-    println!();
-    println!("    {}", issued.code.grouped());
-    println!();
-    println!("{}", describe(&issued.pass, issued.status));
-    if issued.replaced.is_some() {
-        println!("The previous pass is revoked.");
-    }
-    println!("This is the only time the pass is shown: it is not stored anywhere.");
-    Ok(())
+/// Shows a new pass. Written and flushed in one go, and an error (a closed
+/// pipe, say) is returned rather than a panic: the caller then does not
+/// commit the pass.
+pub fn issued(issued: &IssuedPass, as_json: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = if as_json {
+        let graph = issued.pass.to_graph(issued.status, Some(&issued.code));
+        serde_json::to_string_pretty(&graph).map_err(std::io::Error::other)? + "\n"
+    } else {
+        let name = issued
+            .display_name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let replaced = if issued.replaced.is_some() {
+            "The previous pass is revoked.\n"
+        } else {
+            ""
+        };
+        format!(
+            "Temporary access pass for {}{name}:\n\n    {}\n\n{}\n{replaced}This is the only time the pass is shown: it is not stored anywhere.\n",
+            issued.email,
+            issued.code.grouped(),
+            describe(&issued.pass, issued.status),
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
 }
 
 pub fn passes(email: &Email, passes: &[(Pass, PassStatus)], as_json: bool) -> Result<()> {

@@ -10,6 +10,7 @@ use predicates::prelude::*;
 use predicates::str::contains;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::process::Stdio;
 
 struct Kiosk {
     folder: tempfile::TempDir,
@@ -43,8 +44,8 @@ impl Kiosk {
         self.folder.path().join(name)
     }
 
-    fn tapctl(&self, args: &[&str]) -> Command {
-        let mut command = Command::cargo_bin("tapctl").unwrap();
+    fn std_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("tapctl"));
         // Only what the test sets: the test runner's own TAPKIOSK_* variables
         // would be refused as unknown settings.
         for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TAPKIOSK_")) {
@@ -59,6 +60,10 @@ impl Kiosk {
             .env("TAPKIOSK_DIRECTORY", &self.directory)
             .env("TZ", "UTC");
         command
+    }
+
+    fn tapctl(&self, args: &[&str]) -> Command {
+        Command::from_std(self.std_command(args))
     }
 
     /// Runs and expects success; returns standard output.
@@ -401,6 +406,25 @@ fn a_pass_is_issued_once_with_graph_fields_and_revoked() {
         .assert()
         .failure()
         .code(2);
+}
+
+#[test]
+fn a_pass_whose_value_cannot_be_shown_is_not_issued() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    // Standard output is closed before the value can be written.
+    let mut child = kiosk
+        .std_command(&["pass", "issue", "ada@example.com"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert!(!child.wait().unwrap().success());
+    let passes = kiosk.json(&["pass", "status", "ada@example.com", "--json"]);
+    assert!(
+        passes["value"].as_array().unwrap().is_empty(),
+        "a pass nobody saw was issued: {passes}"
+    );
 }
 
 #[test]

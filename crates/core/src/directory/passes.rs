@@ -62,9 +62,23 @@ impl Directory {
     /// Issues a pass. One live pass per person: a second fails unless
     /// `replace` is set, which revokes the first in the same transaction.
     pub async fn issue_pass(&self, request: &IssueRequest) -> Result<IssuedPass, DirectoryError> {
+        self.issue_pass_and(request, |_| Ok::<(), String>(())).await
+    }
+
+    /// Issues a pass like [`issue_pass`](Self::issue_pass), handing it to
+    /// `deliver` (to show its value) before the transaction commits: if the
+    /// value cannot be shown, the pass is not issued, so no live pass exists
+    /// whose value nobody saw.
+    pub async fn issue_pass_and<E: std::fmt::Display>(
+        &self,
+        request: &IssueRequest,
+        deliver: impl FnOnce(&IssuedPass) -> Result<(), E>,
+    ) -> Result<IssuedPass, DirectoryError> {
         let mut tx = self.write().await?;
         let policy = self.policy_on(&mut tx).await?;
         let issued = self.issue_in(&mut tx, &policy, request).await?;
+        deliver(&issued)
+            .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
         tx.commit().await?;
         Ok(issued)
     }
