@@ -52,7 +52,7 @@ pub fn kiosk_window<R: Runtime, M: Manager<R>>(
     manager: &M,
     dev: bool,
 ) -> tauri::Result<tauri::WebviewWindow<R>> {
-    WebviewWindowBuilder::new(manager, "kiosk", WebviewUrl::App("index.html".into()))
+    let window = WebviewWindowBuilder::new(manager, "kiosk", WebviewUrl::App("index.html".into()))
         .title("tapkiosk")
         .inner_size(1024.0, 768.0)
         .min_inner_size(800.0, 600.0)
@@ -60,7 +60,22 @@ pub fn kiosk_window<R: Runtime, M: Manager<R>>(
         .decorations(dev)
         .resizable(dev)
         .on_navigation(stays_in_app)
-        .build()
+        .build()?;
+    if !dev {
+        cover_screen(&window)?;
+    }
+    Ok(window)
+}
+
+/// Fullscreen needs a window manager to honour it; a bare X server (a
+/// dedicated kiosk session, Xvfb) has none, so the window also takes the
+/// whole monitor itself.
+fn cover_screen<R: Runtime>(window: &tauri::WebviewWindow<R>) -> tauri::Result<()> {
+    if let Some(monitor) = window.current_monitor()?.or(window.primary_monitor()?) {
+        window.set_position(*monitor.position())?;
+        window.set_size(*monitor.size())?;
+    }
+    Ok(())
 }
 
 /// The admin window, opened from the kiosk's discreet control.
@@ -72,13 +87,17 @@ pub fn admin_window<R: Runtime, M: Manager<R>>(
         window.set_focus()?;
         return Ok(window);
     }
-    WebviewWindowBuilder::new(manager, "admin", WebviewUrl::App("admin.html".into()))
+    let window = WebviewWindowBuilder::new(manager, "admin", WebviewUrl::App("admin.html".into()))
         .title("tapkiosk — administration")
         .inner_size(1100.0, 800.0)
         .fullscreen(!dev)
         .decorations(dev)
         .on_navigation(stays_in_app)
-        .build()
+        .build()?;
+    if !dev {
+        cover_screen(&window)?;
+    }
+    Ok(window)
 }
 
 /// Only the app's own pages: no link, form or script can take a kiosk to

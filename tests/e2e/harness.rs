@@ -80,6 +80,27 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// Waits until the app of the last test has exited: the kiosk is a single
+/// instance, so the next test's app would otherwise hand over to it and quit.
+#[allow(clippy::disallowed_methods)] // waiting for another process; no clock to move
+fn wait_for_app_exit() {
+    let app = app_path();
+    let deadline = Instant::now() + PATIENCE;
+    while Command::new("pgrep")
+        .arg("-f")
+        .arg(&app)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        if Instant::now() > deadline {
+            let _ = Command::new("pkill").arg("-f").arg(&app).status();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn app_path() -> PathBuf {
     let path = std::env::var_os("TAPKIOSK_E2E_APP")
         .map(PathBuf::from)
@@ -270,6 +291,7 @@ impl Kiosk {
         let element = self
             .driver
             .query(By::Css(selector))
+            .and_clickable()
             .wait(PATIENCE, Duration::from_millis(100))
             .first()
             .await
@@ -308,6 +330,7 @@ impl Kiosk {
         let _ = self.driver.clone().quit().await;
         let _ = self.driver_process.kill();
         let _ = self.driver_process.wait();
+        wait_for_app_exit();
     }
 }
 
