@@ -21,8 +21,6 @@ use thiserror::Error;
 
 /// How long the Done screen stays before the kiosk resets by itself.
 pub const DONE_RESET: TimeDelta = TimeDelta::seconds(15);
-/// The kiosk shows a countdown this long before an idle reset.
-pub const IDLE_WARNING: TimeDelta = TimeDelta::seconds(15);
 
 /// A language the kiosk speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -73,8 +71,6 @@ pub enum Notice {
     WrongCode,
     /// The code was already used: wait for the next.
     ReusedCode,
-    /// The method name is not acceptable.
-    InvalidLabel,
     /// The session ended (its time is up, or its pass stopped working).
     SessionEnded,
     /// The kiosk reset after a while without activity.
@@ -187,10 +183,13 @@ enum Step {
     },
     Choose {
         session: KioskSession,
+        methods: Vec<MethodSummary>,
     },
     AuthenticatorSetup {
         session: KioskSession,
         secret: TotpSecret,
+        // Drawn once: the UI asks for the screen every second.
+        qr_svg: String,
     },
     AuthenticatorTest {
         session: KioskSession,
@@ -198,6 +197,7 @@ enum Step {
     },
     SecurityInfo {
         session: KioskSession,
+        methods: Vec<MethodSummary>,
     },
     Done {
         name: String,
@@ -221,10 +221,10 @@ impl Step {
 
     fn session(&self) -> Option<&KioskSession> {
         match self {
-            Self::Choose { session }
+            Self::Choose { session, .. }
             | Self::AuthenticatorSetup { session, .. }
             | Self::AuthenticatorTest { session, .. }
-            | Self::SecurityInfo { session } => Some(session),
+            | Self::SecurityInfo { session, .. } => Some(session),
             _ => None,
         }
     }
@@ -311,27 +311,23 @@ impl Kiosk {
             Step::Pass { email } => StepView::Pass {
                 email: email.to_string(),
             },
-            Step::Choose { session } => StepView::Choose {
+            Step::Choose { session, methods } => StepView::Choose {
                 name: name_of(session),
-                methods: Vec::new(),
+                methods: methods.clone(),
             },
-            Step::AuthenticatorSetup { session, secret } => {
-                let account = session.email.to_string();
-                let issuer = self.settings.organisation.clone();
-                let uri = secret
-                    .uri(&issuer, &account)
-                    .map(|u| u.to_string())
-                    .unwrap_or_default();
-                StepView::AuthenticatorSetup {
-                    qr_svg: qr_svg(&uri).unwrap_or_default(),
-                    secret: secret.grouped().to_string(),
-                    issuer,
-                    account,
-                }
-            }
+            Step::AuthenticatorSetup {
+                session,
+                secret,
+                qr_svg,
+            } => StepView::AuthenticatorSetup {
+                qr_svg: qr_svg.clone(),
+                secret: secret.grouped().to_string(),
+                issuer: self.settings.organisation.clone(),
+                account: session.email.to_string(),
+            },
             Step::AuthenticatorTest { .. } => StepView::AuthenticatorTest,
-            Step::SecurityInfo { .. } => StepView::SecurityInfo {
-                methods: Vec::new(),
+            Step::SecurityInfo { methods, .. } => StepView::SecurityInfo {
+                methods: methods.clone(),
             },
             Step::Done { name, methods } => StepView::Done {
                 name: name.clone(),
@@ -340,18 +336,10 @@ impl Kiosk {
         }
     }
 
-    /// The screen, with the methods that Choose and Security info list
-    /// read from the directory.
-    pub async fn render(&self) -> Result<Screen, KioskError> {
-        let mut screen = self.screen();
-        if let (
-            StepView::Choose { methods, .. } | StepView::SecurityInfo { methods },
-            Some(session),
-        ) = (&mut screen.step, self.step.session())
-        {
-            *methods = self.directory.methods(&session.user_id).await?;
-        }
-        Ok(screen)
+    /// Choose, with the person's methods read once.
+    async fn choose(&self, session: KioskSession) -> Result<Step, KioskError> {
+        let methods = self.directory.methods(&session.user_id).await?;
+        Ok(Step::Choose { session, methods })
     }
 
     /// When the kiosk resets by itself: after the idle timeout, or shortly
@@ -391,7 +379,7 @@ impl Kiosk {
         self.step = Step::Email {
             typed: String::new(),
         };
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Email: checks the address's form (not whether it exists) and asks
@@ -410,7 +398,7 @@ impl Kiosk {
                 self.notice = Some(Notice::InvalidEmail);
             }
         }
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Pass: signs in. Mistakes stay on this step with a notice.
@@ -421,33 +409,43 @@ impl Kiosk {
         let email = email.clone();
         self.touch();
         match self.directory.redeem(email.as_str(), typed).await {
-            Ok(session) => self.step = Step::Choose { session },
+            Ok(session) => self.step = self.choose(session).await?,
             Err(RedeemError::Directory(e)) => return Err(e.into()),
             Err(refused) => self.notice = Some(notice_for(refused)),
         }
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Choose or Security info: starts an authenticator app with a new
     /// secret.
     pub async fn add_authenticator(&mut self) -> Result<Screen, KioskError> {
         let session = match &self.step {
-            Step::Choose { session } | Step::SecurityInfo { session } => session.clone(),
+            Step::Choose { session, .. } | Step::SecurityInfo { session, .. } => session.clone(),
             _ => return Err(self.wrong_step("add_authenticator")),
         };
         self.touch();
+        let secret = TotpSecret::generate(&mut OsRng);
+        let uri = secret.uri(&self.settings.organisation, session.email.as_str());
+        let qr_svg = uri
+            .ok()
+            .and_then(|uri| qr_svg(&uri).ok())
+            .unwrap_or_default();
         self.step = Step::AuthenticatorSetup {
             session,
-            secret: TotpSecret::generate(&mut OsRng),
+            secret,
+            qr_svg,
         };
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Authenticator setup: the first code from the app. Right: the app is
     /// registered (and a one-time pass used up). Wrong: same QR code, a
     /// notice.
     pub async fn confirm_authenticator(&mut self, code: &str) -> Result<Screen, KioskError> {
-        let Step::AuthenticatorSetup { session, secret } = &self.step else {
+        let Step::AuthenticatorSetup {
+            session, secret, ..
+        } = &self.step
+        else {
             return Err(self.wrong_step("confirm_authenticator"));
         };
         let (session, secret) = (session.clone(), secret.clone());
@@ -457,7 +455,7 @@ impl Kiosk {
             Ok(step) => step,
             Err(rejected) => {
                 self.notice = Some(code_notice(rejected));
-                return self.render().await;
+                return Ok(self.screen());
             }
         };
         let label = authenticator_label(self.language);
@@ -470,7 +468,7 @@ impl Kiosk {
             Err(DirectoryError::ClaimLost) => return self.end_session(Notice::SessionEnded).await,
             Err(e) => return Err(e.into()),
         }
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Authenticator test: a fresh code signs in once. Right: Done.
@@ -497,33 +495,37 @@ impl Kiosk {
             Err(TotpCheck::NoSuchMethod) => return self.end_session(Notice::SessionEnded).await,
             Err(TotpCheck::Directory(e)) => return Err(e.into()),
         }
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Choose: opens Security info.
     pub async fn open_security_info(&mut self) -> Result<Screen, KioskError> {
-        let Step::Choose { session } = &self.step else {
+        let Step::Choose { session, methods } = &self.step else {
             return Err(self.wrong_step("open_security_info"));
         };
-        let session = session.clone();
+        let (session, methods) = (session.clone(), methods.clone());
         self.touch();
-        self.step = Step::SecurityInfo { session };
-        self.render().await
+        self.step = Step::SecurityInfo { session, methods };
+        Ok(self.screen())
     }
 
     /// Security info: removes one of the person's methods.
     pub async fn remove_method(&mut self, method_id: &str) -> Result<Screen, KioskError> {
-        let Step::SecurityInfo { session } = &self.step else {
+        let Step::SecurityInfo { session, .. } = &self.step else {
             return Err(self.wrong_step("remove_method"));
         };
         let session = session.clone();
         self.touch();
         match self.directory.remove_method(&session, method_id).await {
-            Ok(()) => self.notice = Some(Notice::MethodRemoved),
+            Ok(()) => {
+                let methods = self.directory.methods(&session.user_id).await?;
+                self.step = Step::SecurityInfo { session, methods };
+                self.notice = Some(Notice::MethodRemoved);
+            }
             Err(DirectoryError::ClaimLost) => return self.end_session(Notice::SessionEnded).await,
             Err(e) => return Err(e.into()),
         }
-        self.render().await
+        Ok(self.screen())
     }
 
     /// "I'm still here": resets the idle countdown.
@@ -531,7 +533,7 @@ impl Kiosk {
         let notice = self.notice.take();
         self.touch();
         self.notice = notice;
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Back, where it makes sense.
@@ -541,16 +543,14 @@ impl Kiosk {
             Step::Pass { email } => Step::Email {
                 typed: email.to_string(),
             },
-            Step::AuthenticatorSetup { session, .. } | Step::SecurityInfo { session } => {
-                Step::Choose {
-                    session: session.clone(),
-                }
+            Step::AuthenticatorSetup { session, .. } | Step::SecurityInfo { session, .. } => {
+                self.choose(session.clone()).await?
             }
             _ => return Err(self.wrong_step("back")),
         };
         self.touch();
         self.step = previous;
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Finishes (Done, or "I'm finished" while signed in) or abandons the
@@ -560,7 +560,7 @@ impl Kiosk {
         self.end_session_quietly().await?;
         self.notice = None;
         self.last_activity = self.directory.now();
-        self.render().await
+        Ok(self.screen())
     }
 
     /// Called every second or so: resets when the kiosk was left idle, the
@@ -579,13 +579,13 @@ impl Kiosk {
             self.notice = notice;
             self.last_activity = now;
         }
-        self.render().await
+        Ok(self.screen())
     }
 
     async fn end_session(&mut self, notice: Notice) -> Result<Screen, KioskError> {
         self.end_session_quietly().await?;
         self.notice = Some(notice);
-        self.render().await
+        Ok(self.screen())
     }
 
     async fn end_session_quietly(&mut self) -> Result<(), KioskError> {

@@ -9,7 +9,7 @@ type Answer = Result<Screen, UiError>;
 
 #[tauri::command]
 pub async fn screen(state: State<'_, AppState>) -> Answer {
-    Ok(state.kiosk.lock().await.render().await?)
+    Ok(state.kiosk.lock().await.screen())
 }
 
 #[tauri::command]

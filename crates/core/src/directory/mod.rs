@@ -414,10 +414,11 @@ impl Directory {
         conn: &mut sqlx::AnyConnection,
         email: &Email,
     ) -> Result<Option<UserRow>, DirectoryError> {
-        let row = sqlx::query("SELECT id, display_name, enabled FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, display_name, enabled, created_at FROM users WHERE email = $1")
+                .bind(email.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
         let groups = sqlx::query(
@@ -434,6 +435,7 @@ impl Directory {
             email: email.clone(),
             display_name: row.try_get("display_name")?,
             enabled: row.try_get::<i64, _>("enabled")? != 0,
+            created_at: crate::clock::from_seconds(row.try_get("created_at")?),
             groups,
         }))
     }
@@ -471,6 +473,7 @@ pub(crate) struct UserRow {
     pub email: Email,
     pub display_name: Option<String>,
     pub enabled: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     pub groups: Vec<String>,
 }
 

@@ -2,7 +2,6 @@
 
 use super::{Directory, DirectoryError, Tx, pass_from_row, select_passes};
 use crate::audit::Event;
-use crate::clock::from_seconds;
 use crate::email::Email;
 use crate::import::{ImportErrors, RowError};
 use crate::user::{NewUser, UserDetail, UserSummary};
@@ -104,11 +103,7 @@ impl Directory {
         })
         .collect::<Result<Vec<_>, _>>()?;
         let methods = self.methods(&user.id).await?;
-        let created: i64 = sqlx::query("SELECT created_at FROM users WHERE id = $1")
-            .bind(&user.id)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("created_at")?;
+
         Ok(UserDetail {
             summary: UserSummary {
                 email: user.email,
@@ -118,7 +113,7 @@ impl Directory {
                 pass_status: passes.first().map(|(_, status)| *status),
                 methods: methods.len() as i64,
             },
-            created_at: from_seconds(created),
+            created_at: user.created_at,
             passes,
             methods,
         })
