@@ -29,21 +29,27 @@ struct Display {
     _process: Child,
 }
 
-/// One virtual display for the whole run, 1024×768 like a small kiosk.
-fn display() -> &'static str {
-    static DISPLAY: OnceLock<Display> = OnceLock::new();
-    &DISPLAY
+/// The screen the kiosk runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// 1024×768, a small kiosk.
+    Small,
+    /// 1920×1080.
+    FullHd,
+}
+
+/// One virtual display per screen size for the whole run.
+fn display(screen: Screen) -> &'static str {
+    static SMALL: OnceLock<Display> = OnceLock::new();
+    static FULL_HD: OnceLock<Display> = OnceLock::new();
+    let (cell, size) = match screen {
+        Screen::Small => (&SMALL, "1024x768x24"),
+        Screen::FullHd => (&FULL_HD, "1920x1080x24"),
+    };
+    &cell
         .get_or_init(|| {
             let mut process = Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    "1024x768x24",
-                    "-nolisten",
-                    "tcp",
-                ])
+                .args(["-displayfd", "1", "-screen", "0", size, "-nolisten", "tcp"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -127,6 +133,9 @@ pub struct Kiosk {
     /// The directory, for seeding (its clock is the wall clock).
     pub directory: Directory,
     driver_process: Child,
+    /// The language the test speaks at the kiosk and the admin pane.
+    pub language: &'static str,
+    screen: Screen,
     clock_file: PathBuf,
     offset: i64,
     folder: tempfile::TempDir,
@@ -134,9 +143,14 @@ pub struct Kiosk {
 }
 
 impl Kiosk {
-    /// Starts the app on a fresh directory with `config` (TOML) added to
-    /// the defaults.
+    /// Starts the app on a fresh directory, in English on a small screen.
     pub async fn start() -> Self {
+        Self::start_with("en", Screen::Small).await
+    }
+
+    /// Starts the app on a fresh directory whose first language (the
+    /// admin pane's) is `language`, on `screen`.
+    pub async fn start_with(language: &'static str, screen: Screen) -> Self {
         let turn = ONE_AT_A_TIME.lock().await;
         let folder = tempfile::tempdir().unwrap();
         let key_file = folder.path().join("directory.key");
@@ -155,7 +169,14 @@ impl Kiosk {
         let config = folder.path().join("config.toml");
         std::fs::write(
             &config,
-            "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\n",
+            format!(
+                "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\nlanguages = {}\n",
+                if language == "fr" {
+                    "[\"fr\", \"en\"]"
+                } else {
+                    "[\"en\", \"fr\"]"
+                }
+            ),
         )
         .unwrap();
         let clock_file = folder.path().join("clock-offset");
@@ -170,7 +191,7 @@ impl Kiosk {
                 &native_port.to_string(),
             ])
             .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
-            .env("DISPLAY", display())
+            .env("DISPLAY", display(screen))
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
             .env("TAPKIOSK_KEY_FILE", &key_file)
             .env("TAPKIOSK_DIRECTORY", &database)
@@ -201,6 +222,8 @@ impl Kiosk {
             driver,
             directory,
             driver_process,
+            language,
+            screen,
             clock_file,
             offset: 0,
             folder,
@@ -273,6 +296,16 @@ impl Kiosk {
         notice.text().await.unwrap()
     }
 
+    /// Waits for the element `by` and returns it.
+    pub async fn wait_for(&self, by: By) -> WebElement {
+        self.driver
+            .query(by)
+            .wait(PATIENCE, Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap()
+    }
+
     /// Types into the field `id` and presses Enter.
     pub async fn enter(&self, id: &str, text: &str) {
         let field = self
@@ -299,11 +332,63 @@ impl Kiosk {
         element.click().await.unwrap();
     }
 
-    /// Saves a screenshot of the virtual display (the fullscreen kiosk) as
-    /// `name`.png in the folder named by `TAPKIOSK_SCREENSHOTS`, when set.
+    /// The words of `key` in the test's language, from ui/i18n.
+    pub fn words(&self, key: &str) -> String {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../ui/i18n/{}.json", self.language));
+        let catalogue: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        key.split('.')
+            .fold(&catalogue, |node, part| &node[part])
+            .as_str()
+            .unwrap_or_else(|| panic!("no words for {key}"))
+            .to_string()
+    }
+
+    /// Asserts that `text` is the message `key` (up to its first parameter).
+    pub fn assert_says(&self, text: &str, key: &str) {
+        let words = self.words(key);
+        let fixed = words.split('{').next().unwrap_or_default();
+        assert!(
+            !fixed.is_empty() && text.starts_with(fixed),
+            "expected {key} ({words}), got: {text}"
+        );
+    }
+
+    /// Asserts what every kiosk screen must be: every control at least
+    /// 44 px both ways, and (on the kiosk itself) nothing to scroll to.
+    pub async fn assert_layout(&self, name: &str) {
+        let check = "const small = [...document.querySelectorAll('button, input:not([type=checkbox]), select, a[href]')]\
+              .filter((e) => e.offsetParent !== null)\
+              .map((e) => [e.id || e.textContent.trim(), e.getBoundingClientRect()])\
+              .filter(([, r]) => r.height < 44 || r.width < 44)\
+              .map(([n, r]) => `${n}: ${r.width}x${r.height}`);\
+            const kiosk = document.body.hasAttribute('data-step');\
+            const root = document.documentElement;\
+            const overflow = kiosk && (root.scrollHeight > innerHeight || root.scrollWidth > innerWidth);\
+            return { small, overflow, size: [root.scrollWidth, root.scrollHeight, innerWidth, innerHeight] };";
+        let answer = self.driver.execute(check, vec![]).await.unwrap();
+        let answer = answer.json();
+        assert_eq!(
+            answer["small"],
+            serde_json::json!([]),
+            "{name}: controls under 44 px"
+        );
+        assert_eq!(
+            answer["overflow"], false,
+            "{name}: the screen scrolls (content and window: {})",
+            answer["size"]
+        );
+    }
+
+    /// Checks the layout, then saves a screenshot of the virtual display
+    /// (the fullscreen kiosk) as `<language>-name.png` (`<language>-1080-…`
+    /// on the Full HD screen) in the folder named by `TAPKIOSK_SCREENSHOTS`,
+    /// when set.
     /// Taken with xwd rather than WebDriver: WebKitWebDriver's screenshots
     /// hang on a page that has not repainted since the last one.
     pub async fn screenshot(&self, name: &str) {
+        self.assert_layout(name).await;
         let Some(folder) = std::env::var_os("TAPKIOSK_SCREENSHOTS") else {
             return;
         };
@@ -312,12 +397,17 @@ impl Kiosk {
         let frame = "const done = arguments[arguments.length - 1];\
             requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
         self.driver.execute_async(frame, vec![]).await.unwrap();
-        let path = PathBuf::from(folder).join(format!("{name}.png"));
+        let size = match self.screen {
+            Screen::Small => "",
+            Screen::FullHd => "-1080",
+        };
+        let file = format!("{}{size}-{name}.png", self.language);
+        let path = PathBuf::from(folder).join(file);
         let status = Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "xwd -root -display {} | xwdtopnm 2>/dev/null | pnmtopng > '{}'",
-                display(),
+                display(self.screen),
                 path.display()
             ))
             .status()

@@ -7,16 +7,34 @@
 mod harness;
 
 use chrono::TimeDelta;
-use harness::{Kiosk, oathtool_code, read_qr};
+use harness::{Kiosk, Screen, oathtool_code, read_qr};
 use tapkiosk_core::Email;
 use tapkiosk_core::directory::IssueRequest;
 use tapkiosk_core::user::NewUser;
 use thirtyfour::prelude::*;
 
+/// Runs a test body once in English and once in French: `name::en`,
+/// `name::fr`. The French run takes the French screenshots.
+macro_rules! in_english_and_french {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test]
+            async fn en() {
+                super::$body("en").await;
+            }
+
+            #[tokio::test]
+            async fn fr() {
+                super::$body("fr").await;
+            }
+        }
+    };
+}
+
 /// Signs in at the kiosk up to "choose".
-async fn sign_in(kiosk: &Kiosk, language: &str, email: &str, pass: &str) {
+async fn sign_in(kiosk: &Kiosk, email: &str, pass: &str) {
     kiosk
-        .click(&format!("button[data-language='{language}']"))
+        .click(&format!("button[data-language='{}']", kiosk.language))
         .await;
     kiosk.wait_for_step("email").await;
     kiosk.enter("email", email).await;
@@ -42,28 +60,28 @@ async fn secret_from_qr(kiosk: &Kiosk) -> String {
         .unwrap()
 }
 
-async fn onboarding(language: &str) {
-    let mut kiosk = Kiosk::start().await;
+async fn onboarding_ends_with_a_verified_authenticator_app(language: &'static str) {
+    let mut kiosk = Kiosk::start_with(language, Screen::Small).await;
     let pass = kiosk
         .person_with_pass("ada@example.com", "Ada Lovelace", true)
         .await;
-    kiosk.screenshot(&format!("{language}-welcome")).await;
+    kiosk.screenshot("welcome").await;
     kiosk
         .click(&format!("button[data-language='{language}']"))
         .await;
     kiosk.wait_for_step("email").await;
-    kiosk.screenshot(&format!("{language}-email")).await;
+    kiosk.screenshot("email").await;
     kiosk.enter("email", "Ada@Example.com").await;
     kiosk.wait_for_step("pass").await;
-    kiosk.screenshot(&format!("{language}-pass")).await;
+    kiosk.screenshot("pass").await;
     kiosk
         .enter("pass", &pass.to_lowercase().replace('-', " "))
         .await;
     kiosk.wait_for_step("choose").await;
-    kiosk.screenshot(&format!("{language}-choose")).await;
+    kiosk.screenshot("choose").await;
     kiosk.click("#choose-authenticator").await;
     kiosk.wait_for_step("authenticator_setup").await;
-    kiosk.screenshot(&format!("{language}-authenticator")).await;
+    kiosk.screenshot("authenticator").await;
 
     let secret = secret_from_qr(&kiosk).await;
     let shown = kiosk
@@ -86,19 +104,19 @@ async fn onboarding(language: &str) {
         secret,
         "a wrong code keeps the same QR code"
     );
-    kiosk.screenshot(&format!("{language}-wrong-code")).await;
+    kiosk.screenshot("wrong-code").await;
 
     kiosk
         .enter("code", &oathtool_code(&secret, kiosk.now()))
         .await;
     kiosk.wait_for_step("authenticator_test").await;
-    kiosk.screenshot(&format!("{language}-test")).await;
+    kiosk.screenshot("test").await;
     kiosk.advance(TimeDelta::seconds(30));
     kiosk
         .enter("code", &oathtool_code(&secret, kiosk.now()))
         .await;
     kiosk.wait_for_step("done").await;
-    kiosk.screenshot(&format!("{language}-done")).await;
+    kiosk.screenshot("done").await;
     let methods = kiosk.driver.find_all(By::Css(".methods li")).await.unwrap();
     assert_eq!(methods.len(), 1);
     kiosk.click("#finish").await;
@@ -106,30 +124,25 @@ async fn onboarding(language: &str) {
     kiosk.stop().await;
 }
 
-#[tokio::test]
-async fn onboarding_in_english_ends_with_a_verified_authenticator_app() {
-    onboarding("en").await;
-}
+in_english_and_french!(onboarding_ends_with_a_verified_authenticator_app);
 
-#[tokio::test]
-async fn onboarding_in_french_ends_with_a_verified_authenticator_app() {
-    onboarding("fr").await;
-}
+in_english_and_french!(a_wrong_pass_is_refused_and_guessing_locks_out);
 
-#[tokio::test]
-async fn a_wrong_pass_is_refused_and_guessing_locks_out() {
-    let kiosk = Kiosk::start().await;
+async fn a_wrong_pass_is_refused_and_guessing_locks_out(language: &'static str) {
+    let kiosk = Kiosk::start_with(language, Screen::Small).await;
     kiosk
         .person_with_pass("ada@example.com", "Ada Lovelace", true)
         .await;
-    kiosk.click("button[data-language='en']").await;
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
     kiosk.enter("email", "ada@example.com").await;
     kiosk.wait_for_step("pass").await;
     for _ in 0..4 {
         kiosk.enter("pass", "WRONG-PASS-0000").await;
         let text = kiosk.wait_for_notice("invalid_credentials").await;
-        assert!(text.contains("isn't right"), "{text}");
-        kiosk.screenshot("en-wrong-pass").await;
+        kiosk.assert_says(&text, "notice.invalid_credentials");
+        kiosk.screenshot("wrong-pass").await;
         // The next attempt must produce the notice again.
         kiosk
             .driver
@@ -142,14 +155,15 @@ async fn a_wrong_pass_is_refused_and_guessing_locks_out() {
     }
     kiosk.enter("pass", "WRONG-PASS-0000").await;
     let text = kiosk.wait_for_notice("locked_out").await;
-    assert!(text.contains("Too many tries"), "{text}");
-    kiosk.screenshot("en-locked-out").await;
+    kiosk.assert_says(&text, "notice.locked_out");
+    kiosk.screenshot("locked-out").await;
     kiosk.stop().await;
 }
 
-#[tokio::test]
-async fn expired_and_not_yet_valid_passes_say_so() {
-    let kiosk = Kiosk::start().await;
+in_english_and_french!(expired_and_not_yet_valid_passes_say_so);
+
+async fn expired_and_not_yet_valid_passes_say_so(language: &'static str) {
+    let kiosk = Kiosk::start_with(language, Screen::Small).await;
     let ada = Email::parse("ada@example.com").unwrap();
     kiosk
         .directory
@@ -182,28 +196,32 @@ async fn expired_and_not_yet_valid_passes_say_so() {
         .code
         .grouped();
 
-    kiosk.click("button[data-language='en']").await;
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
     kiosk.enter("email", "ada@example.com").await;
     kiosk.enter("pass", &expired).await;
-    assert!(kiosk.wait_for_notice("expired").await.contains("expired"));
-    kiosk.screenshot("en-expired").await;
+    let text = kiosk.wait_for_notice("expired").await;
+    kiosk.assert_says(&text, "notice.expired");
+    kiosk.screenshot("expired").await;
     kiosk.click("#back").await;
     kiosk.wait_for_step("email").await;
     kiosk.enter("email", "bob@example.com").await;
     kiosk.enter("pass", &not_yet).await;
     let text = kiosk.wait_for_notice("not_yet_valid").await;
-    assert!(text.contains("starts working on"), "{text}");
-    kiosk.screenshot("en-not-yet-valid").await;
+    kiosk.assert_says(&text, "notice.not_yet_valid");
+    kiosk.screenshot("not-yet-valid").await;
     kiosk.stop().await;
 }
 
-#[tokio::test]
-async fn an_idle_kiosk_resets_and_forgets_the_session() {
-    let mut kiosk = Kiosk::start().await;
+in_english_and_french!(an_idle_kiosk_resets_and_forgets_the_session);
+
+async fn an_idle_kiosk_resets_and_forgets_the_session(language: &'static str) {
+    let mut kiosk = Kiosk::start_with(language, Screen::Small).await;
     let pass = kiosk
         .person_with_pass("ada@example.com", "Ada Lovelace", true)
         .await;
-    sign_in(&kiosk, "en", "ada@example.com", &pass).await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
     kiosk.click("#choose-authenticator").await;
     kiosk.wait_for_step("authenticator_setup").await;
     kiosk.advance(TimeDelta::seconds(110));
@@ -215,7 +233,7 @@ async fn an_idle_kiosk_resets_and_forgets_the_session() {
         .first()
         .await
         .unwrap();
-    kiosk.screenshot("en-idle-countdown").await;
+    kiosk.screenshot("idle-countdown").await;
     kiosk.advance(TimeDelta::seconds(10));
     kiosk.wait_for_step("welcome").await;
     kiosk.wait_for_notice("idle_reset").await;
@@ -229,18 +247,19 @@ async fn an_idle_kiosk_resets_and_forgets_the_session() {
         "the QR code is gone"
     );
     // The one-time pass was given back: the person can start again.
-    sign_in(&kiosk, "en", "ada@example.com", &pass).await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
     kiosk.stop().await;
 }
 
-#[tokio::test]
-async fn security_info_removes_a_lost_method() {
-    let kiosk = Kiosk::start().await;
+in_english_and_french!(security_info_removes_a_lost_method);
+
+async fn security_info_removes_a_lost_method(language: &'static str) {
+    let kiosk = Kiosk::start_with(language, Screen::Small).await;
     let pass = kiosk
         .person_with_pass("ada@example.com", "Ada Lovelace", false)
         .await;
     // Ada set up an app earlier (multi-use pass: she can come back with it).
-    sign_in(&kiosk, "en", "ada@example.com", &pass).await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
     kiosk.click("#choose-authenticator").await;
     kiosk.wait_for_step("authenticator_setup").await;
     let secret = secret_from_qr(&kiosk).await;
@@ -259,7 +278,7 @@ async fn security_info_removes_a_lost_method() {
         .await
         .unwrap();
     kiosk.wait_for_step("welcome").await;
-    sign_in(&kiosk, "en", "ada@example.com", &pass).await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
     kiosk.click("#choose-security-info").await;
     kiosk.wait_for_step("security_info").await;
     assert_eq!(
@@ -271,7 +290,7 @@ async fn security_info_removes_a_lost_method() {
             .len(),
         1
     );
-    kiosk.screenshot("en-security-info").await;
+    kiosk.screenshot("security-info").await;
     kiosk.click("button[data-method]").await;
     kiosk.wait_for_notice("method_removed").await;
     assert!(
@@ -285,9 +304,18 @@ async fn security_info_removes_a_lost_method() {
     kiosk.stop().await;
 }
 
-#[tokio::test]
-async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk() {
-    let kiosk = Kiosk::start().await;
+/// Issues a pass from the (unlocked) admin pane; returns its value.
+async fn issue_in_admin_pane(kiosk: &Kiosk, email: &str) -> String {
+    kiosk.click("button[data-tab='issue']").await;
+    kiosk.enter("issue-email", email).await;
+    let pass = kiosk.wait_for(By::Id("issued-pass")).await;
+    pass.text().await.unwrap()
+}
+
+in_english_and_french!(the_admin_pane_issues_a_pass_that_works_at_the_kiosk);
+
+async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static str) {
+    let kiosk = Kiosk::start_with(language, Screen::Small).await;
     let ada = Email::parse("ada@example.com").unwrap();
     kiosk
         .directory
@@ -308,6 +336,12 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk() {
         );
     };
     kiosk.driver.switch_to_window(admin_window).await.unwrap();
+    let heading = kiosk.wait_for(By::Css("h1")).await;
+    assert_eq!(
+        heading.text().await.unwrap(),
+        kiosk.words("admin.set_pin_title"),
+        "the admin pane speaks the first configured language"
+    );
     kiosk.enter("pin-again", "246813").await;
     kiosk
         .driver
@@ -317,25 +351,33 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk() {
         .send_keys("246813")
         .await
         .unwrap();
-    kiosk.screenshot("en-admin-pin").await;
+    kiosk.screenshot("admin-pin").await;
     kiosk.click("#unlock").await;
-    kiosk.click("button[data-tab='issue']").await;
-    kiosk.enter("issue-email", "ada@example.com").await;
-    let pass = kiosk
-        .driver
-        .query(By::Id("issued-pass"))
-        .wait(harness::PATIENCE, std::time::Duration::from_millis(100))
-        .first()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    kiosk.screenshot("en-admin-letter").await;
+    let pass = issue_in_admin_pane(&kiosk, "ada@example.com").await;
+    kiosk.screenshot("admin-letter").await;
     assert_eq!(pass.len(), 14, "{pass}");
 
+    // The people list and the person's details say the pass's state in words.
+    kiosk.click("button[data-tab='people']").await;
+    let state = kiosk.words("admin.pass_state.usable");
+    let cell = format!("//td[text()='{state}']");
+    kiosk.wait_for(By::XPath(&cell)).await;
+    kiosk.screenshot("admin-people").await;
+    kiosk.click("tbody button").await;
+    kiosk.click("#revoke").await;
+    let revoked = kiosk.words("admin.pass_state.revoked");
+    let line = format!("//li[starts-with(text(), '{revoked}')]");
+    kiosk.wait_for(By::XPath(&line)).await;
+    kiosk.screenshot("admin-person").await;
+    kiosk.click("button[data-tab='audit']").await;
+    let event = kiosk.words("admin.audit.kind.pass_revoked");
+    let cell = format!("//td[text()=\"{event}\"]");
+    kiosk.wait_for(By::XPath(&cell)).await;
+    kiosk.screenshot("admin-audit").await;
+    let pass = issue_in_admin_pane(&kiosk, "ada@example.com").await;
+
     kiosk.driver.switch_to_window(kiosk_window).await.unwrap();
-    sign_in(&kiosk, "en", "ada@example.com", &pass).await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
     kiosk.stop().await;
 }
 
@@ -366,5 +408,27 @@ async fn the_kiosk_window_cannot_call_admin_commands() {
         .await
         .unwrap();
     assert_eq!(answer.json().as_str(), Some("allowed"));
+    kiosk.stop().await;
+}
+
+in_english_and_french!(the_kiosk_fills_and_reads_well_on_a_full_hd_screen);
+
+async fn the_kiosk_fills_and_reads_well_on_a_full_hd_screen(language: &'static str) {
+    let kiosk = Kiosk::start_with(language, Screen::FullHd).await;
+    let size = kiosk
+        .driver
+        .execute("return [innerWidth, innerHeight];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(size.json(), &serde_json::json!([1920, 1080]), "fullscreen");
+    let pass = kiosk
+        .person_with_pass("ada@example.com", "Ada Lovelace", true)
+        .await;
+    kiosk.screenshot("welcome").await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
+    kiosk.screenshot("choose").await;
+    kiosk.click("#choose-authenticator").await;
+    kiosk.wait_for_step("authenticator_setup").await;
+    kiosk.screenshot("authenticator").await;
     kiosk.stop().await;
 }

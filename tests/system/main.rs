@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod catalogues;
 mod claims;
 mod kiosk;
 mod passes;

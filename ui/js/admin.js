@@ -9,6 +9,11 @@ const notice = document.getElementById('notice');
 const tabs = document.getElementById('tabs');
 const lockButton = document.getElementById('lock');
 let organisation = '';
+// Passes in user details come in Microsoft Graph's shape.
+const GRAPH_STATES = {
+  NotYetValid: 'not_yet_valid', EnabledByPolicy: 'usable', Expired: 'expired',
+  OneTimeUsed: 'used', Revoked: 'revoked', DisabledByPolicy: 'disabled_by_policy',
+};
 
 function say(text, isError = false) {
   notice.textContent = text;
@@ -75,7 +80,7 @@ const sections = {
         el('thead', {}, el('tr', {}, ['email', 'name', 'pass', 'methods', ''].map((k) => el('th', { scope: 'col' }, k ? t(`admin.people.${k}`) : '')))),
         el('tbody', {}, users.result.map((user) => el('tr', {},
           el('td', {}, user.email), el('td', {}, user.display_name || ''),
-          el('td', {}, user.pass_status ? user.pass_status.replaceAll('_', ' ') : t('admin.people.no_pass')),
+          el('td', {}, user.pass_status ? t(`admin.pass_state.${user.pass_status}`) : t('admin.people.no_pass')),
           el('td', {}, String(user.methods)),
           el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => details(user.email) }, t('admin.people.details')))))))
         : el('p', {}, t('admin.people.none')),
@@ -145,7 +150,7 @@ async function loadAudit() {
   clear(document.getElementById('audit')).append(el('table', { class: 'admin-table' },
     el('thead', {}, el('tr', {}, ['when', 'what', 'who', 'detail'].map((k) => el('th', { scope: 'col' }, t(`admin.audit.${k}`))))),
     el('tbody', {}, records.result.slice().reverse().map((r) => el('tr', {},
-      el('td', {}, format(r.at)), el('td', {}, r.kind), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail)))))));
+      el('td', {}, format(r.at)), el('td', {}, t(`admin.audit.kind.${r.kind}`)), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail)))))));
 }
 
 async function issuePass() {
@@ -185,11 +190,15 @@ async function details(email) {
   const u = user.result;
   panel.append(el('h1', {}, u.summary.display_name ? `${u.summary.display_name} — ${u.summary.email}` : u.summary.email),
     el('h2', {}, t('admin.people.pass')),
-    el('ul', {}, u.passes.map((p) => el('li', {}, `${p.methodUsabilityReason}: ${format(p.startDateTime)} (${p.lifetimeInMinutes} min, ${p.isUsableOnce ? 'one-time' : 'multi-use'})`))),
+    el('ul', {}, u.passes.map((p) => el('li', {}, t('admin.people.pass_line', {
+      state: t(`admin.pass_state.${GRAPH_STATES[p.methodUsabilityReason]}`), start: p.startDateTime, minutes: p.lifetimeInMinutes,
+      use: t(p.isUsableOnce ? 'admin.people.one_time' : 'admin.people.multi_use'),
+    })))),
     el('button', { type: 'button', class: 'danger', id: 'revoke', onclick: async () => {
       if ((await call('admin_revoke_pass', { email })).ok) { await details(email); say(t('admin.people.revoked', { email })); }
     } }, t('admin.people.revoke')),
     el('h2', {}, t('admin.people.methods')),
+    u.methods.length ? null : el('p', {}, t('methods.none')),
     el('ul', { class: 'methods' }, u.methods.map((m) => el('li', {}, el('span', { class: 'method-name' }, m.label),
       el('span', { class: 'method-kind' }, t(`methods.kind.${m.kind}`)),
       el('button', { type: 'button', class: 'danger', onclick: async () => {
@@ -209,8 +218,8 @@ async function showTab(name) {
 }
 
 document.addEventListener('contextmenu', (event) => event.preventDefault());
-await use(navigator.language && navigator.language.startsWith('fr') ? 'fr' : 'en');
 const status = await invoke('admin_status');
+await use(status.language);
 organisation = status.organisation;
 document.getElementById('admin-title').textContent = `${t('admin.title')} — ${organisation}`;
 tabs.setAttribute('aria-label', t('admin.tabs.label'));

@@ -49,6 +49,8 @@ pub struct AdminStatus {
     pin_set: bool,
     unlocked: bool,
     organisation: String,
+    /// The pane speaks the kiosk's first configured language.
+    language: String,
 }
 
 #[tauri::command]
@@ -63,6 +65,7 @@ pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
         pin_set,
         unlocked,
         organisation: state.config.organisation.clone(),
+        language: state.config.languages.first().cloned().unwrap_or_default(),
     })
 }
 
