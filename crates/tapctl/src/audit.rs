@@ -2,6 +2,7 @@
 
 use crate::cli::{AuditArgs, AuditCommand};
 use crate::print;
+use crate::print::say;
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use std::process::ExitCode;
@@ -15,12 +16,13 @@ pub async fn run(directory: &Directory, args: AuditArgs) -> Result<ExitCode> {
         if json.json {
             print::json(&verification)?;
         } else if let Some(broken) = &verification.broken {
-            println!(
+            say!(
                 "The audit log is BROKEN at event {}: {}.",
-                broken.seq, broken.reason
+                broken.seq,
+                broken.reason
             );
         } else {
-            println!(
+            say!(
                 "The audit log is intact: {} events, each linked to the one before.",
                 verification.events
             );

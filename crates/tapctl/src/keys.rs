@@ -2,6 +2,7 @@
 //! its key to the other kiosks of a fleet.
 
 use crate::cli::KeyCommand;
+use crate::print::say;
 use anyhow::{Context, Result, bail};
 use rand::rngs::OsRng;
 use std::io::{BufRead, IsTerminal, Write};
@@ -25,7 +26,7 @@ pub async fn init(config: &Config) -> Result<ExitCode> {
             let key = DirectoryKey::generate(&mut OsRng);
             refuse_existing(config, key.clone()).await?;
             store.save(&key)?;
-            println!("Created a new directory key in {}.", store.describe());
+            say!("Created a new directory key in {}.", store.describe());
             key
         }
     };
@@ -38,9 +39,9 @@ pub async fn init(config: &Config) -> Result<ExitCode> {
     .await
     .with_context(|| format!("cannot initialise the directory {}", config.directory))?;
     if created {
-        println!("Initialised the directory {}.", config.directory);
+        say!("Initialised the directory {}.", config.directory);
     } else {
-        println!(
+        say!(
             "The directory {} is ready; its key matches.",
             config.directory
         );
@@ -104,11 +105,11 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<ExitCode> {
             let passphrase = passphrase(passphrase_file.as_deref(), true)?;
             let text = export(&key, &passphrase, &mut OsRng)?;
             write_private(&out, text.as_bytes())?;
-            println!(
+            say!(
                 "Wrote the directory key, wrapped under the passphrase, to {}.",
                 out.display()
             );
-            println!(
+            say!(
                 "Carry it to the next kiosk and run `tapctl key import {}` there.",
                 out.display()
             );
@@ -124,7 +125,7 @@ pub async fn run(config: &Config, command: KeyCommand) -> Result<ExitCode> {
             check_belongs(config, key.clone()).await?;
             let store = KeyStore::from_env();
             store.save(&key)?;
-            println!("Stored the directory key in {}.", store.describe());
+            say!("Stored the directory key in {}.", store.describe());
         }
     }
     Ok(ExitCode::SUCCESS)

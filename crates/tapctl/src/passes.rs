@@ -3,6 +3,7 @@
 use crate::cli::PassCommand;
 use crate::keys::write_private;
 use crate::print;
+use crate::print::say;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -46,7 +47,7 @@ pub async fn run(directory: &Directory, command: PassCommand) -> Result<ExitCode
             if json.json {
                 print::json(&serde_json::json!({ "id": id, "revoked": true }))?;
             } else {
-                println!("Revoked the pass of {email}.");
+                say!("Revoked the pass of {email}.");
             }
         }
         PassCommand::Status { email, json } => {
@@ -87,12 +88,12 @@ pub async fn run(directory: &Directory, command: PassCommand) -> Result<ExitCode
             if json.json {
                 print::json(&serde_json::json!({ "issued": issued.len(), "out": out }))?;
             } else {
-                println!(
+                say!(
                     "Issued {} passes. The values are in {} (readable only by you):",
                     issued.len(),
                     out.display()
                 );
-                println!("print the welcome letters, then delete the file.");
+                say!("print the welcome letters, then delete the file.");
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::cli::{OneTimeArg, PolicyCommand, TargetArg, UserCommand};
 use crate::print;
+use crate::print::say;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -30,17 +31,17 @@ pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCod
         UserCommand::Disable { email } => {
             let email = Email::parse(&email)?;
             directory.set_user_enabled(&email, false).await?;
-            println!("Disabled {email}: their passes no longer work.");
+            say!("Disabled {email}: their passes no longer work.");
         }
         UserCommand::Enable { email } => {
             let email = Email::parse(&email)?;
             directory.set_user_enabled(&email, true).await?;
-            println!("Enabled {email}.");
+            say!("Enabled {email}.");
         }
         UserCommand::Remove { email } => {
             let email = Email::parse(&email)?;
             directory.remove_user(&email).await?;
-            println!("Removed {email} with their passes and methods.");
+            say!("Removed {email} with their passes and methods.");
         }
         UserCommand::Import { file, json } => {
             let text = std::fs::read_to_string(&file)
@@ -50,7 +51,7 @@ pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCod
             if json.json {
                 print::json(&serde_json::json!({ "imported": added }))?;
             } else {
-                println!("Imported {added} people from {}.", file.display());
+                say!("Imported {added} people from {}.", file.display());
             }
         }
     }

@@ -14,8 +14,31 @@ use tapkiosk_core::pass::{Pass, PassStatus};
 use tapkiosk_core::policy::{OneTime, Policy, Target};
 use tapkiosk_core::user::{UserDetail, UserSummary};
 
+/// `say!` for tapctl's output. When standard output is a closed pipe
+/// (`tapctl user list | head`) the program ends quietly with 141, as a Unix
+/// tool killed by SIGPIPE does, instead of panicking; any change the command
+/// made is already committed by then. (`pass issue` writes its value before
+/// committing, through `issued`, and rolls back instead.)
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::print::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("tapctl: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 pub fn json(value: &impl Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -41,7 +64,7 @@ pub fn config(config: &Config, as_json: bool) -> Result<ExitCode> {
     } else {
         for (key, _) in KEYS {
             if let Some((value, source)) = config.shown.get(key) {
-                println!("{key:<22} {value:<40} ({source})");
+                say!("{key:<22} {value:<40} ({source})");
             }
         }
     }
@@ -53,7 +76,7 @@ pub fn users(users: &[UserSummary], as_json: bool) -> Result<()> {
         return json(&users);
     }
     if users.is_empty() {
-        println!(
+        say!(
             "The directory has nobody yet: add people with `tapctl user add` or `tapctl user import`."
         );
     }
@@ -61,9 +84,12 @@ pub fn users(users: &[UserSummary], as_json: bool) -> Result<()> {
         let pass = user.pass_status.map_or("no pass", PassStatus::describe);
         let state = if user.enabled { "" } else { "  DISABLED" };
         let name = user.display_name.as_deref().unwrap_or("");
-        println!(
+        say!(
             "{:<32} {:<24} pass: {:<18} methods: {}{state}",
-            user.email, name, pass, user.methods
+            user.email,
+            name,
+            pass,
+            user.methods
         );
     }
     Ok(())
@@ -88,9 +114,9 @@ pub fn user_detail(detail: &UserDetail, as_json: bool, headline: &str) -> Result
         }));
     }
     if !headline.is_empty() {
-        println!("{headline}");
+        say!("{headline}");
     }
-    println!(
+    say!(
         "{}{}",
         user.email,
         user.display_name
@@ -98,8 +124,8 @@ pub fn user_detail(detail: &UserDetail, as_json: bool, headline: &str) -> Result
             .map(|n| format!(" ({n})"))
             .unwrap_or_default()
     );
-    println!("  enabled:  {}", if user.enabled { "yes" } else { "no" });
-    println!(
+    say!("  enabled:  {}", if user.enabled { "yes" } else { "no" });
+    say!(
         "  groups:   {}",
         if user.groups.is_empty() {
             "-".into()
@@ -107,16 +133,16 @@ pub fn user_detail(detail: &UserDetail, as_json: bool, headline: &str) -> Result
             user.groups.join(", ")
         }
     );
-    println!("  added:    {}", local(detail.created_at));
+    say!("  added:    {}", local(detail.created_at));
     match detail.passes.first() {
-        Some((pass, status)) => println!("  pass:     {}", describe(pass, *status)),
-        None => println!("  pass:     none"),
+        Some((pass, status)) => say!("  pass:     {}", describe(pass, *status)),
+        None => say!("  pass:     none"),
     }
     if detail.methods.is_empty() {
-        println!("  methods:  none registered");
+        say!("  methods:  none registered");
     }
     for method in &detail.methods {
-        println!(
+        say!(
             "  method:   {} \"{}\" added {}",
             method.kind,
             method.label,
@@ -151,16 +177,16 @@ pub fn policy(policy: &Policy, as_json: bool) -> Result<()> {
             groups.iter().cloned().collect::<Vec<_>>().join(", ")
         ),
     };
-    println!(
+    say!(
         "enabled:           {}",
         if policy.enabled { "yes" } else { "no" }
     );
-    println!("target:            {target}");
-    println!("minimum lifetime:  {}", policy.min_lifetime);
-    println!("maximum lifetime:  {}", policy.max_lifetime);
-    println!("default lifetime:  {}", policy.default_lifetime);
-    println!("length:            {} characters", policy.length);
-    println!(
+    say!("target:            {target}");
+    say!("minimum lifetime:  {}", policy.min_lifetime);
+    say!("maximum lifetime:  {}", policy.max_lifetime);
+    say!("default lifetime:  {}", policy.default_lifetime);
+    say!("length:            {} characters", policy.length);
+    say!(
         "one-time use:      {}",
         if policy.one_time == OneTime::Required {
             "required"
@@ -211,10 +237,10 @@ pub fn passes(email: &Email, passes: &[(Pass, PassStatus)], as_json: bool) -> Re
         return json(&serde_json::json!({ "value": value }));
     }
     if passes.is_empty() {
-        println!("{email} has no passes.");
+        say!("{email} has no passes.");
     }
     for (pass, status) in passes {
-        println!("{}  {}", pass.id, describe(pass, *status));
+        say!("{}  {}", pass.id, describe(pass, *status));
     }
     Ok(())
 }
@@ -229,7 +255,7 @@ pub fn audit(records: &[Record], as_json: bool) -> Result<()> {
             serde_json::Value::Object(map) if map.is_empty() => String::new(),
             other => other.to_string(),
         };
-        println!(
+        say!(
             "{:>6}  {}  {:<20} {:<28} {} @ {}  {detail}",
             record.seq,
             local(record.at),

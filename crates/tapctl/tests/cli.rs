@@ -428,6 +428,29 @@ fn a_pass_whose_value_cannot_be_shown_is_not_issued() {
 }
 
 #[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    for args in [
+        &["user", "list"][..],
+        &["audit", "--json"],
+        &["policy", "show"],
+    ] {
+        let mut child = kiosk
+            .std_command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn a_delayed_pass_shows_as_not_yet_valid() {
     let kiosk = Kiosk::initialised();
     kiosk.ok(&["user", "add", "ada@example.com"]);
