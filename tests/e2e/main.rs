@@ -160,9 +160,9 @@ async fn a_wrong_pass_is_refused_and_guessing_locks_out(language: &'static str) 
     kiosk.stop().await;
 }
 
-in_english_and_french!(expired_and_not_yet_valid_passes_say_so);
+in_english_and_french!(expired_not_yet_valid_and_disabled_passes_say_so);
 
-async fn expired_and_not_yet_valid_passes_say_so(language: &'static str) {
+async fn expired_not_yet_valid_and_disabled_passes_say_so(language: &'static str) {
     let kiosk = Kiosk::start_with(language, Screen::Small).await;
     let ada = Email::parse("ada@example.com").unwrap();
     kiosk
@@ -211,6 +211,21 @@ async fn expired_and_not_yet_valid_passes_say_so(language: &'static str) {
     let text = kiosk.wait_for_notice("not_yet_valid").await;
     kiosk.assert_says(&text, "notice.not_yet_valid");
     kiosk.screenshot("not-yet-valid").await;
+
+    // IT turns passes off: a pass that would work says so, not "wrong pass".
+    let carol = kiosk
+        .person_with_pass("carol@example.com", "Carol", false)
+        .await;
+    let mut policy = kiosk.directory.policy().await.unwrap();
+    policy.enabled = false;
+    kiosk.directory.set_policy(&policy).await.unwrap();
+    kiosk.click("#back").await;
+    kiosk.wait_for_step("email").await;
+    kiosk.enter("email", "carol@example.com").await;
+    kiosk.enter("pass", &carol).await;
+    let text = kiosk.wait_for_notice("disabled_by_policy").await;
+    kiosk.assert_says(&text, "notice.disabled_by_policy");
+    kiosk.screenshot("disabled-by-policy").await;
     kiosk.stop().await;
 }
 
