@@ -199,6 +199,7 @@ impl Kiosk {
             .env("TAPKIOSK_TEST_CLOCK", &clock_file)
             .env_remove("TAPKIOSK_TEST_POSTGRES")
             .env_remove("TAPKIOSK_TEST_PG_BIN")
+            .env_remove("TAPKIOSK_TEST_PYTHON")
             .env_remove("TAPKIOSK_E2E_APP")
             .env_remove("TAPKIOSK_SCREENSHOTS")
             .stdout(Stdio::null())

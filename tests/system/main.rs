@@ -10,6 +10,7 @@ mod claims;
 mod kiosk;
 mod passes;
 mod redeem;
+mod security_keys;
 mod storage;
 mod users;
 

@@ -122,6 +122,7 @@ const sections = {
           min_lifetime: parse(value('policy-min')), max_lifetime: parse(value('policy-max')), default_lifetime: parse(value('policy-default')),
           length: Number(value('policy-length')),
           one_time: document.getElementById('policy-one-time').checked ? 'required' : 'optional',
+          keys: p.keys,
         };
         const done = await call('admin_set_policy', { policy: updated });
         if (done.ok) say(t('admin.policy.saved'));

@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod duration;
 pub mod email;
+pub mod fido;
 pub mod import;
 pub mod keys;
 pub mod kiosk;

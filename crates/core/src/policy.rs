@@ -74,6 +74,28 @@ pub enum Target {
     Groups(BTreeSet<String>),
 }
 
+/// Which security keys may be registered (Entra's "key restrictions").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "aaguids")]
+pub enum KeyRestriction {
+    /// Any FIDO2 key.
+    #[default]
+    AnyKey,
+    /// Only these models, named by the AAGUID the key reports in its
+    /// attestation. A key that reports none is refused.
+    AllowList(BTreeSet<uuid::Uuid>),
+}
+
+impl KeyRestriction {
+    /// Whether a key of model `aaguid` may be registered.
+    pub fn allows(&self, aaguid: Option<uuid::Uuid>) -> bool {
+        match self {
+            Self::AnyKey => true,
+            Self::AllowList(allowed) => aaguid.is_some_and(|a| allowed.contains(&a)),
+        }
+    }
+}
+
 /// Whether every pass must be one-time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +125,9 @@ pub struct Policy {
     pub length: usize,
     /// Whether passes must be one-time.
     pub one_time: OneTime,
+    /// Which security keys may be registered.
+    #[serde(default)]
+    pub keys: KeyRestriction,
 }
 
 /// A policy rule that a value breaks. Each message names the rule.
@@ -143,6 +168,9 @@ pub enum PolicyError {
     /// A group target with no groups.
     #[error("a policy that targets groups must name at least one group")]
     NoGroups,
+    /// A key allow-list with no models.
+    #[error("a key allow-list must name at least one model (AAGUID); to allow any key, say so")]
+    NoKeyModels,
     /// A pass lifetime outside the policy's bounds.
     #[error("the lifetime {lifetime} is outside the policy's {min} … {max}")]
     LifetimeOutsidePolicy {
@@ -170,6 +198,7 @@ impl Default for Policy {
             default_lifetime: Lifetime(60),
             length: 12,
             one_time: OneTime::Optional,
+            keys: KeyRestriction::AnyKey,
         }
     }
 }
@@ -195,6 +224,9 @@ impl Policy {
         }
         if matches!(&self.target, Target::Groups(groups) if groups.is_empty()) {
             return Err(PolicyError::NoGroups);
+        }
+        if matches!(&self.keys, KeyRestriction::AllowList(models) if models.is_empty()) {
+            return Err(PolicyError::NoKeyModels);
         }
         Ok(())
     }

@@ -204,7 +204,7 @@ async fn delete_method(
     Ok(())
 }
 
-fn check_label(label: &str) -> Result<String, DirectoryError> {
+pub(super) fn check_label(label: &str) -> Result<String, DirectoryError> {
     let label = label.trim();
     if label.is_empty()
         || label.chars().count() > MAX_LABEL_CHARS

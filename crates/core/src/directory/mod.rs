@@ -10,6 +10,7 @@ mod admin;
 pub mod methods;
 mod passes;
 mod policy;
+pub mod security_keys;
 mod users;
 
 pub use admin::AdminPinError;
@@ -199,6 +200,18 @@ pub enum DirectoryError {
     /// disabled, or its holder was disabled or removed.
     #[error("this session's pass no longer works")]
     ClaimLost,
+    /// The policy does not allow this model of security key.
+    #[error("the policy does not allow this model of security key ({})", aaguid.map_or("it reported none".to_string(), |a| a.to_string()))]
+    KeyNotAllowed {
+        /// The model (AAGUID) the key reported.
+        aaguid: Option<uuid::Uuid>,
+    },
+    /// This key credential is already registered.
+    #[error("this security key is already registered")]
+    KeyRegistered,
+    /// A key's signature counter did not move forward: it may be cloned.
+    #[error("this security key's signature counter went backwards: it may have been cloned")]
+    KeyCloned,
 }
 
 /// Settings the directory applies, from the configuration.

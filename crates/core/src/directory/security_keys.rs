@@ -1,0 +1,214 @@
+//! Security keys in the directory: registered in a kiosk session, listed,
+//! used to sign in. The credential (webauthn-rs's `Passkey`, serialised) is
+//! stored sealed under the directory key and bound to its holder and method,
+//! so that write access to the database is not enough to slip in a key of
+//! one's own, nor to move a key to another person.
+
+use super::methods::check_label;
+use super::{Directory, DirectoryError};
+use crate::audit::Event;
+use crate::clock::from_seconds;
+use crate::fido::{AuthenticationResult, NewKey, Passkey, Uuid};
+use crate::redeem::KioskSession;
+use crate::user::MethodSummary;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::rngs::OsRng;
+use sqlx::Row;
+
+/// A registered security key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// The method as listed.
+    pub method: MethodSummary,
+    /// The credential.
+    pub passkey: Passkey,
+    /// The model the key reported when it was registered.
+    pub aaguid: Option<Uuid>,
+}
+
+fn context(user_id: &str, method_id: &str) -> Vec<u8> {
+    format!("fido2/{user_id}/{method_id}").into_bytes()
+}
+
+fn credential_id(passkey: &Passkey) -> String {
+    URL_SAFE_NO_PAD.encode(passkey.cred_id().as_slice())
+}
+
+impl Directory {
+    /// The security keys of a person.
+    pub async fn security_keys(&self, user_id: &str) -> Result<Vec<StoredKey>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT id, label, created_at, last_used_at, credential, aaguid FROM methods \
+             WHERE user_id = $1 AND kind = 'fido2' ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| self.stored_key(user_id, row))
+            .collect()
+    }
+
+    fn stored_key(
+        &self,
+        user_id: &str,
+        row: &sqlx::any::AnyRow,
+    ) -> Result<StoredKey, DirectoryError> {
+        let id: String = row.try_get("id")?;
+        let sealed: Vec<u8> = row.try_get("credential")?;
+        let passkey = self.open_passkey(user_id, &id, &sealed)?;
+        let aaguid: Option<String> = row.try_get("aaguid")?;
+        Ok(StoredKey {
+            method: MethodSummary {
+                id,
+                kind: "fido2".into(),
+                label: row.try_get("label")?,
+                created_at: from_seconds(row.try_get("created_at")?),
+                last_used_at: row
+                    .try_get::<Option<i64>, _>("last_used_at")?
+                    .map(from_seconds),
+            },
+            passkey,
+            aaguid: aaguid.and_then(|a| Uuid::parse_str(&a).ok()),
+        })
+    }
+
+    fn open_passkey(
+        &self,
+        user_id: &str,
+        method_id: &str,
+        sealed: &[u8],
+    ) -> Result<Passkey, DirectoryError> {
+        self.key
+            .open(&context(user_id, method_id), sealed)
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| {
+                DirectoryError::Invalid(format!(
+                    "the security key {method_id} does not open under this directory's key"
+                ))
+            })
+    }
+
+    fn seal_passkey(
+        &self,
+        user_id: &str,
+        method_id: &str,
+        passkey: &Passkey,
+    ) -> Result<Vec<u8>, DirectoryError> {
+        let json =
+            serde_json::to_vec(passkey).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        Ok(self
+            .key
+            .seal(&context(user_id, method_id), &json, &mut OsRng))
+    }
+
+    /// Registers a security key in `session`, if the policy allows its
+    /// model; a refused key is audited. The session's one-time pass is used
+    /// up in the same transaction as the registration.
+    pub async fn add_security_key(
+        &self,
+        session: &KioskSession,
+        label: &str,
+        key: &NewKey,
+    ) -> Result<MethodSummary, DirectoryError> {
+        let label = check_label(label)?;
+        if !self.policy().await?.keys.allows(key.aaguid) {
+            return Err(self.refuse_key(&session.email, key.aaguid).await);
+        }
+        let mut tx = self.session_change(session).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = self.now();
+        let aaguid = key.aaguid.map(|a| a.to_string());
+        sqlx::query(
+            "INSERT INTO methods (id, user_id, kind, label, created_at, credential, aaguid, credential_id) \
+             VALUES ($1, $2, 'fido2', $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&session.user_id)
+        .bind(&label)
+        .bind(now.timestamp())
+        .bind(self.seal_passkey(&session.user_id, &id, &key.passkey)?)
+        .bind(&aaguid)
+        .bind(credential_id(&key.passkey))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => DirectoryError::KeyRegistered,
+            _ => e.into(),
+        })?;
+        let event = Event::new("method_added")
+            .user(&session.email)
+            .with("method", &id)
+            .with("kind", "fido2")
+            .with("aaguid", &aaguid);
+        self.audit(
+            &mut tx,
+            event.with("label", &label).with("session", &session.id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(MethodSummary {
+            id,
+            kind: "fido2".into(),
+            label,
+            created_at: now,
+            last_used_at: None,
+        })
+    }
+
+    /// Writes down that a key of this model was refused, and returns why.
+    async fn refuse_key(&self, email: &crate::Email, aaguid: Option<Uuid>) -> DirectoryError {
+        let event = Event::new("key_refused")
+            .user(email)
+            .with("aaguid", aaguid.map(|a| a.to_string()));
+        let audited = async {
+            let mut tx = self.write().await?;
+            self.audit(&mut tx, event).await?;
+            tx.commit().await.map_err(DirectoryError::from)
+        };
+        match audited.await {
+            Ok(()) => DirectoryError::KeyNotAllowed { aaguid },
+            Err(e) => e,
+        }
+    }
+
+    /// Records a verified sign-in with one of a person's keys: its new
+    /// signature counter and when it was used. A counter that is not ahead
+    /// of the stored one (a cloned key, or another kiosk's sign-in with the
+    /// same key in between) is refused.
+    pub async fn record_key_sign_in(
+        &self,
+        user_id: &str,
+        result: &AuthenticationResult,
+    ) -> Result<MethodSummary, DirectoryError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "SELECT id, label, created_at, last_used_at, credential, aaguid FROM methods \
+             WHERE user_id = $1 AND kind = 'fido2' AND credential_id = $2",
+        )
+        .bind(user_id)
+        .bind(URL_SAFE_NO_PAD.encode(result.cred_id().as_slice()))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            DirectoryError::Invalid("that key is not registered to this person".into())
+        })?;
+        let mut key = self.stored_key(user_id, &row)?;
+        let stored = crate::fido::counter(&key.passkey);
+        if (result.counter() != 0 || stored != 0) && result.counter() <= stored {
+            return Err(DirectoryError::KeyCloned);
+        }
+        key.passkey.update_credential(result);
+        let now = self.now();
+        sqlx::query("UPDATE methods SET credential = $1, last_used_at = $2 WHERE id = $3")
+            .bind(self.seal_passkey(user_id, &key.method.id, &key.passkey)?)
+            .bind(now.timestamp())
+            .bind(&key.method.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        key.method.last_used_at = Some(now);
+        Ok(key.method)
+    }
+}

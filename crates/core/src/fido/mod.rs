@@ -1,0 +1,163 @@
+//! Security keys (FIDO2). webauthn-rs is the relying party. The kiosk is
+//! also the WebAuthn client: it talks CTAP2 to the key itself
+//! (webauthn-authenticator-rs), because it enrols keys for the
+//! organisation's RP ID and the Linux webview has no WebAuthn for USB keys.
+//!
+//! Every ceremony requires user verification (the key's PIN). The state
+//! between the two halves of a ceremony is a value that the second half
+//! consumes: it lives in the kiosk session, is never serialised, and cannot
+//! be answered twice.
+
+#[cfg(feature = "softtoken")]
+pub mod soft;
+
+use crate::config::WebAuthnSettings;
+use thiserror::Error;
+use webauthn_rs::prelude::{
+    AttestationMetadata, Credential, PasskeyAuthentication, PasskeyRegistration, Webauthn,
+    WebauthnBuilder, WebauthnError,
+};
+
+pub use webauthn_rs::prelude::{
+    AuthenticationResult, CreationChallengeResponse, Passkey, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
+};
+
+/// Why a security key was refused.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    /// The configured RP ID, name or origin cannot be used.
+    #[error("the WebAuthn settings cannot be used: {0}")]
+    Settings(String),
+    /// The key is registered to this person already.
+    #[error("this key is already registered")]
+    AlreadyRegistered,
+    /// The signature counter went backwards: the key may have been cloned.
+    #[error("this key's signature counter went backwards: it may have been cloned")]
+    PossibleClone,
+    /// The key did not verify its user (no PIN given).
+    #[error("the key did not verify its user (PIN)")]
+    UserNotVerified,
+    /// The key is not one of the models the policy allows.
+    #[error("keys of this model are not allowed ({})", aaguid.map_or("model unknown".to_string(), |a| a.to_string()))]
+    NotAllowed {
+        /// The model the key reported, if it did.
+        aaguid: Option<Uuid>,
+    },
+    /// The answer does not belong to this ceremony (another challenge,
+    /// origin or RP ID) or does not verify.
+    #[error("the key's answer was refused: {0}")]
+    Refused(WebauthnError),
+}
+
+impl From<WebauthnError> for KeyError {
+    fn from(error: WebauthnError) -> Self {
+        match error {
+            WebauthnError::CredentialPossibleCompromise => Self::PossibleClone,
+            WebauthnError::UserNotVerified => Self::UserNotVerified,
+            // webauthn-rs reports an excluded credential under this name.
+            WebauthnError::CredentialAlteredAlgFromRequest => Self::AlreadyRegistered,
+            other => Self::Refused(other),
+        }
+    }
+}
+
+/// The organisation's relying party.
+#[derive(Debug)]
+pub struct RelyingParty {
+    webauthn: Webauthn,
+    origin: Url,
+}
+
+/// The first half of a registration, consumed by the second.
+#[derive(Debug)]
+pub struct Registration(PasskeyRegistration);
+
+/// The first half of a sign-in with a key, consumed by the second.
+#[derive(Debug)]
+pub struct Authentication(PasskeyAuthentication);
+
+/// A key that has just been registered.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The credential, in webauthn-rs's own type.
+    pub passkey: Passkey,
+    /// The model the key reported in its attestation.
+    pub aaguid: Option<Uuid>,
+}
+
+impl RelyingParty {
+    /// The relying party for `settings` (checked by the configuration).
+    pub fn new(settings: &WebAuthnSettings) -> Result<Self, KeyError> {
+        let origin = Url::parse(&settings.origin).map_err(|e| KeyError::Settings(e.to_string()))?;
+        let webauthn = WebauthnBuilder::new(&settings.rp_id, &origin)
+            .and_then(|b| b.rp_name(&settings.rp_name).build())
+            .map_err(|e| KeyError::Settings(e.to_string()))?;
+        Ok(Self { webauthn, origin })
+    }
+
+    /// The origin the kiosk speaks for as a WebAuthn client.
+    pub fn origin(&self) -> &Url {
+        &self.origin
+    }
+
+    /// Asks a key to create a credential for a person; the keys in
+    /// `registered` are excluded (the key refuses, as it already holds one).
+    pub fn start_registration(
+        &self,
+        handle: Uuid,
+        email: &str,
+        name: &str,
+        registered: &[Passkey],
+    ) -> Result<(CreationChallengeResponse, Registration), KeyError> {
+        let exclude = registered.iter().map(|k| k.cred_id().clone()).collect();
+        let (challenge, state) =
+            self.webauthn
+                .start_passkey_registration(handle, email, name, Some(exclude))?;
+        Ok((challenge, Registration(state)))
+    }
+
+    /// Checks the key's answer to `state`'s challenge.
+    pub fn finish_registration(
+        &self,
+        answer: &RegisterPublicKeyCredential,
+        state: Registration,
+    ) -> Result<NewKey, KeyError> {
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(answer, &state.0)?;
+        let aaguid = match Credential::from(passkey.clone()).attestation.metadata {
+            AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => {
+                Some(aaguid)
+            }
+            _ => None,
+        };
+        Ok(NewKey { passkey, aaguid })
+    }
+
+    /// Asks for an assertion from one of `keys`.
+    pub fn start_authentication(
+        &self,
+        keys: &[Passkey],
+    ) -> Result<(RequestChallengeResponse, Authentication), KeyError> {
+        let (challenge, state) = self.webauthn.start_passkey_authentication(keys)?;
+        Ok((challenge, Authentication(state)))
+    }
+
+    /// Checks an assertion against `state`'s challenge and the keys'
+    /// counters as they were when it started.
+    pub fn finish_authentication(
+        &self,
+        answer: &PublicKeyCredential,
+        state: Authentication,
+    ) -> Result<AuthenticationResult, KeyError> {
+        Ok(self
+            .webauthn
+            .finish_passkey_authentication(answer, &state.0)?)
+    }
+}
+
+/// The signature counter a key last reported.
+pub fn counter(passkey: &Passkey) -> u32 {
+    Credential::from(passkey.clone()).counter
+}

@@ -1,0 +1,486 @@
+//! Security keys on both backends, through the kiosk's real CTAP2 client
+//! (`CtapAuthenticator`, as for a USB key) talking to a software key that
+//! has a PIN, and webauthn-rs as the relying party.
+
+use crate::add;
+use std::sync::Mutex;
+use tapkiosk_core::config::WebAuthnSettings;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use tapkiosk_core::fido::soft::SoftCtapToken;
+use tapkiosk_core::fido::{KeyError, NewKey, RelyingParty, Url, Uuid};
+use tapkiosk_core::policy::KeyRestriction;
+use tapkiosk_core::redeem::KioskSession;
+use tapkiosk_tests::{TestDirectory, on_both_backends};
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::ctap2::CtapAuthenticator;
+use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampleStatus};
+use webauthn_authenticator_rs::ui::UiCallback;
+
+on_both_backends!(
+    a_key_is_registered_and_signs_in,
+    a_key_already_registered_is_excluded,
+    a_cloned_key_is_refused,
+    answers_for_another_ceremony_are_refused,
+    the_allow_list_refuses_other_models_and_audits_it,
+    a_registration_without_the_pin_fails,
+    the_key_and_its_assertion_verify_with_python_fido2,
+);
+
+const PIN: &str = "246813";
+
+/// The person at the kiosk: answers PIN prompts, counts touches.
+#[derive(Debug)]
+struct Person {
+    pin: Option<String>,
+    touches: Mutex<usize>,
+}
+
+impl Person {
+    fn with_pin(pin: Option<&str>) -> Self {
+        Self {
+            pin: pin.map(str::to_string),
+            touches: Mutex::new(0),
+        }
+    }
+}
+
+impl UiCallback for Person {
+    fn request_pin(&self) -> Option<String> {
+        self.pin.clone()
+    }
+    fn request_touch(&self) {
+        *self.touches.lock().unwrap() += 1;
+    }
+    fn processing(&self) {}
+    fn fingerprint_enrollment_feedback(&self, _: u32, _: Option<EnrollSampleStatus>) {}
+    fn cable_qr_code(&self, _: CableRequestType, _: String) {}
+    fn dismiss_qr_code(&self) {}
+    fn cable_status_update(&self, _: CableState) {}
+}
+
+type Client<'a> = WebauthnAuthenticator<CtapAuthenticator<'a, SoftCtapToken, Person>>;
+
+/// A person who answers PIN prompts with `pin`. Leaked: the client borrows
+/// it for the rest of the test.
+fn person(pin: Option<&str>) -> &'static Person {
+    Box::leak(Box::new(Person::with_pin(pin)))
+}
+
+/// Ada at the kiosk with a fresh key (its PIN is `PIN`) plugged in.
+struct AtKiosk {
+    rp: RelyingParty,
+    ada: KioskSession,
+    client: Client<'static>,
+    person: &'static Person,
+    /// Another handle on the key in the client.
+    device: SoftCtapToken,
+}
+
+async fn key_count(t: &TestDirectory, user_id: &str) -> usize {
+    t.directory.security_keys(user_id).await.unwrap().len()
+}
+
+async fn audited(t: &TestDirectory, kind: &str) -> bool {
+    crate::audit_kinds(t).await.iter().any(|k| k == kind)
+}
+
+/// Ada at the kiosk with a key registered to her, named "Key".
+async fn with_a_key(t: &TestDirectory) -> (AtKiosk, NewKey) {
+    let mut k = at_kiosk(t, Some(PIN)).await;
+    let key = register(&k.rp, t, &k.ada, &mut k.client).await.unwrap();
+    t.directory
+        .add_security_key(&k.ada, "Key", &key)
+        .await
+        .unwrap();
+    (k, key)
+}
+
+async fn at_kiosk(t: &TestDirectory, pin: Option<&str>) -> AtKiosk {
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let device = token.same_key();
+    let person = person(pin);
+    AtKiosk {
+        rp: RelyingParty::new(&settings()).unwrap(),
+        ada: session(t, "ada@example.com").await,
+        client: plug_in(token, person).await,
+        person,
+        device,
+    }
+}
+
+/// A key with `PIN` set, plugged in, as the kiosk's client sees it.
+async fn plug_in(token: SoftCtapToken, person: &Person) -> Client<'_> {
+    let mut key = CtapAuthenticator::new(token, person)
+        .await
+        .expect("the software key speaks CTAP2");
+    if key.get_info().get_option("clientPin") != Some(true) {
+        key.set_new_pin(PIN).await.unwrap();
+    }
+    WebauthnAuthenticator::new(key)
+}
+
+fn settings() -> WebAuthnSettings {
+    WebAuthnSettings {
+        rp_id: "example.com".into(),
+        rp_name: "Example Ltd".into(),
+        origin: "https://kiosk.example.com".into(),
+    }
+}
+
+fn origin() -> Url {
+    Url::parse("https://kiosk.example.com").unwrap()
+}
+
+/// A session for `email` opened with a fresh multi-use pass.
+async fn session(t: &TestDirectory, email: &str) -> KioskSession {
+    let email = add(t, email).await;
+    let request = IssueRequest {
+        one_time: Some(false),
+        ..IssueRequest::new(email.clone())
+    };
+    let pass = t.directory.issue_pass(&request).await.unwrap();
+    t.directory
+        .redeem(email.as_str(), &pass.code.grouped())
+        .await
+        .unwrap()
+}
+
+async fn register(
+    rp: &RelyingParty,
+    t: &TestDirectory,
+    session: &KioskSession,
+    client: &mut Client<'_>,
+) -> Result<NewKey, KeyError> {
+    let registered: Vec<_> = t
+        .directory
+        .security_keys(&session.user_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.passkey)
+        .collect();
+    let handle = Uuid::parse_str(&session.user_id).unwrap();
+    let (challenge, state) = rp
+        .start_registration(handle, session.email.as_str(), "Ada", &registered)
+        .unwrap();
+    let answer = client
+        .do_registration(origin(), challenge)
+        .map_err(|e| KeyError::Settings(format!("client: {e:?}")))?;
+    rp.finish_registration(&answer, state)
+}
+
+/// Signs in with the person's keys; returns the result as the directory
+/// recorded it.
+async fn sign_in(
+    rp: &RelyingParty,
+    t: &TestDirectory,
+    user_id: &str,
+    client: &mut Client<'_>,
+) -> Result<u32, String> {
+    let keys: Vec<_> = t
+        .directory
+        .security_keys(user_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.passkey)
+        .collect();
+    let (challenge, state) = rp.start_authentication(&keys).unwrap();
+    let answer = client
+        .do_authentication(origin(), challenge)
+        .map_err(|e| format!("client: {e:?}"))?;
+    let result = rp
+        .finish_authentication(&answer, state)
+        .map_err(|e| e.to_string())?;
+    assert!(result.user_verified(), "the PIN was required");
+    t.directory
+        .record_key_sign_in(user_id, &result)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(result.counter())
+}
+
+async fn a_key_is_registered_and_signs_in(t: TestDirectory) {
+    let AtKiosk {
+        rp,
+        ada,
+        mut client,
+        person,
+        ..
+    } = at_kiosk(&t, Some(PIN)).await;
+
+    let key = register(&rp, &t, &ada, &mut client).await.unwrap();
+    assert_eq!(
+        key.aaguid,
+        Some(webauthn_authenticator_rs::softtoken::AAGUID)
+    );
+    let method = t
+        .directory
+        .add_security_key(&ada, "My key", &key)
+        .await
+        .unwrap();
+    assert_eq!(method.kind, "fido2");
+    assert!(
+        *person.touches.lock().unwrap() >= 1,
+        "the key asked for a touch"
+    );
+
+    let stored = t.directory.security_keys(&ada.user_id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].method.label, "My key");
+    assert_eq!(stored[0].passkey.cred_id(), key.passkey.cred_id());
+    assert!(stored[0].method.last_used_at.is_none());
+
+    let first = sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+    let second = sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+    assert!(
+        second > first,
+        "the counter moves on: {first} then {second}"
+    );
+    let stored = t.directory.security_keys(&ada.user_id).await.unwrap();
+    assert_eq!(tapkiosk_core::fido::counter(&stored[0].passkey), second);
+    assert!(stored[0].method.last_used_at.is_some());
+
+    // Another person's keys are not Ada's.
+    let bob = session(&t, "bob@example.com").await;
+    assert!(key_count(&t, &bob.user_id).await == 0);
+    assert!(audited(&t, "method_added").await);
+}
+
+async fn a_key_already_registered_is_excluded(t: TestDirectory) {
+    let (
+        AtKiosk {
+            rp,
+            ada,
+            mut client,
+            ..
+        },
+        key,
+    ) = with_a_key(&t).await;
+
+    // The key itself refuses: it holds a credential on the exclude list.
+    let again = register(&rp, &t, &ada, &mut client).await.unwrap_err();
+    assert!(
+        again.to_string().contains("Ctap2CredentialExcluded"),
+        "{again}"
+    );
+    // And the directory would not store the same credential twice.
+    let twice = t
+        .directory
+        .add_security_key(&ada, "Key again", &key)
+        .await
+        .unwrap_err();
+    assert!(matches!(twice, DirectoryError::KeyRegistered), "{twice}");
+    assert_eq!(key_count(&t, &ada.user_id).await, 1);
+}
+
+async fn a_cloned_key_is_refused(t: TestDirectory) {
+    let (
+        AtKiosk {
+            rp,
+            ada,
+            mut client,
+            person,
+            device,
+        },
+        _,
+    ) = with_a_key(&t).await;
+    sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+
+    // Someone copies the key; the real one is then used twice more.
+    let copy = device.copy_key().unwrap();
+    sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+    sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+    let mut cloned = plug_in(copy, person).await;
+    let refused = sign_in(&rp, &t, &ada.user_id, &mut cloned)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("cloned"), "{refused}");
+    // The real key still works.
+    sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+}
+
+async fn answers_for_another_ceremony_are_refused(t: TestDirectory) {
+    let (
+        AtKiosk {
+            rp,
+            ada,
+            mut client,
+            ..
+        },
+        key,
+    ) = with_a_key(&t).await;
+    let keys = vec![key.passkey.clone()];
+
+    // An answer to one session's challenge, checked against another's.
+    let (first, _first_state) = rp.start_authentication(&keys).unwrap();
+    let (_second, second_state) = rp.start_authentication(&keys).unwrap();
+    let answer = client.do_authentication(origin(), first).unwrap();
+    let refused = rp.finish_authentication(&answer, second_state).unwrap_err();
+    assert!(refused.to_string().contains("challenge"), "{refused}");
+
+    // A relying party for another origin of the same RP ID.
+    let elsewhere = RelyingParty::new(&WebAuthnSettings {
+        origin: "https://other.example.com".into(),
+        ..settings()
+    })
+    .unwrap();
+    let (challenge, state) = elsewhere.start_authentication(&keys).unwrap();
+    let answer = client.do_authentication(origin(), challenge).unwrap();
+    let refused = elsewhere.finish_authentication(&answer, state).unwrap_err();
+    assert!(
+        refused.to_string().to_lowercase().contains("origin"),
+        "{refused}"
+    );
+
+    // Our challenge, signed by the key for another RP ID.
+    let (mut challenge, state) = rp.start_authentication(&keys).unwrap();
+    challenge.public_key.rp_id = "kiosk.example.com".into();
+    let answer = client.do_authentication(origin(), challenge).unwrap();
+    let refused = rp.finish_authentication(&answer, state).unwrap_err();
+    assert!(
+        refused.to_string().contains("relying party id"),
+        "{refused}"
+    );
+
+    // Nothing refused was recorded: the key signs in as before.
+    sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+}
+
+async fn the_allow_list_refuses_other_models_and_audits_it(t: TestDirectory) {
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let only_others = Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
+    let mut policy = t.directory.policy().await.unwrap();
+    policy.keys = KeyRestriction::AllowList([only_others].into());
+    t.directory.set_policy(&policy).await.unwrap();
+
+    let AtKiosk {
+        ada, mut client, ..
+    } = at_kiosk(&t, Some(PIN)).await;
+    let key = register(&rp, &t, &ada, &mut client).await.unwrap();
+    let refused = t
+        .directory
+        .add_security_key(&ada, "Key", &key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, DirectoryError::KeyNotAllowed { aaguid: Some(a) } if a == webauthn_authenticator_rs::softtoken::AAGUID),
+        "{refused}"
+    );
+    assert!(key_count(&t, &ada.user_id).await == 0);
+    assert!(audited(&t, "key_refused").await);
+
+    // Allowing the model lets the same key in.
+    policy.keys = KeyRestriction::AllowList([webauthn_authenticator_rs::softtoken::AAGUID].into());
+    t.directory.set_policy(&policy).await.unwrap();
+    t.directory
+        .add_security_key(&ada, "Key", &key)
+        .await
+        .unwrap();
+    // An empty allow-list is a mistake, not "no keys".
+    policy.keys = KeyRestriction::AllowList(Default::default());
+    assert!(t.directory.set_policy(&policy).await.is_err());
+}
+
+async fn a_registration_without_the_pin_fails(t: TestDirectory) {
+    // The person does not give the PIN.
+    let mut k = at_kiosk(&t, None).await;
+    let failed = register(&k.rp, &t, &k.ada, &mut k.client)
+        .await
+        .unwrap_err();
+    assert!(failed.to_string().contains("Cancelled"), "{failed}");
+
+    // A wrong PIN: the key says so.
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let mut client = plug_in(token, person(Some("111111"))).await;
+    let failed = register(&k.rp, &t, &k.ada, &mut client).await.unwrap_err();
+    assert!(failed.to_string().contains("Ctap2PinInvalid"), "{failed}");
+    assert!(key_count(&t, &k.ada.user_id).await == 0);
+}
+
+/// The COSE encoding of an EC2 public key (webauthn-rs keeps keys parsed).
+fn cose(key: &webauthn_rs::prelude::COSEKey) -> Vec<u8> {
+    use serde_cbor_2::Value;
+    use webauthn_rs::prelude::{COSEKeyType, ECDSACurve};
+    let COSEKeyType::EC_EC2(ec) = &key.key else {
+        panic!("the software key makes EC2 keys: {key:?}");
+    };
+    let curve = match ec.curve {
+        ECDSACurve::SECP256R1 => 1,
+        ECDSACurve::SECP384R1 => 2,
+        ECDSACurve::SECP521R1 => 3,
+    };
+    let map = [
+        (1, Value::Integer(2)),
+        (3, Value::Integer(key.type_ as i32 as i128)),
+        (-1, Value::Integer(curve)),
+        (-2, Value::Bytes(ec.x.to_vec())),
+        (-3, Value::Bytes(ec.y.to_vec())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (Value::Integer(k), v))
+    .collect();
+    serde_cbor_2::to_vec(&Value::Map(map)).unwrap()
+}
+
+async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let python = std::env::var("TAPKIOSK_TEST_PYTHON")
+        .expect("TAPKIOSK_TEST_PYTHON (a Python with fido2) is not set: run scripts/test");
+    let AtKiosk {
+        rp,
+        ada,
+        mut client,
+        ..
+    } = at_kiosk(&t, Some(PIN)).await;
+    let handle = Uuid::parse_str(&ada.user_id).unwrap();
+    let (challenge, state) = rp
+        .start_registration(handle, ada.email.as_str(), "Ada", &[])
+        .unwrap();
+    let registration = client.do_registration(origin(), challenge).unwrap();
+    let key = rp.finish_registration(&registration, state).unwrap();
+    t.directory
+        .add_security_key(&ada, "Key", &key)
+        .await
+        .unwrap();
+    // The key as the directory gives it back (sealed, stored, opened).
+    let stored = t.directory.security_keys(&ada.user_id).await.unwrap()[0]
+        .passkey
+        .clone();
+    let (challenge, state) = rp
+        .start_authentication(std::slice::from_ref(&stored))
+        .unwrap();
+    let assertion = client.do_authentication(origin(), challenge).unwrap();
+    rp.finish_authentication(&assertion, state).unwrap();
+    let client_data: serde_json::Value =
+        serde_json::from_slice(assertion.response.client_data_json.as_slice()).unwrap();
+    let export = serde_json::json!({
+        "rp_id": "example.com",
+        "cose_public_key": b64(&cose(stored.get_public_key())),
+        "credential_id": b64(stored.cred_id().as_slice()),
+        "attestation_object": b64(registration.response.attestation_object.as_slice()),
+        "authenticator_data": b64(assertion.response.authenticator_data.as_slice()),
+        "client_data_json": b64(assertion.response.client_data_json.as_slice()),
+        "signature": b64(assertion.response.signature.as_slice()),
+        "challenge": client_data["challenge"],
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/system/webauthn_crosscheck.py");
+    let mut check = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut check.stdin.take().unwrap(),
+        export.to_string().as_bytes(),
+    )
+    .unwrap();
+    let output = check.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("verified by python-fido2"), "{said}");
+}
