@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tapkiosk_core::config::{Config, Inputs};
 use tapkiosk_core::directory::Settings;
+use tapkiosk_core::fido::RelyingParty;
+use tapkiosk_core::fido::ceremony::KeySource;
 use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language};
 use tapkiosk_core::{Clock, Directory, KeyStore, SystemClock};
 
@@ -74,6 +76,10 @@ impl AppState {
         // Known only to test builds; a shipped build refuses it as unknown.
         #[cfg(feature = "test-clock")]
         inputs.env.remove("TAPKIOSK_TEST_CLOCK");
+        #[cfg(feature = "test-keys")]
+        let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY").is_some();
+        #[cfg(not(feature = "test-keys"))]
+        let soft_key = false;
         if let Some(config) = &options.config {
             inputs.file = Some(config.clone());
         }
@@ -126,6 +132,8 @@ impl AppState {
                 organisation: config.organisation.clone(),
                 languages,
                 idle_timeout: config.idle_timeout,
+                relying_party: relying_party(&config),
+                keys: key_source(soft_key),
             },
         );
         Ok(Self {
@@ -143,6 +151,36 @@ impl AppState {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
+}
+
+/// The relying party for security keys, or none (with the reason in the
+/// log) when the WebAuthn settings cannot be used.
+fn relying_party(config: &Config) -> Option<Arc<RelyingParty>> {
+    RelyingParty::new(&config.webauthn)
+        .map(Arc::new)
+        .map_err(|e| tracing::error!(%e, "security keys are off"))
+        .ok()
+}
+
+/// USB keys in a shipped build. A `test-keys` build started with
+/// `TAPKIOSK_TEST_SOFT_KEY` uses one software key instead, for the
+/// end-to-end tests.
+fn key_source(soft_key: bool) -> KeySource {
+    #[cfg(feature = "test-keys")]
+    if soft_key {
+        return match tapkiosk_core::fido::soft::SoftCtapToken::generate() {
+            Ok((key, _)) => KeySource::Soft(Arc::new(key)),
+            Err(e) => {
+                tracing::error!(?e, "cannot make the software key");
+                KeySource::Nowhere
+            }
+        };
+    }
+    let _ = soft_key;
+    #[cfg(feature = "usb")]
+    return KeySource::Usb;
+    #[cfg(not(feature = "usb"))]
+    KeySource::Nowhere
 }
 
 #[cfg(not(feature = "test-clock"))]

@@ -115,7 +115,7 @@ fn app_path() -> PathBuf {
         });
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p tapkiosk --features test-clock`",
+        "{} is missing: build it with `cargo build -p tapkiosk --features test-clock,test-keys`",
         path.display()
     );
     path
@@ -197,6 +197,7 @@ impl Kiosk {
             .env("TAPKIOSK_DIRECTORY", &database)
             .env("TAPKIOSK_CONFIG", &config)
             .env("TAPKIOSK_TEST_CLOCK", &clock_file)
+            .env("TAPKIOSK_TEST_SOFT_KEY", "1")
             .env_remove("TAPKIOSK_TEST_POSTGRES")
             .env_remove("TAPKIOSK_TEST_PG_BIN")
             .env_remove("TAPKIOSK_TEST_PYTHON")

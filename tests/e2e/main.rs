@@ -447,3 +447,67 @@ async fn the_kiosk_fills_and_reads_well_on_a_full_hd_screen(language: &'static s
     kiosk.screenshot("authenticator").await;
     kiosk.stop().await;
 }
+
+/// Waits for the key step's phase `phase` (`data-key-phase` on the body).
+async fn wait_for_key(kiosk: &Kiosk, stage: &str, phase: &str) {
+    let selector = format!("body[data-key-stage='{stage}'][data-key-phase='{phase}']");
+    kiosk.wait_for(By::Css(&selector)).await;
+}
+
+/// From Choose or Security info: registers the software key and tests it.
+async fn enrol_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
+    kiosk.click(button).await;
+    kiosk.wait_for_step("key_setup").await;
+    if new_pin {
+        wait_for_key(kiosk, "setup", "set_pin").await;
+        kiosk.screenshot("key-set-pin").await;
+        kiosk
+            .wait_for(By::Id("new-pin"))
+            .await
+            .send_keys(KEY_PIN)
+            .await
+            .unwrap();
+        kiosk.enter("new-pin-again", KEY_PIN).await;
+    }
+    wait_for_key(kiosk, "setup", "enter_pin").await;
+    kiosk.screenshot("key-pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("key_name").await;
+    kiosk.screenshot("key-name").await;
+    kiosk.enter("key-name", name).await;
+    wait_for_key(kiosk, "test", "enter_pin").await;
+    kiosk.screenshot("key-test").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("done").await;
+}
+
+const KEY_PIN: &str = "246813";
+
+in_english_and_french!(a_security_key_is_enrolled_tested_removed_and_replaced);
+
+async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'static str) {
+    let kiosk = Kiosk::start_with(language, Screen::Small).await;
+    let pass = kiosk
+        .person_with_pass("ada@example.com", "Ada Lovelace", false)
+        .await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
+    enrol_key(&kiosk, "#choose-security-key", "Blue key", true).await;
+    let methods = kiosk.driver.find_all(By::Css(".methods li")).await.unwrap();
+    assert_eq!(methods.len(), 1);
+    assert!(methods[0].text().await.unwrap().contains("Blue key"));
+    kiosk.screenshot("key-done").await;
+
+    // Later: the key is lost. Remove it in Security info, enrol a new one.
+    kiosk.click("#finish").await;
+    kiosk.wait_for_step("welcome").await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
+    kiosk.click("#choose-security-info").await;
+    kiosk.wait_for_step("security_info").await;
+    kiosk.click("button[data-method]").await;
+    kiosk.wait_for_notice("method_removed").await;
+    enrol_key(&kiosk, "#add-security-key", "Spare key", false).await;
+    let methods = kiosk.driver.find_all(By::Css(".methods li")).await.unwrap();
+    assert_eq!(methods.len(), 1);
+    assert!(methods[0].text().await.unwrap().contains("Spare key"));
+    kiosk.stop().await;
+}

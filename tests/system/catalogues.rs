@@ -169,9 +169,11 @@ fn every_error_code_has_words() {
 }
 
 #[test]
-fn every_notice_has_words() {
-    let notices = variants("crates/core/src/kiosk.rs", "Notice");
+fn every_notice_and_key_phase_has_words() {
+    let notices = variants("crates/core/src/kiosk/mod.rs", "Notice");
     assert_has(&prefixed("notice", notices), "notices");
+    let phases = variants("crates/core/src/fido/ceremony.rs", "Phase");
+    assert_has(&prefixed("key.phase", phases), "security key phases");
 }
 
 #[test]

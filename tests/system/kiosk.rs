@@ -26,6 +26,8 @@ fn kiosk(t: &TestDirectory) -> Kiosk {
         organisation: "Example Ltd".into(),
         languages: vec![Language::En, Language::Fr],
         idle_timeout: TimeDelta::seconds(120),
+        relying_party: None,
+        keys: tapkiosk_core::fido::ceremony::KeySource::Nowhere,
     };
     Kiosk::new(t.directory.clone(), settings)
 }
@@ -291,12 +293,18 @@ async fn security_info_removes_a_lost_method_and_adds_another(t: TestDirectory) 
     };
     assert_eq!(methods.len(), 1);
     let info = kiosk.open_security_info().await.unwrap();
-    let StepView::SecurityInfo { methods } = &info.step else {
+    let StepView::SecurityInfo { methods, .. } = &info.step else {
         panic!()
     };
     let removed = kiosk.remove_method(&methods[0].id).await.unwrap();
     assert_eq!(removed.notice, Some(Notice::MethodRemoved));
-    assert_eq!(removed.step, StepView::SecurityInfo { methods: vec![] });
+    assert_eq!(
+        removed.step,
+        StepView::SecurityInfo {
+            methods: vec![],
+            security_keys: false
+        }
+    );
     let setup = kiosk.add_authenticator().await.unwrap();
     let secret = secret_of(&setup);
     kiosk

@@ -6,8 +6,10 @@ use crate::add;
 use std::sync::Mutex;
 use tapkiosk_core::config::WebAuthnSettings;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use tapkiosk_core::fido::ceremony::{KeySource, Phase};
 use tapkiosk_core::fido::soft::SoftCtapToken;
 use tapkiosk_core::fido::{KeyError, NewKey, RelyingParty, Url, Uuid};
+use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, Screen, StepView};
 use tapkiosk_core::policy::KeyRestriction;
 use tapkiosk_core::redeem::KioskSession;
 use tapkiosk_tests::{TestDirectory, on_both_backends};
@@ -24,6 +26,7 @@ on_both_backends!(
     the_allow_list_refuses_other_models_and_audits_it,
     a_registration_without_the_pin_fails,
     the_key_and_its_assertion_verify_with_python_fido2,
+    the_kiosk_walks_a_person_through_a_new_key,
 );
 
 const PIN: &str = "246813";
@@ -483,4 +486,93 @@ async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{said}");
     assert!(said.contains("verified by python-fido2"), "{said}");
+}
+
+/// Asks the kiosk for its screen until `wanted` holds; the key works on a
+/// thread of its own, so there is no clock to move.
+#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
+async fn wait_until(kiosk: &mut Kiosk, wanted: impl Fn(&StepView) -> bool) -> Screen {
+    for _ in 0..500 {
+        let screen = kiosk.tick().await.unwrap();
+        if wanted(&screen.step) {
+            return screen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the kiosk never got there: {:?}", kiosk.screen().step);
+}
+
+fn key_phase(step: &StepView) -> Option<Phase> {
+    match step {
+        StepView::KeySetup { key, .. } | StepView::KeyTest { key } => Some(key.clone()),
+        _ => None,
+    }
+}
+
+async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let settings = KioskSettings {
+        organisation: "Example Ltd".into(),
+        languages: vec![Language::En],
+        idle_timeout: chrono::TimeDelta::seconds(120),
+        relying_party: Some(std::sync::Arc::new(RelyingParty::new(&settings()).unwrap())),
+        keys: KeySource::Soft(std::sync::Arc::new(token)),
+    };
+    let mut kiosk = Kiosk::new(t.directory.clone(), settings);
+    let email = add(&t, "ada@example.com").await;
+    let request = IssueRequest {
+        one_time: Some(true),
+        ..IssueRequest::new(email.clone())
+    };
+    let pass = t.directory.issue_pass(&request).await.unwrap();
+    kiosk.start(Language::En).await.unwrap();
+    kiosk.submit_email("ada@example.com").await.unwrap();
+    kiosk.submit_pass(&pass.code.grouped()).await.unwrap();
+    kiosk.add_security_key().await.unwrap();
+
+    // A key without a PIN: the kiosk helps set one, typed twice.
+    let set_pin = |s: &StepView| key_phase(s) == Some(Phase::SetPin);
+    wait_until(&mut kiosk, set_pin).await;
+    let differ = kiosk.key_pin(PIN, Some("135792")).await.unwrap();
+    assert_eq!(differ.notice, Some(Notice::PinsDiffer));
+    let short = kiosk.key_pin("12", Some("12")).await.unwrap();
+    assert!(matches!(short.notice, Some(Notice::PinRules { min: 4 })));
+    kiosk.key_pin(PIN, Some(PIN)).await.unwrap();
+
+    // Then the PIN for the registration: a wrong one is said, and retried.
+    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
+    wait_until(&mut kiosk, enter_pin).await;
+    kiosk.key_pin("999999", None).await.unwrap();
+    let wrong = |s: &StepView| key_phase(s) == Some(Phase::EnterPin { wrong: true });
+    wait_until(&mut kiosk, wrong).await;
+    kiosk.key_pin(PIN, None).await.unwrap();
+    let named = wait_until(&mut kiosk, |s| matches!(s, StepView::KeyName { .. })).await;
+    assert_eq!(
+        named.step,
+        StepView::KeyName {
+            suggested: "Software key (test)".into()
+        }
+    );
+    kiosk.name_key("Ada's key").await.unwrap();
+
+    // The test sign-in asks for the PIN again, then Done lists the key.
+    wait_until(&mut kiosk, enter_pin).await;
+    kiosk.key_pin(PIN, None).await.unwrap();
+    let done = wait_until(&mut kiosk, |s| matches!(s, StepView::Done { .. })).await;
+    let StepView::Done { methods, .. } = done.step else {
+        unreachable!()
+    };
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0].kind, "fido2");
+    assert_eq!(methods[0].label, "Ada's key");
+    assert!(
+        methods[0].last_used_at.is_some(),
+        "the test sign-in is recorded"
+    );
+    // The one-time pass was used by the registration.
+    let again = t
+        .directory
+        .redeem("ada@example.com", &pass.code.grouped())
+        .await;
+    assert!(again.is_err(), "a used one-time pass opens nothing");
 }

@@ -32,7 +32,8 @@ function showError(error) {
 }
 
 async function show(screen) {
-  const stepChanged = !current || current.step.kind !== screen.step.kind || current.language !== screen.language;
+  const keyMoved = current && screen.step.key && JSON.stringify(screen.step.key) !== JSON.stringify(current.step.key);
+  const stepChanged = !current || keyMoved || current.step.kind !== screen.step.kind || current.language !== screen.language;
   if (screen.language !== language()) await use(screen.language);
   current = screen;
   document.body.dataset.step = screen.step.kind;
@@ -150,6 +151,8 @@ const draw = {
       el('div', { class: 'choices' },
         el('button', { type: 'button', class: 'choice', id: 'choose-authenticator', onclick: () => send('add_authenticator') },
           el('strong', {}, t('choose.authenticator')), el('span', {}, t('choose.authenticator_hint'))),
+        step.security_keys ? el('button', { type: 'button', class: 'choice', id: 'choose-security-key', onclick: () => send('add_security_key') },
+          el('strong', {}, t('choose.security_key')), el('span', {}, t('choose.security_key_hint'))) : null,
         el('button', { type: 'button', class: 'choice', id: 'choose-security-info', onclick: () => send('open_security_info') },
           el('strong', {}, t('choose.security_info')), el('span', {}, t('choose.security_info_hint', { count: step.methods.length })))));
     actions.append(el('span'), el('button', { type: 'button', class: 'secondary', id: 'finish', onclick: () => send('reset') }, t('action.finish')));
@@ -176,8 +179,23 @@ const draw = {
     screenRoot.append(heading('security.title'), el('p', { class: 'lead' }, t('security.lead')),
       el('div', { id: 'method-list' }, methodList(step.methods, true)),
       el('button', { type: 'button', class: 'choice', id: 'add-authenticator', onclick: () => send('add_authenticator') },
-        el('strong', {}, t('security.add_authenticator'))));
+        el('strong', {}, t('security.add_authenticator'))),
+      step.security_keys ? el('button', { type: 'button', class: 'choice', id: 'add-security-key', onclick: () => send('add_security_key') },
+        el('strong', {}, t('security.add_security_key'))) : null);
     actions.append(backButton(), el('button', { type: 'button', class: 'secondary', onclick: () => send('reset') }, t('action.finish')));
+  },
+  key_setup(step) {
+    screenRoot.append(heading('key.setup_title'));
+    keyPhase(step, 'setup');
+  },
+  key_name(step) {
+    screenRoot.append(heading('key.name_title'), el('p', { class: 'lead' }, t('key.name_lead')));
+    field({ id: 'key-name', label: 'key.name_label', value: step.suggested, attributes: { maxlength: '64' },
+      submit: (value) => send('name_key', { label: value }), action: 'action.next' });
+  },
+  key_test(step) {
+    screenRoot.append(heading('key.test_title'));
+    keyPhase(step, 'test');
   },
   done(step) {
     screenRoot.append(heading('done.title', { name: step.name }), el('p', { class: 'lead' }, t('done.lead')),
@@ -185,6 +203,43 @@ const draw = {
     actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
   },
 };
+
+// What the key needs from the person now. Phases that ended without an
+// answer offer Try again.
+const FAILED_PHASES = ['no_key', 'several_keys', 'not_supported', 'pin_blocked', 'reinsert_key',
+  'already_registered', 'not_registered', 'timed_out', 'failed'];
+
+function keyPhase(step, stage) {
+  const phase = step.key.phase;
+  const status = el('div', { class: `key-status key-${phase}`, id: 'key-status', 'data-phase': phase, role: 'status' },
+    el('p', { class: 'lead' }, t(`key.phase.${phase}`, { min: step.pin_min || 4 })));
+  screenRoot.append(status);
+  if (phase === 'set_pin') {
+    screenRoot.append(el('p', { class: 'hint' }, t('key.pin_rules', { min: step.pin_min })));
+    const form = el('form', { class: 'field', novalidate: true, onsubmit: (event) => { event.preventDefault(); submitNewPin(); } },
+      el('label', { for: 'new-pin' }, t('key.new_pin')), el('input', { id: 'new-pin', type: 'password', autocomplete: 'new-password' }),
+      el('label', { for: 'new-pin-again' }, t('key.new_pin_again')), el('input', { id: 'new-pin-again', type: 'password', autocomplete: 'new-password' }),
+      el('button', { type: 'submit', hidden: true }));
+    screenRoot.append(form);
+    actions.append(backButton() || el('span'), primary('action.next', submitNewPin, { id: 'next' }));
+    setTimeout(() => document.getElementById('new-pin').focus(), 0);
+  } else if (phase === 'enter_pin') {
+    if (step.key.wrong) status.append(el('p', { class: 'hint', id: 'wrong-pin' }, t('key.wrong_pin')));
+    field({ id: 'key-pin', label: 'key.pin', attributes: { type: 'password', autocomplete: 'off' },
+      submit: (value) => send('key_pin', { pin: value }), action: 'action.next' });
+  } else if (FAILED_PHASES.includes(phase)) {
+    actions.append(backButton() || el('span'), primary('key.try_again', () => send('retry_key'), { id: 'retry-key' }));
+  } else {
+    status.prepend(el('div', { class: 'key-icon', 'aria-hidden': 'true' }));
+    actions.append(backButton() || el('span'), el('span'));
+  }
+  document.body.dataset.keyPhase = phase;
+  document.body.dataset.keyStage = stage;
+}
+
+function submitNewPin() {
+  send('key_pin', { pin: document.getElementById('new-pin').value, again: document.getElementById('new-pin-again').value });
+}
 
 // Redraws what changes within a step without losing focus or typing.
 const refresh = {
@@ -206,7 +261,8 @@ async function tick() {
   if (!busy) {
     try {
       const screen = await invoke('tick');
-      if (screen.step.kind !== current.step.kind || JSON.stringify(screen.notice) !== JSON.stringify(current.notice)) {
+      const keyMoved = screen.step.key && JSON.stringify(screen.step.key) !== JSON.stringify(current.step.key);
+      if (keyMoved || screen.step.kind !== current.step.kind || JSON.stringify(screen.notice) !== JSON.stringify(current.notice)) {
         await show(screen);
       } else {
         current = screen;

@@ -48,6 +48,27 @@ pub async fn test_authenticator(state: State<'_, AppState>, code: String) -> Ans
 }
 
 #[tauri::command]
+pub async fn add_security_key(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.add_security_key().await?)
+}
+
+#[tauri::command]
+pub async fn key_pin(state: State<'_, AppState>, pin: String, again: Option<String>) -> Answer {
+    let mut kiosk = state.kiosk.lock().await;
+    Ok(kiosk.key_pin(&pin, again.as_deref()).await?)
+}
+
+#[tauri::command]
+pub async fn retry_key(state: State<'_, AppState>) -> Answer {
+    Ok(state.kiosk.lock().await.retry_key().await?)
+}
+
+#[tauri::command]
+pub async fn name_key(state: State<'_, AppState>, label: String) -> Answer {
+    Ok(state.kiosk.lock().await.name_key(&label).await?)
+}
+
+#[tauri::command]
 pub async fn open_security_info(state: State<'_, AppState>) -> Answer {
     Ok(state.kiosk.lock().await.open_security_info().await?)
 }

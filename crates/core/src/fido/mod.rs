@@ -8,6 +8,7 @@
 //! consumes: it lives in the kiosk session, is never serialised, and cannot
 //! be answered twice.
 
+pub mod ceremony;
 #[cfg(feature = "softtoken")]
 pub mod soft;
 

@@ -7,16 +7,23 @@
 //! projection with a `kind` to render and, when the person made a mistake,
 //! a [`Notice`] with a stable code and the parameters a message needs.
 //! Mistakes are states, not errors: a wrong code keeps the same QR code.
+//! Security keys (`KeySetup → KeyName → KeyTest`) are in [`keys`].
+
+mod keys;
 
 use crate::directory::methods::TotpCheck;
 use crate::directory::{Directory, DirectoryError};
 use crate::email::Email;
+use crate::fido::ceremony::{Ceremony, KeySource, Phase};
+use crate::fido::{Authentication, CreationChallengeResponse, NewKey, Registration};
+use crate::fido::{RelyingParty, RequestChallengeResponse};
 use crate::redeem::{KioskSession, RedeemError};
 use crate::totp::{CodeRejected, TotpSecret, qr_svg};
 use crate::user::MethodSummary;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// How long the Done screen stays before the kiosk resets by itself.
@@ -77,6 +84,21 @@ pub enum Notice {
     IdleReset,
     /// A method was removed.
     MethodRemoved,
+    /// The two new key PINs differ.
+    PinsDiffer,
+    /// A new key PIN breaks the rules.
+    PinRules {
+        /// The fewest characters.
+        min: usize,
+    },
+    /// The key's answer was refused (details in the log).
+    KeyRefused,
+    /// The policy does not allow this model of key.
+    KeyNotAllowed,
+    /// This key is registered already.
+    KeyRegistered,
+    /// The key may have been cloned.
+    KeyCloned,
 }
 
 /// What the UI draws.
@@ -128,6 +150,8 @@ pub enum StepView {
         name: String,
         /// Methods already registered.
         methods: Vec<MethodSummary>,
+        /// Whether security keys can be set up here.
+        security_keys: bool,
     },
     /// Scan the QR code, then type the code the app shows.
     AuthenticatorSetup {
@@ -142,10 +166,29 @@ pub enum StepView {
     },
     /// Sign in once with a fresh code, to prove the app works.
     AuthenticatorTest,
+    /// Talk to a new security key: plug in, PIN, touch.
+    KeySetup {
+        /// Where the conversation with the key is.
+        key: Phase,
+        /// The fewest characters a new PIN has.
+        pin_min: usize,
+    },
+    /// Name the new key.
+    KeyName {
+        /// The key's model when known, else a plain name.
+        suggested: String,
+    },
+    /// Sign in once with the new key.
+    KeyTest {
+        /// Where the conversation with the key is.
+        key: Phase,
+    },
     /// The person's methods: remove one, add another.
     SecurityInfo {
         /// Registered methods.
         methods: Vec<MethodSummary>,
+        /// Whether security keys can be set up here.
+        security_keys: bool,
     },
     /// All done.
     Done {
@@ -195,6 +238,23 @@ enum Step {
         session: KioskSession,
         method: MethodSummary,
     },
+    KeySetup {
+        session: KioskSession,
+        challenge: CreationChallengeResponse,
+        registration: Registration,
+        ceremony: Ceremony,
+    },
+    KeyName {
+        session: KioskSession,
+        key: Box<NewKey>,
+        suggested: String,
+    },
+    KeyTest {
+        session: KioskSession,
+        challenge: RequestChallengeResponse,
+        authentication: Authentication,
+        ceremony: Ceremony,
+    },
     SecurityInfo {
         session: KioskSession,
         methods: Vec<MethodSummary>,
@@ -214,6 +274,9 @@ impl Step {
             Self::Choose { .. } => "choose",
             Self::AuthenticatorSetup { .. } => "authenticator_setup",
             Self::AuthenticatorTest { .. } => "authenticator_test",
+            Self::KeySetup { .. } => "key_setup",
+            Self::KeyName { .. } => "key_name",
+            Self::KeyTest { .. } => "key_test",
             Self::SecurityInfo { .. } => "security_info",
             Self::Done { .. } => "done",
         }
@@ -224,6 +287,9 @@ impl Step {
             Self::Choose { session, .. }
             | Self::AuthenticatorSetup { session, .. }
             | Self::AuthenticatorTest { session, .. }
+            | Self::KeySetup { session, .. }
+            | Self::KeyName { session, .. }
+            | Self::KeyTest { session, .. }
             | Self::SecurityInfo { session, .. } => Some(session),
             _ => None,
         }
@@ -239,6 +305,10 @@ pub struct KioskSettings {
     pub languages: Vec<Language>,
     /// Idle time before a reset.
     pub idle_timeout: TimeDelta,
+    /// The relying party for security keys; `None`: no keys at this kiosk.
+    pub relying_party: Option<Arc<RelyingParty>>,
+    /// Where security keys are found.
+    pub keys: KeySource,
 }
 
 /// One kiosk window's flow. Not `Clone`: one session per window.
@@ -284,6 +354,9 @@ impl Kiosk {
             Step::Choose { .. } => (false, Some((3, 5))),
             Step::AuthenticatorSetup { .. } => (true, Some((4, 5))),
             Step::AuthenticatorTest { .. } => (false, Some((5, 5))),
+            Step::KeySetup { .. } => (true, Some((4, 5))),
+            Step::KeyName { .. } => (false, Some((4, 5))),
+            Step::KeyTest { .. } => (false, Some((5, 5))),
             Step::SecurityInfo { .. } => (true, Some((3, 5))),
             Step::Done { .. } => (false, None),
         };
@@ -314,6 +387,7 @@ impl Kiosk {
             Step::Choose { session, methods } => StepView::Choose {
                 name: name_of(session),
                 methods: methods.clone(),
+                security_keys: self.settings.relying_party.is_some(),
             },
             Step::AuthenticatorSetup {
                 session,
@@ -326,8 +400,19 @@ impl Kiosk {
                 account: session.email.to_string(),
             },
             Step::AuthenticatorTest { .. } => StepView::AuthenticatorTest,
+            Step::KeySetup { ceremony, .. } => StepView::KeySetup {
+                key: ceremony.phase(),
+                pin_min: crate::fido::ceremony::PIN_MIN_CHARS,
+            },
+            Step::KeyName { suggested, .. } => StepView::KeyName {
+                suggested: suggested.clone(),
+            },
+            Step::KeyTest { ceremony, .. } => StepView::KeyTest {
+                key: ceremony.phase(),
+            },
             Step::SecurityInfo { methods, .. } => StepView::SecurityInfo {
                 methods: methods.clone(),
+                security_keys: self.settings.relying_party.is_some(),
             },
             Step::Done { name, methods } => StepView::Done {
                 name: name.clone(),
@@ -543,9 +628,9 @@ impl Kiosk {
             Step::Pass { email } => Step::Email {
                 typed: email.to_string(),
             },
-            Step::AuthenticatorSetup { session, .. } | Step::SecurityInfo { session, .. } => {
-                self.choose(session.clone()).await?
-            }
+            Step::AuthenticatorSetup { session, .. }
+            | Step::KeySetup { session, .. }
+            | Step::SecurityInfo { session, .. } => self.choose(session.clone()).await?,
             _ => return Err(self.wrong_step("back")),
         };
         self.touch();
@@ -579,6 +664,7 @@ impl Kiosk {
             self.notice = notice;
             self.last_activity = now;
         }
+        self.collect_key_answer().await?;
         Ok(self.screen())
     }
 

@@ -1,0 +1,340 @@
+//! One conversation with a security key: the kiosk, as WebAuthn client,
+//! asks the key (over CTAP2) to register or to sign in. It runs on a worker
+//! thread because the key takes its time (the person types the PIN, touches
+//! the key); the kiosk reads its phase on each tick and passes the PIN in.
+//! Dropping the ceremony ends it: the worker's next wait gives up.
+
+use super::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential};
+use super::{RequestChallengeResponse, Url};
+use serde::Serialize;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::ctap2::CtapAuthenticator;
+use webauthn_authenticator_rs::error::{CtapError, WebauthnCError};
+use webauthn_authenticator_rs::transport::Token;
+use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampleStatus};
+use webauthn_authenticator_rs::ui::UiCallback;
+
+/// How long the key waits for a PIN before giving up.
+const PIN_WAIT: Duration = Duration::from_secs(120);
+
+/// The PIN rules of CTAP2: 4 to 63 bytes.
+pub const PIN_MIN_CHARS: usize = 4;
+/// See [`PIN_MIN_CHARS`].
+pub const PIN_MAX_BYTES: usize = 63;
+
+/// Where the kiosk looks for keys.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// No key transport in this build.
+    Nowhere,
+    /// USB HID keys.
+    #[cfg(feature = "usb")]
+    Usb,
+    /// The software key (tests only).
+    #[cfg(feature = "softtoken")]
+    Soft(Arc<super::soft::SoftCtapToken>),
+}
+
+/// Where a ceremony is, as the person needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Looking for a key.
+    Searching,
+    /// No key is plugged in.
+    NoKey,
+    /// More than one key is plugged in.
+    SeveralKeys,
+    /// The key does not speak FIDO2.
+    NotSupported,
+    /// The key has no PIN yet: choose one.
+    SetPin,
+    /// Type the key's PIN.
+    EnterPin {
+        /// The last PIN was wrong.
+        wrong: bool,
+    },
+    /// Too many wrong PINs: the key's PIN is blocked.
+    PinBlocked,
+    /// Too many wrong PINs for now: take the key out and put it back.
+    ReinsertKey,
+    /// Touch the key.
+    Touch,
+    /// The key already holds a credential for this person.
+    AlreadyRegistered,
+    /// The key holds no credential for this person.
+    NotRegistered,
+    /// Nobody touched the key, or no PIN came, in time.
+    TimedOut,
+    /// Something else went wrong (details in the log).
+    Failed,
+    /// The key answered.
+    Answered,
+}
+
+impl Phase {
+    /// Whether the ceremony is over without an answer (the person may try
+    /// again).
+    pub fn failed(&self) -> bool {
+        matches!(
+            self,
+            Self::NoKey
+                | Self::SeveralKeys
+                | Self::NotSupported
+                | Self::PinBlocked
+                | Self::ReinsertKey
+                | Self::AlreadyRegistered
+                | Self::NotRegistered
+                | Self::TimedOut
+                | Self::Failed
+        )
+    }
+}
+
+/// What the key answered.
+#[derive(Debug)]
+enum Answer {
+    Registration(Box<RegisterPublicKeyCredential>),
+    Assertion(Box<PublicKeyCredential>),
+}
+
+#[derive(Debug)]
+struct Shared {
+    phase: Phase,
+    answer: Option<Answer>,
+}
+
+/// A running conversation with a key.
+#[derive(Debug)]
+pub struct Ceremony {
+    shared: Arc<Mutex<Shared>>,
+    pins: Sender<String>,
+}
+
+/// What the worker asks of the key.
+enum Request {
+    Register(CreationChallengeResponse),
+    Authenticate(RequestChallengeResponse),
+}
+
+impl Ceremony {
+    /// Asks a key to register (see `RelyingParty::start_registration`).
+    pub fn register(source: &KeySource, origin: Url, challenge: CreationChallengeResponse) -> Self {
+        Self::start(source, origin, Request::Register(challenge))
+    }
+
+    /// Asks a key to sign in (see `RelyingParty::start_authentication`).
+    pub fn authenticate(
+        source: &KeySource,
+        origin: Url,
+        challenge: RequestChallengeResponse,
+    ) -> Self {
+        Self::start(source, origin, Request::Authenticate(challenge))
+    }
+
+    fn start(source: &KeySource, origin: Url, request: Request) -> Self {
+        let shared = Arc::new(Mutex::new(Shared {
+            phase: Phase::Searching,
+            answer: None,
+        }));
+        let (pins, pin_queue) = channel();
+        let prompts = Prompts {
+            shared: Arc::clone(&shared),
+            pins: Mutex::new(pin_queue),
+        };
+        let source = source.clone();
+        // The key's client blocks, so it gets a thread of its own; USB I/O
+        // needs the tokio runtime around it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                std::thread::spawn(move || {
+                    let phase = runtime.block_on(run(source, origin, request, &prompts));
+                    prompts.set(phase);
+                });
+            }
+            Err(e) => {
+                tracing::error!(%e, "a key ceremony needs the tokio runtime");
+                prompts.set(Phase::Failed);
+            }
+        }
+        Self { shared, pins }
+    }
+
+    /// Where the ceremony is.
+    pub fn phase(&self) -> Phase {
+        self.shared
+            .lock()
+            .map(|s| s.phase.clone())
+            .unwrap_or(Phase::Failed)
+    }
+
+    /// Passes a PIN to the key (when it asks for one, or to set one).
+    pub fn give_pin(&self, pin: String) {
+        // The worker may have finished; then the PIN is not needed.
+        let _ = self.pins.send(pin);
+    }
+
+    /// The key's answer to a registration, once.
+    pub fn take_registration(&self) -> Option<RegisterPublicKeyCredential> {
+        match self.take()? {
+            Answer::Registration(answer) => Some(*answer),
+            Answer::Assertion(_) => None,
+        }
+    }
+
+    /// The key's answer to a sign-in, once.
+    pub fn take_assertion(&self) -> Option<PublicKeyCredential> {
+        match self.take()? {
+            Answer::Assertion(answer) => Some(*answer),
+            Answer::Registration(_) => None,
+        }
+    }
+
+    fn take(&self) -> Option<Answer> {
+        self.shared.lock().ok()?.answer.take()
+    }
+}
+
+/// The key's prompts, passed on to the kiosk.
+#[derive(Debug)]
+struct Prompts {
+    shared: Arc<Mutex<Shared>>,
+    pins: Mutex<Receiver<String>>,
+}
+
+impl Prompts {
+    fn set(&self, phase: Phase) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.phase = phase;
+        }
+    }
+
+    fn answer(&self, answer: Answer) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.answer = Some(answer);
+            shared.phase = Phase::Answered;
+        }
+    }
+
+    /// Waits for the person's PIN; `None` when it does not come in time or
+    /// the ceremony was dropped.
+    fn wait_for_pin(&self, phase: Phase) -> Option<String> {
+        self.set(phase);
+        let pins = self.pins.lock().ok()?;
+        // Timed out, or the ceremony was dropped.
+        pins.recv_timeout(PIN_WAIT).ok()
+    }
+}
+
+impl UiCallback for Prompts {
+    fn request_pin(&self) -> Option<String> {
+        let wrong = matches!(
+            self.shared.lock().map(|s| s.phase.clone()),
+            Ok(Phase::EnterPin { wrong: true })
+        );
+        self.wait_for_pin(Phase::EnterPin { wrong })
+    }
+
+    fn request_touch(&self) {
+        self.set(Phase::Touch);
+    }
+
+    fn processing(&self) {}
+    fn fingerprint_enrollment_feedback(&self, _: u32, _: Option<EnrollSampleStatus>) {}
+    fn cable_qr_code(&self, _: CableRequestType, _: String) {}
+    fn dismiss_qr_code(&self) {}
+    fn cable_status_update(&self, _: CableState) {}
+}
+
+/// The whole conversation; returns the phase it ends in.
+async fn run(source: KeySource, origin: Url, request: Request, prompts: &Prompts) -> Phase {
+    match source {
+        KeySource::Nowhere => Phase::NoKey,
+        #[cfg(feature = "usb")]
+        KeySource::Usb => {
+            use webauthn_authenticator_rs::transport::Transport as _;
+            let tokens = match webauthn_authenticator_rs::usb::USBTransport::new().await {
+                Ok(usb) => usb.tokens().await,
+                Err(e) => Err(e),
+            };
+            match tokens {
+                Ok(tokens) => with_tokens(tokens, origin, request, prompts).await,
+                Err(e) => {
+                    tracing::warn!(?e, "cannot list USB security keys");
+                    Phase::NoKey
+                }
+            }
+        }
+        #[cfg(feature = "softtoken")]
+        KeySource::Soft(token) => {
+            with_tokens(vec![token.same_key()], origin, request, prompts).await
+        }
+    }
+}
+
+async fn with_tokens<T: Token>(
+    mut tokens: Vec<T>,
+    origin: Url,
+    request: Request,
+    prompts: &Prompts,
+) -> Phase {
+    let token = match (tokens.pop(), tokens.is_empty()) {
+        (None, _) => return Phase::NoKey,
+        (Some(_), false) => return Phase::SeveralKeys,
+        (Some(token), true) => token,
+    };
+    let Some(mut key) = CtapAuthenticator::new(token, prompts).await else {
+        return Phase::NotSupported;
+    };
+    if key.get_info().get_option("clientPin") != Some(true) {
+        let Some(pin) = prompts.wait_for_pin(Phase::SetPin) else {
+            return Phase::TimedOut;
+        };
+        if let Err(e) = key.set_new_pin(&pin).await {
+            return failure(e);
+        }
+    }
+    let mut client = WebauthnAuthenticator::new(key);
+    loop {
+        let outcome = match &request {
+            Request::Register(challenge) => client
+                .do_registration(origin.clone(), challenge.clone())
+                .map(|a| Answer::Registration(Box::new(a))),
+            Request::Authenticate(challenge) => client
+                .do_authentication(origin.clone(), challenge.clone())
+                .map(|a| Answer::Assertion(Box::new(a))),
+        };
+        match outcome {
+            Ok(answer) => {
+                prompts.answer(answer);
+                return Phase::Answered;
+            }
+            // Ask again; the key counts the tries.
+            Err(WebauthnCError::Ctap(CtapError::Ctap2PinInvalid)) => {
+                prompts.set(Phase::EnterPin { wrong: true })
+            }
+            Err(e) => return failure(e),
+        }
+    }
+}
+
+fn failure(error: WebauthnCError) -> Phase {
+    use CtapError as C;
+    match error {
+        WebauthnCError::Ctap(C::Ctap2PinBlocked) => Phase::PinBlocked,
+        WebauthnCError::Ctap(C::Ctap2PinAuthBlocked) => Phase::ReinsertKey,
+        WebauthnCError::Ctap(C::Ctap2CredentialExcluded) => Phase::AlreadyRegistered,
+        WebauthnCError::Ctap(C::Ctap2NoCredentials) => Phase::NotRegistered,
+        WebauthnCError::Ctap(
+            C::Ctap2UserActionTimeout | C::Ctap2ActionTimeout | C::Ctap2OperationDenied,
+        )
+        | WebauthnCError::Cancelled => Phase::TimedOut,
+        other => {
+            tracing::warn!(error = ?other, "the security key failed");
+            Phase::Failed
+        }
+    }
+}

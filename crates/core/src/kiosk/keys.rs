@@ -1,0 +1,296 @@
+//! The security-key steps of the kiosk flow: `KeySetup` (plug in, set or
+//! type the PIN, touch) → `KeyName` → `KeyTest` (a fresh sign-in) → Done.
+//! The key's conversation runs in a [`Ceremony`]; `tick` collects its
+//! answer. The registration and sign-in states stay in the step and are
+//! consumed when the answer is checked.
+
+use super::{Kiosk, KioskError, Language, Notice, Screen, Step, name_of};
+use crate::directory::DirectoryError;
+use crate::fido::ceremony::{Ceremony, PIN_MAX_BYTES, PIN_MIN_CHARS, Phase};
+use crate::fido::{KeyError, NewKey, RelyingParty, Uuid};
+use crate::redeem::KioskSession;
+use std::sync::Arc;
+
+/// Names of well-known key models, by AAGUID (from the vendors' metadata).
+const MODELS: &[(&str, &str)] = &[
+    ("cb69481e-8ff7-4039-93ec-0a2729a154a8", "YubiKey 5"),
+    ("ee882879-721c-4913-9775-3dfcce97072a", "YubiKey 5 NFC"),
+    ("fa2b99dc-9e39-4257-8f92-4a30d23c4118", "YubiKey 5 NFC"),
+    ("2fc0579f-8113-47ea-b116-bb5a8db9202a", "YubiKey 5 NFC"),
+    ("c5ef55ff-ad9a-4b9f-b580-adebafe026d0", "YubiKey 5Ci"),
+    (
+        "149a2021-8ef6-4133-96b8-81f8d5b7f1f5",
+        "Security Key NFC by Yubico",
+    ),
+    (
+        "a4e9fc6d-4cbe-4758-b8ba-37598bb5bbaa",
+        "Security Key NFC by Yubico",
+    ),
+    (
+        "42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3",
+        "Google Titan Security Key",
+    ),
+    (
+        "0fb9bcbc-a0d4-4042-bbb0-559bc1631e28",
+        "Software key (test)",
+    ),
+];
+
+/// The name a new key is offered under.
+fn suggested_name(aaguid: Option<Uuid>, language: Language) -> String {
+    let model = aaguid.and_then(|a| {
+        MODELS
+            .iter()
+            .find(|(id, _)| Uuid::parse_str(id).is_ok_and(|m| m == a))
+            .map(|(_, name)| (*name).to_string())
+    });
+    model.unwrap_or_else(|| match language {
+        Language::En => "Security key".into(),
+        Language::Fr => "Clé de sécurité".into(),
+    })
+}
+
+impl Kiosk {
+    fn relying_party(&self) -> Option<Arc<RelyingParty>> {
+        self.settings.relying_party.clone()
+    }
+
+    /// Choose or Security info: starts registering a security key (keys the
+    /// person has are excluded).
+    pub async fn add_security_key(&mut self) -> Result<Screen, KioskError> {
+        let session = match &self.step {
+            Step::Choose { session, .. } | Step::SecurityInfo { session, .. } => session.clone(),
+            _ => return Err(self.wrong_step("add_security_key")),
+        };
+        let Some(rp) = self.relying_party() else {
+            return Err(self.wrong_step("add_security_key"));
+        };
+        self.touch();
+        let registered: Vec<_> = self
+            .directory
+            .security_keys(&session.user_id)
+            .await?
+            .into_iter()
+            .map(|k| k.passkey)
+            .collect();
+        let handle = Uuid::parse_str(&session.user_id).unwrap_or_else(|_| Uuid::new_v4());
+        let name = name_of(&session);
+        let started = rp.start_registration(handle, session.email.as_str(), &name, &registered);
+        let (challenge, registration) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(%e, "cannot start a key registration");
+                self.notice = Some(Notice::KeyRefused);
+                return Ok(self.screen());
+            }
+        };
+        let ceremony =
+            Ceremony::register(&self.settings.keys, rp.origin().clone(), challenge.clone());
+        self.step = Step::KeySetup {
+            session,
+            challenge,
+            registration,
+            ceremony,
+        };
+        Ok(self.screen())
+    }
+
+    /// Key setup or test: the key's PIN, or a new PIN typed twice.
+    pub async fn key_pin(&mut self, pin: &str, again: Option<&str>) -> Result<Screen, KioskError> {
+        let (Step::KeySetup { ceremony, .. } | Step::KeyTest { ceremony, .. }) = &self.step else {
+            return Err(self.wrong_step("key_pin"));
+        };
+        let setting = ceremony.phase() == Phase::SetPin;
+        let notice = if setting && again != Some(pin) {
+            Some(Notice::PinsDiffer)
+        } else if setting && (pin.chars().count() < PIN_MIN_CHARS || pin.len() > PIN_MAX_BYTES) {
+            Some(Notice::PinRules { min: PIN_MIN_CHARS })
+        } else {
+            ceremony.give_pin(pin.to_string());
+            None
+        };
+        self.touch();
+        self.notice = notice;
+        Ok(self.screen())
+    }
+
+    /// Key setup or test, after the key failed (no key, timeout…): asks
+    /// again with the same challenge.
+    pub async fn retry_key(&mut self) -> Result<Screen, KioskError> {
+        let source = self.settings.keys.clone();
+        let Some(rp) = self.relying_party() else {
+            return Err(self.wrong_step("retry_key"));
+        };
+        let origin = rp.origin().clone();
+        match &mut self.step {
+            Step::KeySetup {
+                challenge,
+                ceremony,
+                ..
+            } if ceremony.phase().failed() => {
+                *ceremony = Ceremony::register(&source, origin, challenge.clone());
+            }
+            Step::KeyTest {
+                challenge,
+                ceremony,
+                ..
+            } if ceremony.phase().failed() => {
+                *ceremony = Ceremony::authenticate(&source, origin, challenge.clone());
+            }
+            _ => return Err(self.wrong_step("retry_key")),
+        }
+        self.touch();
+        Ok(self.screen())
+    }
+
+    /// Key name: registers the key under `label` (if the policy allows its
+    /// model), then asks it to sign in once.
+    pub async fn name_key(&mut self, label: &str) -> Result<Screen, KioskError> {
+        let Step::KeyName { session, key, .. } = &self.step else {
+            return Err(self.wrong_step("name_key"));
+        };
+        let (session, key) = (session.clone(), key.clone());
+        self.touch();
+        let added = self.directory.add_security_key(&session, label, &key).await;
+        match added {
+            Ok(_) => self.start_key_test(session, &key).await,
+            Err(DirectoryError::Invalid(_)) => {
+                self.notice = Some(Notice::KeyRefused);
+                Ok(self.screen())
+            }
+            Err(refused) => self.back_to_choose(session, refused).await,
+        }
+    }
+
+    async fn start_key_test(
+        &mut self,
+        session: KioskSession,
+        key: &NewKey,
+    ) -> Result<Screen, KioskError> {
+        let Some(rp) = self.relying_party() else {
+            return Err(self.wrong_step("name_key"));
+        };
+        let (challenge, authentication) =
+            match rp.start_authentication(std::slice::from_ref(&key.passkey)) {
+                Ok(started) => started,
+                Err(e) => return self.back_to_choose(session, key_failure(e)).await,
+            };
+        let ceremony =
+            Ceremony::authenticate(&self.settings.keys, rp.origin().clone(), challenge.clone());
+        self.step = Step::KeyTest {
+            session,
+            challenge,
+            authentication,
+            ceremony,
+        };
+        Ok(self.screen())
+    }
+
+    /// Back to Choose with the notice for a refused key.
+    async fn back_to_choose(
+        &mut self,
+        session: KioskSession,
+        refused: DirectoryError,
+    ) -> Result<Screen, KioskError> {
+        let notice = match refused {
+            DirectoryError::KeyNotAllowed { .. } => Notice::KeyNotAllowed,
+            DirectoryError::KeyRegistered => Notice::KeyRegistered,
+            DirectoryError::KeyCloned => Notice::KeyCloned,
+            DirectoryError::ClaimLost => return self.end_session(Notice::SessionEnded).await,
+            DirectoryError::Invalid(_) => Notice::KeyRefused,
+            other => return Err(other.into()),
+        };
+        self.step = self.choose(session).await?;
+        self.notice = Some(notice);
+        Ok(self.screen())
+    }
+
+    /// Checks the key's answer, if it came: a registration goes on to
+    /// naming the key, a sign-in to Done.
+    pub(super) async fn collect_key_answer(&mut self) -> Result<(), KioskError> {
+        let Some(rp) = self.relying_party() else {
+            return Ok(());
+        };
+        let answered = match &self.step {
+            Step::KeySetup { ceremony, .. } | Step::KeyTest { ceremony, .. } => {
+                ceremony.phase() == Phase::Answered
+            }
+            _ => false,
+        };
+        if !answered {
+            return Ok(());
+        }
+        self.touch();
+        match std::mem::replace(&mut self.step, Step::Welcome) {
+            Step::KeySetup {
+                session,
+                registration,
+                ceremony,
+                ..
+            } => {
+                let Some(answer) = ceremony.take_registration() else {
+                    return Ok(());
+                };
+                match rp.finish_registration(&answer, registration) {
+                    Ok(key) => {
+                        let suggested = suggested_name(key.aaguid, self.language);
+                        self.step = Step::KeyName {
+                            session,
+                            key: Box::new(key),
+                            suggested,
+                        };
+                    }
+                    Err(e) => {
+                        self.back_to_choose(session, key_failure(e)).await?;
+                    }
+                }
+            }
+            Step::KeyTest {
+                session,
+                authentication,
+                ceremony,
+                ..
+            } => {
+                let Some(answer) = ceremony.take_assertion() else {
+                    return Ok(());
+                };
+                let checked = rp
+                    .finish_authentication(&answer, authentication)
+                    .map_err(key_failure);
+                let recorded = match checked {
+                    Ok(result) => {
+                        self.directory
+                            .record_key_sign_in(&session.user_id, &result)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match recorded {
+                    Ok(_) => {
+                        let methods = self.directory.methods(&session.user_id).await?;
+                        self.step = Step::Done {
+                            name: name_of(&session),
+                            methods,
+                        };
+                    }
+                    Err(refused) => {
+                        self.back_to_choose(session, refused).await?;
+                    }
+                }
+            }
+            other => self.step = other,
+        }
+        Ok(())
+    }
+}
+
+/// A refused key answer, in directory terms (details to the log).
+fn key_failure(error: KeyError) -> DirectoryError {
+    tracing::warn!(%error, "a security key's answer was refused");
+    match error {
+        KeyError::AlreadyRegistered => DirectoryError::KeyRegistered,
+        KeyError::PossibleClone => DirectoryError::KeyCloned,
+        KeyError::NotAllowed { aaguid } => DirectoryError::KeyNotAllowed { aaguid },
+        other => DirectoryError::Invalid(other.to_string()),
+    }
+}
