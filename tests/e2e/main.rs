@@ -368,6 +368,23 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
         .unwrap();
     kiosk.screenshot("admin-pin").await;
     kiosk.click("#unlock").await;
+
+    // The policy's key allow-list: a typo is refused, a model is saved.
+    kiosk.click("button[data-tab='policy']").await;
+    kiosk.enter("policy-keys", "not-a-model").await;
+    kiosk.wait_for(By::Css("#notice.error")).await;
+    let yubikey = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+    kiosk.enter("policy-keys", yubikey).await;
+    let saved = kiosk.words("admin.policy.saved");
+    kiosk
+        .wait_for(By::XPath(format!("//*[@id='notice' and text()='{saved}']")))
+        .await;
+    kiosk.screenshot("admin-policy").await;
+    let keys = kiosk.directory.policy().await.unwrap().keys;
+    assert_eq!(
+        keys,
+        tapkiosk_core::policy::KeyRestriction::AllowList([yubikey.parse().unwrap()].into())
+    );
     let pass = issue_in_admin_pane(&kiosk, "ada@example.com").await;
     kiosk.screenshot("admin-letter").await;
     assert_eq!(pass.len(), 14, "{pass}");

@@ -115,6 +115,9 @@ const sections = {
     panel.append(el('h1', {}, t('admin.tabs.policy')),
       form(async () => {
         const groups = value('policy-groups').split(';').map((g) => g.trim()).filter(Boolean);
+        const aaguids = value('policy-keys').split(';').map((g) => g.trim().toLowerCase()).filter(Boolean);
+        const badModel = aaguids.find((a) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a));
+        if (badModel) return say(t('admin.policy.bad_key', { value: badModel }), true);
         const parse = (text) => { const m = /^(\d+)([mhd])$/.exec(text); return m ? Number(m[1]) * { m: 1, h: 60, d: 1440 }[m[2]] : NaN; };
         const updated = {
           enabled: document.getElementById('policy-enabled').checked,
@@ -122,7 +125,7 @@ const sections = {
           min_lifetime: parse(value('policy-min')), max_lifetime: parse(value('policy-max')), default_lifetime: parse(value('policy-default')),
           length: Number(value('policy-length')),
           one_time: document.getElementById('policy-one-time').checked ? 'required' : 'optional',
-          keys: p.keys,
+          keys: aaguids.length ? { kind: 'allow_list', aaguids } : { kind: 'any_key' },
         };
         const done = await call('admin_set_policy', { policy: updated });
         if (done.ok) say(t('admin.policy.saved'));
@@ -134,6 +137,7 @@ const sections = {
       input('policy-default', 'admin.policy.default', { value: minutes(p.default_lifetime) }),
       input('policy-length', 'admin.policy.length', { type: 'number', min: 8, max: 48, value: p.length }),
       checkbox('policy-one-time', 'admin.policy.one_time', p.one_time === 'required'),
+      input('policy-keys', 'admin.policy.keys', { value: p.keys.kind === 'allow_list' ? p.keys.aaguids.join('; ') : '' }),
       el('button', { type: 'submit', class: 'primary', id: 'save-policy' }, t('admin.policy.save'))));
   },
   async audit() {

@@ -93,6 +93,14 @@ pub enum UserCommand {
         /// Work email.
         email: String,
     },
+    /// Remove one of a person's sign-in methods (a lost security key, an
+    /// old phone); `user show` lists them with their ids.
+    RemoveMethod {
+        /// Work email.
+        email: String,
+        /// The method's id.
+        method: String,
+    },
     /// Remove a person with their passes and methods.
     Remove {
         /// Work email.
@@ -153,6 +161,13 @@ pub enum PolicyCommand {
         /// Whether passes must be one-time.
         #[arg(long)]
         one_time: Option<OneTimeArg>,
+        /// Allow security keys of any model.
+        #[arg(long, conflicts_with = "allow_keys")]
+        any_key: bool,
+        /// Allow only security keys of this model, by AAGUID (repeat for
+        /// more); replaces the allow-list.
+        #[arg(long = "allow-key", value_name = "AAGUID")]
+        allow_keys: Vec<uuid::Uuid>,
         #[command(flatten)]
         json: Json,
     },

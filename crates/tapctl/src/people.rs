@@ -6,7 +6,7 @@ use crate::print::say;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use tapkiosk_core::policy::{Lifetime, OneTime, Target};
+use tapkiosk_core::policy::{KeyRestriction, Lifetime, OneTime, Target};
 use tapkiosk_core::user::{NewUser, check_group};
 use tapkiosk_core::{Directory, Email, import};
 
@@ -27,6 +27,11 @@ pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCod
         UserCommand::Show { email, json } => {
             let detail = directory.show_user(&Email::parse(&email)?).await?;
             print::user_detail(&detail, json.json, "")?;
+        }
+        UserCommand::RemoveMethod { email, method } => {
+            let email = Email::parse(&email)?;
+            directory.remove_method_of(&email, &method).await?;
+            say!("Removed that method of {email}.");
         }
         UserCommand::Disable { email } => {
             let email = Email::parse(&email)?;
@@ -70,6 +75,8 @@ pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<Exi
             default_lifetime,
             length,
             one_time,
+            any_key,
+            allow_keys,
             json,
         } => {
             // Everything is read and checked before the directory is touched.
@@ -97,6 +104,11 @@ pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<Exi
                 lifetime(max_lifetime)?,
                 lifetime(default_lifetime)?,
             );
+            let keys = match (any_key, allow_keys.is_empty()) {
+                (true, _) => Some(KeyRestriction::AnyKey),
+                (false, false) => Some(KeyRestriction::AllowList(allow_keys.into_iter().collect())),
+                (false, true) => None,
+            };
             let one_time = one_time.map(|rule| match rule {
                 OneTimeArg::Required => OneTime::Required,
                 OneTimeArg::Optional => OneTime::Optional,
@@ -110,6 +122,7 @@ pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<Exi
                     policy.default_lifetime = default.unwrap_or(policy.default_lifetime);
                     policy.length = length.unwrap_or(policy.length);
                     policy.one_time = one_time.unwrap_or(policy.one_time);
+                    policy.keys = keys.unwrap_or_else(|| policy.keys.clone());
                     Ok(())
                 })
                 .await?;

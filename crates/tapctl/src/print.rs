@@ -11,7 +11,7 @@ use tapkiosk_core::audit::Record;
 use tapkiosk_core::config::{Config, KEYS};
 use tapkiosk_core::directory::IssuedPass;
 use tapkiosk_core::pass::{Pass, PassStatus};
-use tapkiosk_core::policy::{OneTime, Policy, Target};
+use tapkiosk_core::policy::{KeyRestriction, OneTime, Policy, Target};
 use tapkiosk_core::user::{UserDetail, UserSummary};
 
 /// `say!` for tapctl's output. When standard output is a closed pipe
@@ -142,11 +142,19 @@ pub fn user_detail(detail: &UserDetail, as_json: bool, headline: &str) -> Result
         say!("  methods:  none registered");
     }
     for method in &detail.methods {
+        let kind = if method.kind == "fido2" {
+            "security key"
+        } else {
+            "authenticator app"
+        };
+        let used = method.last_used_at.map_or("never used".to_string(), |at| {
+            format!("last used {}", local(at))
+        });
         say!(
-            "  method:   {} \"{}\" added {}",
-            method.kind,
+            "  method:   {kind} \"{}\" added {}, {used} (id {})",
             method.label,
-            local(method.created_at)
+            local(method.created_at),
+            method.id
         );
     }
     Ok(())
@@ -194,6 +202,17 @@ pub fn policy(policy: &Policy, as_json: bool) -> Result<()> {
             "optional"
         }
     );
+    match &policy.keys {
+        KeyRestriction::AnyKey => say!("security keys:     any model"),
+        KeyRestriction::AllowList(models) => say!(
+            "security keys:     only models {}",
+            models
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
     Ok(())
 }
 

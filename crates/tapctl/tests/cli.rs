@@ -427,6 +427,71 @@ fn a_pass_whose_value_cannot_be_shown_is_not_issued() {
     );
 }
 
+/// Registers an authenticator app for `email` the way the kiosk does,
+/// through the core, so that there is a method to remove.
+fn register_a_method(kiosk: &Kiosk, email: &str) {
+    use tapkiosk_core::directory::Settings;
+    use tapkiosk_core::{Directory, KeyStore, Location, SystemClock, totp::TotpSecret};
+    let pass = kiosk.json(&["pass", "issue", email, "--json"]);
+    let pass = pass["temporaryAccessPass"].as_str().unwrap().to_string();
+    let key = KeyStore::File(kiosk.path("directory.key"))
+        .load()
+        .unwrap()
+        .unwrap();
+    let location = Location::Sqlite(kiosk.directory.clone().into());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let clock = std::sync::Arc::new(SystemClock);
+        let directory = Directory::open(&location, key, clock, Settings::default())
+            .await
+            .unwrap();
+        let session = directory.redeem(email, &pass).await.unwrap();
+        let secret = TotpSecret::generate(&mut rand::rngs::OsRng);
+        directory
+            .add_totp_method(&session, "Phone", &secret, 1)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_lost_method_is_removed_and_key_models_are_restricted() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    register_a_method(&kiosk, "ada@example.com");
+    let shown = kiosk.json(&["user", "show", "ada@example.com", "--json"]);
+    let id = shown["methods"][0]["id"].as_str().unwrap().to_string();
+    assert!(kiosk.ok(&["user", "show", "ada@example.com"]).contains(&id));
+    kiosk.fails(
+        &["user", "remove-method", "ada@example.com", "no-such-method"],
+        "not registered to this person",
+    );
+    kiosk.ok(&["user", "remove-method", "ada@example.com", &id]);
+    let shown = kiosk.json(&["user", "show", "ada@example.com", "--json"]);
+    assert_eq!(shown["methods"], serde_json::json!([]));
+    assert!(kiosk.ok(&["audit"]).contains("method_removed"));
+
+    let yubikey = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+    let set = kiosk.ok(&["policy", "set", "--allow-key", yubikey]);
+    assert!(set.contains(&format!("only models {yubikey}")), "{set}");
+    let policy = kiosk.json(&["policy", "show", "--json"]);
+    assert_eq!(policy["keys"]["kind"], "allow_list");
+    assert_eq!(policy["keys"]["aaguids"][0], yubikey);
+    // Other changes keep the allow-list.
+    kiosk.ok(&["policy", "set", "--length", "14"]);
+    assert!(kiosk.ok(&["policy", "show"]).contains("only models"));
+    kiosk
+        .tapctl(&["policy", "set", "--allow-key", "not-a-model"])
+        .assert()
+        .failure()
+        .stderr(contains("AAGUID"));
+    assert!(
+        kiosk
+            .ok(&["policy", "set", "--any-key"])
+            .contains("any model")
+    );
+}
+
 #[test]
 fn output_to_a_closed_pipe_ends_quietly() {
     let kiosk = Kiosk::initialised();

@@ -252,7 +252,10 @@ impl UiCallback for Prompts {
 /// The whole conversation; returns the phase it ends in.
 async fn run(source: KeySource, origin: Url, request: Request, prompts: &Prompts) -> Phase {
     match source {
-        KeySource::Nowhere => Phase::NoKey,
+        KeySource::Nowhere => {
+            let _unused = (origin, request, prompts);
+            Phase::NoKey
+        }
         #[cfg(feature = "usb")]
         KeySource::Usb => {
             use webauthn_authenticator_rs::transport::Transport as _;
@@ -275,6 +278,10 @@ async fn run(source: KeySource, origin: Url, request: Request, prompts: &Prompts
     }
 }
 
+#[cfg_attr(
+    not(any(feature = "usb", feature = "softtoken")),
+    allow(dead_code, reason = "no key transport in this build")
+)]
 async fn with_tokens<T: Token>(
     mut tokens: Vec<T>,
     origin: Url,
