@@ -10,6 +10,8 @@ const KIOSK_COMMANDS: &[&str] = &[
     "add_authenticator",
     "confirm_authenticator",
     "test_authenticator",
+    "start_key_check",
+    "check_key_email",
     "add_security_key",
     "key_pin",
     "retry_key",

@@ -22,6 +22,8 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::kiosk::add_authenticator,
         commands::kiosk::confirm_authenticator,
         commands::kiosk::test_authenticator,
+        commands::kiosk::start_key_check,
+        commands::kiosk::check_key_email,
         commands::kiosk::add_security_key,
         commands::kiosk::key_pin,
         commands::kiosk::retry_key,

@@ -514,9 +514,23 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
     assert!(methods[0].text().await.unwrap().contains("Blue key"));
     kiosk.screenshot("key-done").await;
 
-    // Later: the key is lost. Remove it in Security info, enrol a new one.
     kiosk.click("#finish").await;
     kiosk.wait_for_step("welcome").await;
+
+    // "Test my key" from Welcome, without a pass.
+    kiosk.click("#test-my-key").await;
+    kiosk.wait_for_step("key_check_email").await;
+    kiosk.enter("email", "ada@example.com").await;
+    wait_for_key(&kiosk, "check", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("key_check_passed").await;
+    let said = kiosk.wait_for(By::Id("key-check-passed")).await;
+    assert!(said.text().await.unwrap().contains("Blue key"));
+    kiosk.screenshot("key-check-passed").await;
+    kiosk.click("#finish").await;
+    kiosk.wait_for_step("welcome").await;
+
+    // Later: the key is lost. Remove it in Security info, enrol a new one.
     sign_in(&kiosk, "ada@example.com", &pass).await;
     kiosk.click("#choose-security-info").await;
     kiosk.wait_for_step("security_info").await;

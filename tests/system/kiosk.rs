@@ -81,7 +81,8 @@ async fn a_new_hire_enrols_an_authenticator_app_and_proves_it(t: TestDirectory) 
         welcome.step,
         StepView::Welcome {
             organisation: "Example Ltd".into(),
-            languages
+            languages,
+            security_keys: false,
         }
     );
     assert_eq!(

@@ -27,6 +27,7 @@ on_both_backends!(
     a_registration_without_the_pin_fails,
     the_key_and_its_assertion_verify_with_python_fido2,
     the_kiosk_walks_a_person_through_a_new_key,
+    test_my_key_says_whether_a_key_works_without_a_pass,
 );
 
 const PIN: &str = "246813";
@@ -197,7 +198,11 @@ async fn sign_in(
         .map_err(|e| e.to_string())?;
     assert!(result.user_verified(), "the PIN was required");
     t.directory
-        .record_key_sign_in(user_id, &result)
+        .record_key_sign_in(
+            user_id,
+            &tapkiosk_core::Email::parse("ada@example.com").unwrap(),
+            &result,
+        )
         .await
         .map_err(|e| e.to_string())?;
     Ok(result.counter())
@@ -502,23 +507,30 @@ async fn wait_until(kiosk: &mut Kiosk, wanted: impl Fn(&StepView) -> bool) -> Sc
     panic!("the kiosk never got there: {:?}", kiosk.screen().step);
 }
 
+/// A kiosk whose key source is `key`.
+fn kiosk_with(t: &TestDirectory, key: SoftCtapToken) -> Kiosk {
+    let settings = KioskSettings {
+        organisation: "Example Ltd".into(),
+        languages: vec![Language::En],
+        idle_timeout: chrono::TimeDelta::seconds(120),
+        relying_party: Some(std::sync::Arc::new(RelyingParty::new(&settings()).unwrap())),
+        keys: KeySource::Soft(std::sync::Arc::new(key)),
+    };
+    Kiosk::new(t.directory.clone(), settings)
+}
+
 fn key_phase(step: &StepView) -> Option<Phase> {
     match step {
-        StepView::KeySetup { key, .. } | StepView::KeyTest { key } => Some(key.clone()),
+        StepView::KeySetup { key, .. } | StepView::KeyTest { key } | StepView::KeyCheck { key } => {
+            Some(key.clone())
+        }
         _ => None,
     }
 }
 
 async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
     let (token, _) = SoftCtapToken::generate().unwrap();
-    let settings = KioskSettings {
-        organisation: "Example Ltd".into(),
-        languages: vec![Language::En],
-        idle_timeout: chrono::TimeDelta::seconds(120),
-        relying_party: Some(std::sync::Arc::new(RelyingParty::new(&settings()).unwrap())),
-        keys: KeySource::Soft(std::sync::Arc::new(token)),
-    };
-    let mut kiosk = Kiosk::new(t.directory.clone(), settings);
+    let mut kiosk = kiosk_with(&t, token);
     let email = add(&t, "ada@example.com").await;
     let request = IssueRequest {
         one_time: Some(true),
@@ -575,4 +587,34 @@ async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
         .redeem("ada@example.com", &pass.code.grouped())
         .await;
     assert!(again.is_err(), "a used one-time pass opens nothing");
+}
+
+async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {
+    // Ada has a key; at the kiosk she checks it without a pass.
+    let (mut at, _) = with_a_key(&t).await;
+    let mut kiosk = kiosk_with(&t, at.device.same_key());
+    kiosk.start_key_check(Language::En).await.unwrap();
+    // An email with no key (or unknown): said plainly, nothing asked of the key.
+    add(&t, "bob@example.com").await;
+    for nobody in ["bob@example.com", "nobody@example.com"] {
+        let refused = kiosk.check_key_email(nobody).await.unwrap();
+        assert_eq!(refused.notice, Some(Notice::NoKeyForEmail), "{nobody}");
+    }
+    kiosk.check_key_email("ada@example.com").await.unwrap();
+    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
+    wait_until(&mut kiosk, enter_pin).await;
+    kiosk.key_pin(PIN, None).await.unwrap();
+    let passed = wait_until(&mut kiosk, |s| matches!(s, StepView::KeyCheckPassed { .. })).await;
+    assert_eq!(
+        passed.step,
+        StepView::KeyCheckPassed {
+            email: "ada@example.com".into(),
+            label: "Key".into()
+        }
+    );
+    assert!(audited(&t, "key_used").await);
+    // A check changes nothing else: Ada's key still signs in as before.
+    sign_in(&at.rp, &t, &at.ada.user_id, &mut at.client)
+        .await
+        .unwrap();
 }

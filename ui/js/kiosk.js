@@ -76,7 +76,7 @@ function drawProgress(screen) {
 }
 
 function drawCountdown(screen) {
-  if (!screen.resets_at || screen.step.kind === 'done') {
+  if (!screen.resets_at || ['done', 'key_check_passed'].includes(screen.step.kind)) {
     countdown.hidden = true;
     return;
   }
@@ -130,7 +130,9 @@ const draw = {
       el('p', { class: 'lead' }, t('welcome.lead', { organisation: step.organisation })),
       el('div', { class: 'languages', role: 'group', 'aria-label': t('welcome.language') },
         step.languages.map((lang) => el('button', { type: 'button', class: 'primary', lang, 'data-language': lang,
-          onclick: () => send('start', { language: lang }) }, t(`language.${lang}`)))));
+          onclick: () => send('start', { language: lang }) }, t(`language.${lang}`)))),
+      step.security_keys ? el('button', { type: 'button', class: 'secondary', id: 'test-my-key',
+        onclick: () => send('start_key_check', { language: language() }) }, t('key.check_button')) : null);
     actions.append(el('button', { type: 'button', class: 'discreet', id: 'open-admin', 'aria-label': t('admin.open'),
       onclick: () => invoke('open_admin').catch(showError) }, '⚙'));
   },
@@ -196,6 +198,22 @@ const draw = {
   key_test(step) {
     screenRoot.append(heading('key.test_title'));
     keyPhase(step, 'test');
+  },
+  key_check_email(step) {
+    screenRoot.append(heading('key.check_title'), el('p', { class: 'lead' }, t('key.check_lead')));
+    field({ id: 'email', label: 'email.label', value: step.email,
+      attributes: { type: 'email', inputmode: 'email', autocapitalize: 'off' },
+      submit: (value) => send('check_key_email', { email: value }), action: 'action.next' });
+  },
+  key_check(step) {
+    screenRoot.append(heading('key.check_title'));
+    keyPhase(step, 'check');
+  },
+  key_check_passed(step) {
+    screenRoot.append(heading('key.check_passed_title'),
+      el('p', { class: 'lead', id: 'key-check-passed' }, t('key.check_passed', { label: step.label, email: step.email })),
+      el('p', { class: 'hint' }, t('done.reset')));
+    actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
   },
   done(step) {
     screenRoot.append(heading('done.title', { name: step.name }), el('p', { class: 'lead' }, t('done.lead')),

@@ -48,6 +48,16 @@ pub async fn test_authenticator(state: State<'_, AppState>, code: String) -> Ans
 }
 
 #[tauri::command]
+pub async fn start_key_check(state: State<'_, AppState>, language: Language) -> Answer {
+    Ok(state.kiosk.lock().await.start_key_check(language).await?)
+}
+
+#[tauri::command]
+pub async fn check_key_email(state: State<'_, AppState>, email: String) -> Answer {
+    Ok(state.kiosk.lock().await.check_key_email(&email).await?)
+}
+
+#[tauri::command]
 pub async fn add_security_key(state: State<'_, AppState>) -> Answer {
     Ok(state.kiosk.lock().await.add_security_key().await?)
 }

@@ -173,13 +173,33 @@ impl Directory {
         }
     }
 
+    /// The id and keys of an enabled person, for a sign-in check; `None`
+    /// for an unknown or disabled person.
+    pub async fn keys_of(
+        &self,
+        email: &crate::Email,
+    ) -> Result<Option<(String, Vec<StoredKey>)>, DirectoryError> {
+        let user = {
+            let mut conn = self.pool.acquire().await?;
+            self.find_user(&mut conn, email).await?
+        };
+        match user {
+            Some(user) if user.enabled => {
+                let keys = self.security_keys(&user.id).await?;
+                Ok(Some((user.id, keys)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Records a verified sign-in with one of a person's keys: its new
-    /// signature counter and when it was used. A counter that is not ahead
-    /// of the stored one (a cloned key, or another kiosk's sign-in with the
-    /// same key in between) is refused.
+    /// signature counter and when it was used, audited. A counter that is
+    /// not ahead of the stored one (a cloned key, or another kiosk's
+    /// sign-in with the same key in between) is refused.
     pub async fn record_key_sign_in(
         &self,
         user_id: &str,
+        email: &crate::Email,
         result: &AuthenticationResult,
     ) -> Result<MethodSummary, DirectoryError> {
         let mut tx = self.write().await?;
@@ -207,6 +227,11 @@ impl Directory {
             .bind(&key.method.id)
             .execute(&mut *tx)
             .await?;
+        let event = Event::new("key_used")
+            .user(email)
+            .with("method", &key.method.id)
+            .with("counter", result.counter());
+        self.audit(&mut tx, event).await?;
         tx.commit().await?;
         key.method.last_used_at = Some(now);
         Ok(key.method)

@@ -6,6 +6,7 @@
 
 use super::{Kiosk, KioskError, Language, Notice, Screen, Step, name_of};
 use crate::directory::DirectoryError;
+use crate::email::Email;
 use crate::fido::ceremony::{Ceremony, PIN_MAX_BYTES, PIN_MIN_CHARS, Phase};
 use crate::fido::{KeyError, NewKey, RelyingParty, Uuid};
 use crate::redeem::KioskSession;
@@ -95,9 +96,68 @@ impl Kiosk {
         Ok(self.screen())
     }
 
+    /// Welcome: "Test my key" asks for the email the key is for.
+    pub async fn start_key_check(&mut self, language: Language) -> Result<Screen, KioskError> {
+        if self.relying_party().is_none() {
+            return Err(self.wrong_step("start_key_check"));
+        }
+        let email = Step::KeyCheckEmail {
+            typed: String::new(),
+        };
+        self.leave_welcome("start_key_check", language, email)
+    }
+
+    /// "Test my key", email: asks the person's keys to sign in. No pass is
+    /// needed; nothing changes but the key's counter and last use.
+    pub async fn check_key_email(&mut self, typed: &str) -> Result<Screen, KioskError> {
+        if !matches!(self.step, Step::KeyCheckEmail { .. }) {
+            return Err(self.wrong_step("check_key_email"));
+        }
+        let Some(rp) = self.relying_party() else {
+            return Err(self.wrong_step("check_key_email"));
+        };
+        self.touch();
+        let typed_back = || Step::KeyCheckEmail {
+            typed: typed.trim().chars().take(254).collect(),
+        };
+        let Ok(email) = Email::parse(typed) else {
+            self.step = typed_back();
+            self.notice = Some(Notice::InvalidEmail);
+            return Ok(self.screen());
+        };
+        let found = self.directory.keys_of(&email).await?;
+        let Some((user_id, keys)) = found.filter(|(_, keys)| !keys.is_empty()) else {
+            self.step = typed_back();
+            self.notice = Some(Notice::NoKeyForEmail);
+            return Ok(self.screen());
+        };
+        let passkeys: Vec<_> = keys.into_iter().map(|k| k.passkey).collect();
+        let (challenge, authentication) = match rp.start_authentication(&passkeys) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(%e, "cannot start a key check");
+                self.notice = Some(Notice::KeyRefused);
+                return Ok(self.screen());
+            }
+        };
+        let ceremony =
+            Ceremony::authenticate(&self.settings.keys, rp.origin().clone(), challenge.clone());
+        self.step = Step::KeyCheck {
+            email,
+            user_id,
+            challenge,
+            authentication,
+            ceremony,
+        };
+        Ok(self.screen())
+    }
+
     /// Key setup or test: the key's PIN, or a new PIN typed twice.
     pub async fn key_pin(&mut self, pin: &str, again: Option<&str>) -> Result<Screen, KioskError> {
-        let (Step::KeySetup { ceremony, .. } | Step::KeyTest { ceremony, .. }) = &self.step else {
+        let (Step::KeySetup { ceremony, .. }
+        | Step::KeyTest { ceremony, .. }
+        | Step::KeyCheck { ceremony, .. }) = &self.step
+        else {
             return Err(self.wrong_step("key_pin"));
         };
         let setting = ceremony.phase() == Phase::SetPin;
@@ -131,6 +191,11 @@ impl Kiosk {
                 *ceremony = Ceremony::register(&source, origin, challenge.clone());
             }
             Step::KeyTest {
+                challenge,
+                ceremony,
+                ..
+            }
+            | Step::KeyCheck {
                 challenge,
                 ceremony,
                 ..
@@ -212,9 +277,9 @@ impl Kiosk {
             return Ok(());
         };
         let answered = match &self.step {
-            Step::KeySetup { ceremony, .. } | Step::KeyTest { ceremony, .. } => {
-                ceremony.phase() == Phase::Answered
-            }
+            Step::KeySetup { ceremony, .. }
+            | Step::KeyTest { ceremony, .. }
+            | Step::KeyCheck { ceremony, .. } => ceremony.phase() == Phase::Answered,
             _ => false,
         };
         if !answered {
@@ -260,7 +325,7 @@ impl Kiosk {
                 let recorded = match checked {
                     Ok(result) => {
                         self.directory
-                            .record_key_sign_in(&session.user_id, &result)
+                            .record_key_sign_in(&session.user_id, &session.email, &result)
                             .await
                     }
                     Err(e) => Err(e),
@@ -278,7 +343,63 @@ impl Kiosk {
                     }
                 }
             }
+            Step::KeyCheck {
+                email,
+                user_id,
+                authentication,
+                ceremony,
+                ..
+            } => {
+                let Some(answer) = ceremony.take_assertion() else {
+                    return Ok(());
+                };
+                self.finish_key_check(&rp, email, &user_id, &answer, authentication)
+                    .await?;
+            }
             other => self.step = other,
+        }
+        Ok(())
+    }
+
+    async fn finish_key_check(
+        &mut self,
+        rp: &RelyingParty,
+        email: Email,
+        user_id: &str,
+        answer: &crate::fido::PublicKeyCredential,
+        authentication: crate::fido::Authentication,
+    ) -> Result<(), KioskError> {
+        let checked = rp
+            .finish_authentication(answer, authentication)
+            .map_err(key_failure);
+        let recorded = match checked {
+            Ok(result) => {
+                self.directory
+                    .record_key_sign_in(user_id, &email, &result)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(method) => {
+                self.step = Step::KeyCheckPassed {
+                    email,
+                    label: method.label,
+                }
+            }
+            Err(DirectoryError::KeyCloned) => {
+                self.step = Step::KeyCheckEmail {
+                    typed: email.to_string(),
+                };
+                self.notice = Some(Notice::KeyCloned);
+            }
+            Err(DirectoryError::Invalid(_)) => {
+                self.step = Step::KeyCheckEmail {
+                    typed: email.to_string(),
+                };
+                self.notice = Some(Notice::KeyRefused);
+            }
+            Err(e) => return Err(e.into()),
         }
         Ok(())
     }

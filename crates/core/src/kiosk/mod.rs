@@ -99,6 +99,9 @@ pub enum Notice {
     KeyRegistered,
     /// The key may have been cloned.
     KeyCloned,
+    /// "Test my key": no key is registered to that email (or it is not
+    /// known; the two are not told apart).
+    NoKeyForEmail,
 }
 
 /// What the UI draws.
@@ -133,6 +136,8 @@ pub enum StepView {
         organisation: String,
         /// The configured languages.
         languages: Vec<Language>,
+        /// Whether "Test my key" is offered.
+        security_keys: bool,
     },
     /// Type the work email.
     Email {
@@ -182,6 +187,23 @@ pub enum StepView {
     KeyTest {
         /// Where the conversation with the key is.
         key: Phase,
+    },
+    /// "Test my key": the email the key is for.
+    KeyCheckEmail {
+        /// What was typed before.
+        email: String,
+    },
+    /// "Test my key": the key signs in.
+    KeyCheck {
+        /// Where the conversation with the key is.
+        key: Phase,
+    },
+    /// "Test my key": the key works for this account.
+    KeyCheckPassed {
+        /// The account.
+        email: String,
+        /// The key's name.
+        label: String,
     },
     /// The person's methods: remove one, add another.
     SecurityInfo {
@@ -255,6 +277,20 @@ enum Step {
         authentication: Authentication,
         ceremony: Ceremony,
     },
+    KeyCheckEmail {
+        typed: String,
+    },
+    KeyCheck {
+        email: Email,
+        user_id: String,
+        challenge: RequestChallengeResponse,
+        authentication: Authentication,
+        ceremony: Ceremony,
+    },
+    KeyCheckPassed {
+        email: Email,
+        label: String,
+    },
     SecurityInfo {
         session: KioskSession,
         methods: Vec<MethodSummary>,
@@ -277,6 +313,9 @@ impl Step {
             Self::KeySetup { .. } => "key_setup",
             Self::KeyName { .. } => "key_name",
             Self::KeyTest { .. } => "key_test",
+            Self::KeyCheckEmail { .. } => "key_check_email",
+            Self::KeyCheck { .. } => "key_check",
+            Self::KeyCheckPassed { .. } => "key_check_passed",
             Self::SecurityInfo { .. } => "security_info",
             Self::Done { .. } => "done",
         }
@@ -357,6 +396,8 @@ impl Kiosk {
             Step::KeySetup { .. } => (true, Some((4, 5))),
             Step::KeyName { .. } => (false, Some((4, 5))),
             Step::KeyTest { .. } => (false, Some((5, 5))),
+            Step::KeyCheckEmail { .. } | Step::KeyCheck { .. } => (true, None),
+            Step::KeyCheckPassed { .. } => (false, None),
             Step::SecurityInfo { .. } => (true, Some((3, 5))),
             Step::Done { .. } => (false, None),
         };
@@ -377,6 +418,7 @@ impl Kiosk {
             Step::Welcome => StepView::Welcome {
                 organisation: self.settings.organisation.clone(),
                 languages: self.settings.languages.clone(),
+                security_keys: self.settings.relying_party.is_some(),
             },
             Step::Email { typed } => StepView::Email {
                 email: typed.clone(),
@@ -410,6 +452,16 @@ impl Kiosk {
             Step::KeyTest { ceremony, .. } => StepView::KeyTest {
                 key: ceremony.phase(),
             },
+            Step::KeyCheckEmail { typed } => StepView::KeyCheckEmail {
+                email: typed.clone(),
+            },
+            Step::KeyCheck { ceremony, .. } => StepView::KeyCheck {
+                key: ceremony.phase(),
+            },
+            Step::KeyCheckPassed { email, label } => StepView::KeyCheckPassed {
+                email: email.to_string(),
+                label: label.clone(),
+            },
             Step::SecurityInfo { methods, .. } => StepView::SecurityInfo {
                 methods: methods.clone(),
                 security_keys: self.settings.relying_party.is_some(),
@@ -432,7 +484,9 @@ impl Kiosk {
     pub fn resets_at(&self) -> Option<DateTime<Utc>> {
         match self.step {
             Step::Welcome => None,
-            Step::Done { .. } => Some(self.last_activity + DONE_RESET),
+            Step::Done { .. } | Step::KeyCheckPassed { .. } => {
+                Some(self.last_activity + DONE_RESET)
+            }
             _ => {
                 let idle = self.last_activity + self.settings.idle_timeout;
                 Some(self.step.session().map_or(idle, |s| idle.min(s.ends_at)))
@@ -454,16 +508,27 @@ impl Kiosk {
 
     /// Welcome: picks the language and asks for the email.
     pub async fn start(&mut self, language: Language) -> Result<Screen, KioskError> {
+        let email = Step::Email {
+            typed: String::new(),
+        };
+        self.leave_welcome("start", language, email)
+    }
+
+    /// Leaves Welcome for `next`, in `language` if the kiosk speaks it.
+    fn leave_welcome(
+        &mut self,
+        command: &'static str,
+        language: Language,
+        next: Step,
+    ) -> Result<Screen, KioskError> {
         if !matches!(self.step, Step::Welcome) {
-            return Err(self.wrong_step("start"));
+            return Err(self.wrong_step(command));
         }
         self.touch();
         if self.settings.languages.contains(&language) {
             self.language = language;
         }
-        self.step = Step::Email {
-            typed: String::new(),
-        };
+        self.step = next;
         Ok(self.screen())
     }
 
@@ -624,7 +689,10 @@ impl Kiosk {
     /// Back, where it makes sense.
     pub async fn back(&mut self) -> Result<Screen, KioskError> {
         let previous = match &self.step {
-            Step::Email { .. } => Step::Welcome,
+            Step::Email { .. } | Step::KeyCheckEmail { .. } => Step::Welcome,
+            Step::KeyCheck { email, .. } => Step::KeyCheckEmail {
+                typed: email.to_string(),
+            },
             Step::Pass { email } => Step::Email {
                 typed: email.to_string(),
             },
@@ -654,7 +722,7 @@ impl Kiosk {
         let now = self.directory.now();
         if self.resets_at().is_some_and(|at| now >= at) {
             let notice = match self.step {
-                Step::Done { .. } => None,
+                Step::Done { .. } | Step::KeyCheckPassed { .. } => None,
                 _ if self.step.session().is_some_and(|s| now >= s.ends_at) => {
                     Some(Notice::SessionEnded)
                 }
