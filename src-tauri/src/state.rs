@@ -162,7 +162,7 @@ fn relying_party(config: &Config) -> Option<Arc<RelyingParty>> {
         .ok()
 }
 
-/// USB keys in a shipped build. A `test-keys` build started with
+/// USB keys (and NFC with the `nfc` feature) in a shipped build. A `test-keys` build started with
 /// `TAPKIOSK_TEST_SOFT_KEY` uses one software key instead, for the
 /// end-to-end tests.
 fn key_source(soft_key: bool) -> KeySource {
@@ -177,9 +177,9 @@ fn key_source(soft_key: bool) -> KeySource {
         };
     }
     let _ = soft_key;
-    #[cfg(feature = "usb")]
-    return KeySource::Usb;
-    #[cfg(not(feature = "usb"))]
+    #[cfg(any(feature = "usb", feature = "nfc"))]
+    return KeySource::Hardware;
+    #[cfg(not(any(feature = "usb", feature = "nfc")))]
     KeySource::Nowhere
 }
 

@@ -30,9 +30,9 @@ pub const PIN_MAX_BYTES: usize = 63;
 pub enum KeySource {
     /// No key transport in this build.
     Nowhere,
-    /// USB HID keys.
-    #[cfg(feature = "usb")]
-    Usb,
+    /// Keys plugged in over USB, and on NFC readers when built with `nfc`.
+    #[cfg(any(feature = "usb", feature = "nfc"))]
+    Hardware,
     /// The software key (tests only).
     #[cfg(feature = "softtoken")]
     Soft(Arc<super::soft::SoftCtapToken>),
@@ -256,17 +256,17 @@ async fn run(source: KeySource, origin: Url, request: Request, prompts: &Prompts
             let _unused = (origin, request, prompts);
             Phase::NoKey
         }
-        #[cfg(feature = "usb")]
-        KeySource::Usb => {
-            use webauthn_authenticator_rs::transport::Transport as _;
-            let tokens = match webauthn_authenticator_rs::usb::USBTransport::new().await {
-                Ok(usb) => usb.tokens().await,
+        #[cfg(any(feature = "usb", feature = "nfc"))]
+        KeySource::Hardware => {
+            use webauthn_authenticator_rs::transport::{AnyTransport, Transport as _};
+            let tokens = match AnyTransport::new().await {
+                Ok(transport) => transport.tokens().await,
                 Err(e) => Err(e),
             };
             match tokens {
                 Ok(tokens) => with_tokens(tokens, origin, request, prompts).await,
                 Err(e) => {
-                    tracing::warn!(?e, "cannot list USB security keys");
+                    tracing::warn!(?e, "cannot list security keys");
                     Phase::NoKey
                 }
             }
@@ -279,7 +279,7 @@ async fn run(source: KeySource, origin: Url, request: Request, prompts: &Prompts
 }
 
 #[cfg_attr(
-    not(any(feature = "usb", feature = "softtoken")),
+    not(any(feature = "usb", feature = "nfc", feature = "softtoken")),
     allow(dead_code, reason = "no key transport in this build")
 )]
 async fn with_tokens<T: Token>(
