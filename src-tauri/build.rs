@@ -40,6 +40,12 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_policy",
     "admin_set_policy",
     "admin_audit",
+    "admin_stage_key",
+    "admin_stage_status",
+    "admin_stage_pin",
+    "admin_stage_retry",
+    "admin_stage_name",
+    "admin_stage_cancel",
 ];
 
 fn main() {

@@ -49,6 +49,12 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::admin::admin_policy,
         commands::admin::admin_set_policy,
         commands::admin::admin_audit,
+        commands::staging::admin_stage_key,
+        commands::staging::admin_stage_status,
+        commands::staging::admin_stage_pin,
+        commands::staging::admin_stage_retry,
+        commands::staging::admin_stage_name,
+        commands::staging::admin_stage_cancel,
     ])
 }
 

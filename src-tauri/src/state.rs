@@ -64,6 +64,12 @@ pub struct AppState {
     pub kiosk: tokio::sync::Mutex<Kiosk>,
     /// Until when the admin pane is unlocked.
     pub admin_until: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// The relying party for security keys, if they are on.
+    pub relying_party: Option<Arc<RelyingParty>>,
+    /// Where security keys are found (the kiosk's reader).
+    pub keys: KeySource,
+    /// A key IT is setting up for someone in the admin pane.
+    pub staging: tokio::sync::Mutex<Option<crate::commands::staging::Staging>>,
     /// Windowed development mode.
     pub dev: bool,
     clock: Arc<dyn Clock>,
@@ -126,14 +132,16 @@ impl AppState {
         if languages.is_empty() {
             bail!("no kiosk language is configured");
         }
+        let relying_party = relying_party(&config);
+        let keys = key_source(soft_key);
         let kiosk = Kiosk::new(
             directory.clone(),
             KioskSettings {
                 organisation: config.organisation.clone(),
                 languages,
                 idle_timeout: config.idle_timeout,
-                relying_party: relying_party(&config),
-                keys: key_source(soft_key),
+                relying_party: relying_party.clone(),
+                keys: keys.clone(),
             },
         );
         Ok(Self {
@@ -142,6 +150,9 @@ impl AppState {
             config,
             kiosk: tokio::sync::Mutex::new(kiosk),
             admin_until: std::sync::Mutex::new(None),
+            relying_party,
+            keys,
+            staging: tokio::sync::Mutex::new(None),
             dev: options.dev,
             clock,
         })

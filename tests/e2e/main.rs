@@ -319,17 +319,8 @@ async fn security_info_removes_a_lost_method(language: &'static str) {
     kiosk.stop().await;
 }
 
-/// Issues a pass from the (unlocked) admin pane; returns its value.
-async fn issue_in_admin_pane(kiosk: &Kiosk, email: &str) -> String {
-    kiosk.click("button[data-tab='issue']").await;
-    kiosk.enter("issue-email", email).await;
-    let pass = kiosk.wait_for(By::Id("issued-pass")).await;
-    pass.text().await.unwrap()
-}
-
-in_english_and_french!(the_admin_pane_issues_a_pass_that_works_at_the_kiosk);
-
-async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static str) {
+/// A kiosk whose directory has Ada (no pass yet).
+async fn kiosk_knowing_ada(language: &'static str) -> Kiosk {
     let kiosk = Kiosk::start_with(language, Screen::Small).await;
     let ada = Email::parse("ada@example.com").unwrap();
     kiosk
@@ -337,6 +328,11 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
         .add_user(&NewUser::new(ada, Some("Ada Lovelace"), &[]).unwrap())
         .await
         .unwrap();
+    kiosk
+}
+
+/// Opens the admin window and switches to it; returns the kiosk window.
+async fn open_admin(kiosk: &Kiosk) -> thirtyfour::WindowHandle {
     let kiosk_window = kiosk.driver.window().await.unwrap();
     kiosk.click("#open-admin").await;
     let deadline = std::time::Instant::now() + harness::PATIENCE;
@@ -351,21 +347,36 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
         );
     };
     kiosk.driver.switch_to_window(admin_window).await.unwrap();
+    kiosk_window
+}
+
+/// Sets the first admin PIN (typed twice), not yet submitted.
+async fn type_first_admin_pin(kiosk: &Kiosk) {
+    kiosk.enter("pin-again", "246813").await;
+    let pin = kiosk.wait_for(By::Id("pin")).await;
+    pin.send_keys("246813").await.unwrap();
+}
+
+/// Issues a pass from the (unlocked) admin pane; returns its value.
+async fn issue_in_admin_pane(kiosk: &Kiosk, email: &str) -> String {
+    kiosk.click("button[data-tab='issue']").await;
+    kiosk.enter("issue-email", email).await;
+    let pass = kiosk.wait_for(By::Id("issued-pass")).await;
+    pass.text().await.unwrap()
+}
+
+in_english_and_french!(the_admin_pane_issues_a_pass_that_works_at_the_kiosk);
+
+async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static str) {
+    let kiosk = kiosk_knowing_ada(language).await;
+    let kiosk_window = open_admin(&kiosk).await;
     let heading = kiosk.wait_for(By::Css("h1")).await;
     assert_eq!(
         heading.text().await.unwrap(),
         kiosk.words("admin.set_pin_title"),
         "the admin pane speaks the first configured language"
     );
-    kiosk.enter("pin-again", "246813").await;
-    kiosk
-        .driver
-        .find(By::Id("pin"))
-        .await
-        .unwrap()
-        .send_keys("246813")
-        .await
-        .unwrap();
+    type_first_admin_pin(&kiosk).await;
     kiosk.screenshot("admin-pin").await;
     kiosk.click("#unlock").await;
 
@@ -540,5 +551,38 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
     let methods = kiosk.driver.find_all(By::Css(".methods li")).await.unwrap();
     assert_eq!(methods.len(), 1);
     assert!(methods[0].text().await.unwrap().contains("Spare key"));
+    kiosk.stop().await;
+}
+
+in_english_and_french!(it_stages_a_key_that_then_works_at_the_kiosk);
+
+async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {
+    let kiosk = kiosk_knowing_ada(language).await;
+    let kiosk_window = open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    kiosk.click("tbody button").await;
+    kiosk.click("#stage-key").await;
+    let stage = |phase: &str| format!("body[data-stage-phase='{phase}']");
+    kiosk.wait_for(By::Css(stage("set_pin"))).await;
+    let pin = kiosk.wait_for(By::Id("stage-pin")).await;
+    pin.send_keys(KEY_PIN).await.unwrap();
+    kiosk.enter("stage-pin-again", KEY_PIN).await;
+    kiosk.wait_for(By::Css(stage("enter_pin"))).await;
+    kiosk.enter("stage-pin", KEY_PIN).await;
+    kiosk.wait_for(By::Css(stage("name"))).await;
+    kiosk.screenshot("admin-stage-name").await;
+    kiosk.enter("stage-name", "Ada's key").await;
+    kiosk.wait_for(By::Id("stage-done")).await;
+    kiosk.screenshot("admin-stage-done").await;
+
+    // On her first day, Ada checks the key at the kiosk: it is hers.
+    kiosk.driver.switch_to_window(kiosk_window).await.unwrap();
+    kiosk.click("#test-my-key").await;
+    kiosk.enter("email", "ada@example.com").await;
+    wait_for_key(&kiosk, "check", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    let said = kiosk.wait_for(By::Id("key-check-passed")).await;
+    assert!(said.text().await.unwrap().contains("Ada's key"));
     kiosk.stop().await;
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use tapkiosk_core::config::WebAuthnSettings;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest};
 use tapkiosk_core::fido::ceremony::{KeySource, Phase};
+use tapkiosk_core::fido::enrolment::{Enrolment, PinProblem};
 use tapkiosk_core::fido::soft::SoftCtapToken;
 use tapkiosk_core::fido::{KeyError, NewKey, RelyingParty, Url, Uuid};
 use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, Screen, StepView};
@@ -28,6 +29,7 @@ on_both_backends!(
     the_key_and_its_assertion_verify_with_python_fido2,
     the_kiosk_walks_a_person_through_a_new_key,
     test_my_key_says_whether_a_key_works_without_a_pass,
+    it_stages_a_key_for_someone_without_a_pass,
 );
 
 const PIN: &str = "246813";
@@ -617,4 +619,46 @@ async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {
     sign_in(&at.rp, &t, &at.ada.user_id, &mut at.client)
         .await
         .unwrap();
+}
+
+/// Waits for the worker thread of an enrolment to reach `wanted`.
+#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
+fn wait_for_phase(enrolment: &Enrolment, wanted: impl Fn(&Phase) -> bool) {
+    for _ in 0..500 {
+        if wanted(&enrolment.phase()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the key never got there: {:?}", enrolment.phase());
+}
+
+async fn it_stages_a_key_for_someone_without_a_pass(t: TestDirectory) {
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let ada = add(&t, "ada@example.com").await;
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let source = KeySource::Soft(std::sync::Arc::new(token));
+    let mut enrolment =
+        Enrolment::start(&rp, &source, (Uuid::new_v4(), ada.as_str(), "Ada"), &[]).unwrap();
+    wait_for_phase(&enrolment, |p| *p == Phase::SetPin);
+    assert_eq!(
+        enrolment.give_pin(PIN, Some("000000")),
+        Err(PinProblem::PinsDiffer)
+    );
+    enrolment.give_pin(PIN, Some(PIN)).unwrap();
+    wait_for_phase(&enrolment, |p| matches!(p, Phase::EnterPin { .. }));
+    enrolment.give_pin(PIN, None).unwrap();
+    wait_for_phase(&enrolment, |p| *p == Phase::Answered);
+    let key = enrolment.finish(&rp).unwrap().unwrap();
+    assert!(enrolment.finish(&rp).is_none(), "an answer is checked once");
+    t.directory
+        .add_security_key_for(&ada, "Ada's key", &key)
+        .await
+        .unwrap();
+    let (_, keys) = t.directory.keys_of(&ada).await.unwrap().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].method.label, "Ada's key");
+    assert!(audited(&t, "method_added").await);
+    // No pass was issued or used.
+    assert!(t.directory.show_user(&ada).await.unwrap().passes.is_empty());
 }

@@ -209,11 +209,80 @@ async function details(email) {
       el('button', { type: 'button', class: 'danger', onclick: async () => {
         if ((await call('admin_remove_method', { email, method: m.id })).ok) { await details(email); say(t('admin.people.method_removed')); }
       } }, t('admin.people.remove_method'))))),
+    el('button', { type: 'button', class: 'secondary', id: 'stage-key', onclick: () => stageKey(email) }, t('admin.stage.start')),
     el('button', { type: 'button', class: 'secondary', onclick: () => showTab('people') }, t('action.back')));
   focusHeading(panel);
 }
 
+// IT staging: set up a security key (and its PIN) for someone. The key's
+// conversation runs in the backend; this polls its phase.
+let stagingTimer = null;
+
+function stopStaging() {
+  clearTimeout(stagingTimer);
+  stagingTimer = null;
+}
+
+async function stageKey(email) {
+  const started = await call('admin_stage_key', { email });
+  if (!started.ok) return;
+  clear(panel).append(el('h1', {}, t('admin.stage.title', { email })), el('div', { id: 'stage' }));
+  focusHeading(panel);
+  let shown = '';
+  const poll = async () => {
+    const status = await call('admin_stage_status');
+    if (!status.ok) return stopStaging();
+    const drawn = JSON.stringify([status.result.key, status.result.suggested, status.result.done]);
+    if (drawn !== shown) { shown = drawn; drawStaging(email, status.result); }
+    if (!status.result.done) stagingTimer = setTimeout(poll, 400);
+  };
+  stopStaging();
+  poll();
+}
+
+function drawStaging(email, status) {
+  const root = clear(document.getElementById('stage'));
+  document.body.dataset.stagePhase = status.done ? 'done' : status.suggested !== null ? 'name' : status.key.phase;
+  const cancel = el('button', { type: 'button', class: 'secondary', onclick: async () => { stopStaging(); await call('admin_stage_cancel'); details(email); } }, t('admin.stage.cancel'));
+  if (status.done) {
+    root.append(el('p', { id: 'stage-done' }, t('admin.stage.done', { label: status.done.label, email })),
+      el('button', { type: 'button', class: 'primary', onclick: () => details(email) }, t('action.back')));
+    return;
+  }
+  if (status.suggested !== null) {
+    root.append(form(async () => { if ((await call('admin_stage_name', { label: value('stage-name') })).ok) stageKeyPoll(); },
+      input('stage-name', 'key.name_label', { value: status.suggested || t('methods.kind.fido2') }),
+      el('button', { type: 'submit', class: 'primary', id: 'stage-save' }, t('admin.stage.save'))), cancel);
+    return;
+  }
+  const phase = status.key.phase;
+  root.append(el('p', { role: 'status', id: 'stage-status' }, t(`key.phase.${phase}`)));
+  if (phase === 'set_pin') {
+    root.append(el('p', { class: 'hint' }, t('key.pin_rules', { min: 4 })),
+      form(() => call('admin_stage_pin', { pin: value('stage-pin'), again: value('stage-pin-again') }),
+        input('stage-pin', 'key.new_pin', { type: 'password' }), input('stage-pin-again', 'key.new_pin_again', { type: 'password' }),
+        el('button', { type: 'submit', class: 'primary', id: 'stage-set-pin' }, t('action.next'))));
+  } else if (phase === 'enter_pin') {
+    if (status.key.wrong) root.append(el('p', { class: 'hint' }, t('key.wrong_pin')));
+    root.append(form(() => call('admin_stage_pin', { pin: value('stage-pin') }),
+      input('stage-pin', 'key.pin', { type: 'password' }),
+      el('button', { type: 'submit', class: 'primary', id: 'stage-enter-pin' }, t('action.next'))));
+  } else if (['no_key', 'several_keys', 'not_supported', 'pin_blocked', 'reinsert_key', 'already_registered', 'timed_out', 'failed'].includes(phase)) {
+    root.append(el('button', { type: 'button', class: 'primary', onclick: () => call('admin_stage_retry') }, t('key.try_again')));
+  }
+  root.append(cancel);
+  const first = root.querySelector('input');
+  if (first) first.focus();
+}
+
+// After naming, one more status shows the result.
+async function stageKeyPoll() {
+  const status = await call('admin_stage_status');
+  if (status.ok) drawStaging(status.result.email, status.result);
+}
+
 async function showTab(name) {
+  stopStaging();
   tabs.hidden = false;
   lockButton.hidden = false;
   for (const button of tabs.querySelectorAll('button')) button.setAttribute('aria-current', button.dataset.tab === name ? 'page' : 'false');

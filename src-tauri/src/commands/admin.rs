@@ -16,7 +16,7 @@ use tauri::State;
 type Answer<T> = Result<T, UiError>;
 
 /// Checks and extends the admin session.
-fn unlocked(state: &AppState) -> Answer<()> {
+pub(crate) fn unlocked(state: &AppState) -> Answer<()> {
     let now = state.now();
     let mut until = state
         .admin_until
@@ -40,7 +40,7 @@ fn unlock(state: &AppState) {
     }
 }
 
-fn email(text: &str) -> Answer<Email> {
+pub(crate) fn email(text: &str) -> Answer<Email> {
     Email::parse(text).map_err(|_| UiError::new("invalid_email"))
 }
 

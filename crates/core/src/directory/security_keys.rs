@@ -117,6 +117,43 @@ impl Directory {
             return Err(self.refuse_key(&session.email, key.aaguid).await);
         }
         let mut tx = self.session_change(session).await?;
+        let holder = (session.user_id.as_str(), &session.email);
+        let method = self
+            .insert_key(&mut tx, holder, &label, key, ("session", &session.id))
+            .await?;
+        tx.commit().await?;
+        Ok(method)
+    }
+
+    /// Registers a security key that IT set up for `email` (staging a key
+    /// before someone's first day), if the policy allows its model.
+    pub async fn add_security_key_for(
+        &self,
+        email: &crate::Email,
+        label: &str,
+        key: &NewKey,
+    ) -> Result<MethodSummary, DirectoryError> {
+        let label = check_label(label)?;
+        if !self.policy().await?.keys.allows(key.aaguid) {
+            return Err(self.refuse_key(email, key.aaguid).await);
+        }
+        let mut tx = self.write().await?;
+        let user = self.require_user(&mut tx, email).await?;
+        let method = self
+            .insert_key(&mut tx, (&user.id, email), &label, key, ("staged", "by IT"))
+            .await?;
+        tx.commit().await?;
+        Ok(method)
+    }
+
+    async fn insert_key(
+        &self,
+        tx: &mut super::Tx,
+        (user_id, email): (&str, &crate::Email),
+        label: &str,
+        key: &NewKey,
+        (note, value): (&str, &str),
+    ) -> Result<MethodSummary, DirectoryError> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = self.now();
         let aaguid = key.aaguid.map(|a| a.to_string());
@@ -125,33 +162,29 @@ impl Directory {
              VALUES ($1, $2, 'fido2', $3, $4, $5, $6, $7)",
         )
         .bind(&id)
-        .bind(&session.user_id)
-        .bind(&label)
+        .bind(user_id)
+        .bind(label)
         .bind(now.timestamp())
-        .bind(self.seal_passkey(&session.user_id, &id, &key.passkey)?)
+        .bind(self.seal_passkey(user_id, &id, &key.passkey)?)
         .bind(&aaguid)
         .bind(credential_id(&key.passkey))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => DirectoryError::KeyRegistered,
             _ => e.into(),
         })?;
         let event = Event::new("method_added")
-            .user(&session.email)
+            .user(email)
             .with("method", &id)
             .with("kind", "fido2")
             .with("aaguid", &aaguid);
-        self.audit(
-            &mut tx,
-            event.with("label", &label).with("session", &session.id),
-        )
-        .await?;
-        tx.commit().await?;
+        self.audit(tx, event.with("label", label).with(note, value))
+            .await?;
         Ok(MethodSummary {
             id,
             kind: "fido2".into(),
-            label,
+            label: label.to_string(),
             created_at: now,
             last_used_at: None,
         })

@@ -9,6 +9,7 @@
 //! be answered twice.
 
 pub mod ceremony;
+pub mod enrolment;
 #[cfg(feature = "softtoken")]
 pub mod soft;
 
@@ -161,4 +162,37 @@ impl RelyingParty {
 /// The signature counter a key last reported.
 pub fn counter(passkey: &Passkey) -> u32 {
     Credential::from(passkey.clone()).counter
+}
+
+/// Names of well-known key models, by AAGUID (from the vendors' metadata).
+const MODELS: &[(&str, &str)] = &[
+    ("cb69481e-8ff7-4039-93ec-0a2729a154a8", "YubiKey 5"),
+    ("ee882879-721c-4913-9775-3dfcce97072a", "YubiKey 5 NFC"),
+    ("fa2b99dc-9e39-4257-8f92-4a30d23c4118", "YubiKey 5 NFC"),
+    ("2fc0579f-8113-47ea-b116-bb5a8db9202a", "YubiKey 5 NFC"),
+    ("c5ef55ff-ad9a-4b9f-b580-adebafe026d0", "YubiKey 5Ci"),
+    (
+        "149a2021-8ef6-4133-96b8-81f8d5b7f1f5",
+        "Security Key NFC by Yubico",
+    ),
+    (
+        "a4e9fc6d-4cbe-4758-b8ba-37598bb5bbaa",
+        "Security Key NFC by Yubico",
+    ),
+    (
+        "42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3",
+        "Google Titan Security Key",
+    ),
+    (
+        "0fb9bcbc-a0d4-4042-bbb0-559bc1631e28",
+        "Software key (test)",
+    ),
+];
+
+/// The model name of a key, by the AAGUID it reported, when known.
+pub fn model_name(aaguid: Uuid) -> Option<&'static str> {
+    MODELS
+        .iter()
+        .find(|(id, _)| Uuid::parse_str(id).is_ok_and(|m| m == aaguid))
+        .map(|(_, name)| *name)
 }

@@ -7,45 +7,16 @@
 use super::{Kiosk, KioskError, Language, Notice, Screen, Step, name_of};
 use crate::directory::DirectoryError;
 use crate::email::Email;
-use crate::fido::ceremony::{Ceremony, PIN_MAX_BYTES, PIN_MIN_CHARS, Phase};
+use crate::fido::ceremony::{Ceremony, Phase};
+use crate::fido::enrolment::{PinProblem, check_new_pin};
 use crate::fido::{KeyError, NewKey, RelyingParty, Uuid};
 use crate::redeem::KioskSession;
 use std::sync::Arc;
 
-/// Names of well-known key models, by AAGUID (from the vendors' metadata).
-const MODELS: &[(&str, &str)] = &[
-    ("cb69481e-8ff7-4039-93ec-0a2729a154a8", "YubiKey 5"),
-    ("ee882879-721c-4913-9775-3dfcce97072a", "YubiKey 5 NFC"),
-    ("fa2b99dc-9e39-4257-8f92-4a30d23c4118", "YubiKey 5 NFC"),
-    ("2fc0579f-8113-47ea-b116-bb5a8db9202a", "YubiKey 5 NFC"),
-    ("c5ef55ff-ad9a-4b9f-b580-adebafe026d0", "YubiKey 5Ci"),
-    (
-        "149a2021-8ef6-4133-96b8-81f8d5b7f1f5",
-        "Security Key NFC by Yubico",
-    ),
-    (
-        "a4e9fc6d-4cbe-4758-b8ba-37598bb5bbaa",
-        "Security Key NFC by Yubico",
-    ),
-    (
-        "42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3",
-        "Google Titan Security Key",
-    ),
-    (
-        "0fb9bcbc-a0d4-4042-bbb0-559bc1631e28",
-        "Software key (test)",
-    ),
-];
-
 /// The name a new key is offered under.
 fn suggested_name(aaguid: Option<Uuid>, language: Language) -> String {
-    let model = aaguid.and_then(|a| {
-        MODELS
-            .iter()
-            .find(|(id, _)| Uuid::parse_str(id).is_ok_and(|m| m == a))
-            .map(|(_, name)| (*name).to_string())
-    });
-    model.unwrap_or_else(|| match language {
+    let model = aaguid.and_then(crate::fido::model_name);
+    model.map(str::to_string).unwrap_or_else(|| match language {
         Language::En => "Security key".into(),
         Language::Fr => "Clé de sécurité".into(),
     })
@@ -160,14 +131,17 @@ impl Kiosk {
         else {
             return Err(self.wrong_step("key_pin"));
         };
-        let setting = ceremony.phase() == Phase::SetPin;
-        let notice = if setting && again != Some(pin) {
-            Some(Notice::PinsDiffer)
-        } else if setting && (pin.chars().count() < PIN_MIN_CHARS || pin.len() > PIN_MAX_BYTES) {
-            Some(Notice::PinRules { min: PIN_MIN_CHARS })
-        } else {
-            ceremony.give_pin(pin.to_string());
-            None
+        let checked = match ceremony.phase() {
+            Phase::SetPin => check_new_pin(pin, again),
+            _ => Ok(()),
+        };
+        let notice = match checked {
+            Ok(()) => {
+                ceremony.give_pin(pin.to_string());
+                None
+            }
+            Err(PinProblem::PinsDiffer) => Some(Notice::PinsDiffer),
+            Err(PinProblem::PinRules { min }) => Some(Notice::PinRules { min }),
         };
         self.touch();
         self.notice = notice;

@@ -1,0 +1,164 @@
+//! IT staging in the admin window: setting up a security key for someone
+//! (with its PIN) before their first day. One key at a time; the admin
+//! window asks for the status a few times a second while it runs.
+
+use crate::commands::admin::{email, unlocked};
+use crate::{AppState, UiError};
+use serde::Serialize;
+use tapkiosk_core::Email;
+use tapkiosk_core::fido::ceremony::Phase;
+use tapkiosk_core::fido::enrolment::{Enrolment, PinProblem};
+use tapkiosk_core::fido::{NewKey, Uuid, model_name};
+use tapkiosk_core::user::MethodSummary;
+use tauri::State;
+
+type Answer<T> = Result<T, UiError>;
+
+/// A key being set up for someone.
+#[derive(Debug)]
+pub struct Staging {
+    email: Email,
+    enrolment: Enrolment,
+    /// Checked and waiting for its name.
+    key: Option<NewKey>,
+    /// Registered.
+    done: Option<MethodSummary>,
+}
+
+/// What the admin window shows.
+#[derive(Debug, Serialize)]
+pub struct StagingStatus {
+    email: String,
+    key: Phase,
+    /// Set once the key answered: the name to offer.
+    suggested: Option<String>,
+    done: Option<MethodSummary>,
+}
+
+fn status(staging: &Staging) -> StagingStatus {
+    StagingStatus {
+        email: staging.email.to_string(),
+        key: staging.enrolment.phase(),
+        suggested: staging
+            .key
+            .as_ref()
+            .map(|k| k.aaguid.and_then(model_name).unwrap_or("").to_string()),
+        done: staging.done.clone(),
+    }
+}
+
+fn none_running() -> UiError {
+    UiError::new("staging_not_running")
+}
+
+/// Starts setting up a key for `email`; their keys are excluded.
+#[tauri::command]
+pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answer<StagingStatus> {
+    unlocked(&state)?;
+    let email = self::email(&email)?;
+    let rp = state
+        .relying_party
+        .clone()
+        .ok_or_else(|| UiError::new("keys_off"))?;
+    let person = state.admin_directory.show_user(&email).await?;
+    let keys = state.admin_directory.keys_of(&email).await?;
+    let (user_id, keys) =
+        keys.ok_or_else(|| UiError::with("user_disabled", serde_json::json!({ "email": email })))?;
+    let passkeys: Vec<_> = keys.into_iter().map(|k| k.passkey).collect();
+    let handle = Uuid::parse_str(&user_id).unwrap_or_else(|_| Uuid::new_v4());
+    let name = person
+        .summary
+        .display_name
+        .unwrap_or_else(|| email.to_string());
+    let enrolment = Enrolment::start(&rp, &state.keys, (handle, email.as_str(), &name), &passkeys)
+        .map_err(|e| {
+            tracing::error!(%e, "cannot start staging a key");
+            UiError::new("key_refused")
+        })?;
+    let staging = Staging {
+        email,
+        enrolment,
+        key: None,
+        done: None,
+    };
+    let shown = status(&staging);
+    *state.staging.lock().await = Some(staging);
+    Ok(shown)
+}
+
+/// Where the key is; checks its answer once it came.
+#[tauri::command]
+pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingStatus> {
+    unlocked(&state)?;
+    let mut guard = state.staging.lock().await;
+    let staging = guard.as_mut().ok_or_else(none_running)?;
+    if let Some(rp) = &state.relying_party
+        && let Some(checked) = staging.enrolment.finish(rp)
+    {
+        match checked {
+            Ok(key) => staging.key = Some(key),
+            Err(e) => {
+                tracing::warn!(%e, "a staged key's answer was refused");
+                *guard = None;
+                return Err(UiError::new("key_refused"));
+            }
+        }
+    }
+    Ok(status(staging))
+}
+
+/// The key's PIN, or a new one typed twice.
+#[tauri::command]
+pub async fn admin_stage_pin(
+    state: State<'_, AppState>,
+    pin: String,
+    again: Option<String>,
+) -> Answer<()> {
+    unlocked(&state)?;
+    let guard = state.staging.lock().await;
+    let staging = guard.as_ref().ok_or_else(none_running)?;
+    staging
+        .enrolment
+        .give_pin(&pin, again.as_deref())
+        .map_err(|problem| match problem {
+            PinProblem::PinsDiffer => UiError::new("pins_differ"),
+            PinProblem::PinRules { min } => {
+                UiError::with("pin_rules", serde_json::json!({ "min": min }))
+            }
+        })
+}
+
+/// Asks the key again after it failed.
+#[tauri::command]
+pub async fn admin_stage_retry(state: State<'_, AppState>) -> Answer<()> {
+    unlocked(&state)?;
+    let mut guard = state.staging.lock().await;
+    let staging = guard.as_mut().ok_or_else(none_running)?;
+    match &state.relying_party {
+        Some(rp) if staging.enrolment.retry(rp) => Ok(()),
+        _ => Err(UiError::new("staging_not_running")),
+    }
+}
+
+/// Registers the checked key to the person under `label`.
+#[tauri::command]
+pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answer<MethodSummary> {
+    unlocked(&state)?;
+    let mut guard = state.staging.lock().await;
+    let staging = guard.as_mut().ok_or_else(none_running)?;
+    let key = staging.key.as_ref().ok_or_else(none_running)?;
+    let method = state
+        .admin_directory
+        .add_security_key_for(&staging.email, &label, key)
+        .await?;
+    staging.done = Some(method.clone());
+    Ok(method)
+}
+
+/// Stops setting up a key (the key's conversation ends with it).
+#[tauri::command]
+pub async fn admin_stage_cancel(state: State<'_, AppState>) -> Answer<()> {
+    unlocked(&state)?;
+    *state.staging.lock().await = None;
+    Ok(())
+}
