@@ -30,6 +30,8 @@ on_both_backends!(
     the_kiosk_walks_a_person_through_a_new_key,
     test_my_key_says_whether_a_key_works_without_a_pass,
     it_stages_a_key_for_someone_without_a_pass,
+    a_key_that_does_not_verify_its_user_is_refused,
+    a_replayed_sign_in_is_refused,
 );
 
 const PIN: &str = "246813";
@@ -489,8 +491,11 @@ async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
     )
     .unwrap();
     let output = check.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.status.success(), "{said}");
     assert!(said.contains("verified by python-fido2"), "{said}");
 }
@@ -661,4 +666,63 @@ async fn it_stages_a_key_for_someone_without_a_pass(t: TestDirectory) {
     assert!(audited(&t, "method_added").await);
     // No pass was issued or used.
     assert!(t.directory.show_user(&ada).await.unwrap().passes.is_empty());
+}
+
+async fn a_key_that_does_not_verify_its_user_is_refused(t: TestDirectory) {
+    use webauthn_authenticator_rs::softtoken::SoftToken;
+    use webauthn_rs_proto::UserVerificationPolicy;
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let ada = session(&t, "ada@example.com").await;
+    // A key that does no user verification, and a request altered on its
+    // way to say it is not needed: the relying party still requires it.
+    let mut key = WebauthnAuthenticator::new(SoftToken::new(false).unwrap().0);
+    let handle = Uuid::parse_str(&ada.user_id).unwrap();
+    let (mut challenge, state) = rp
+        .start_registration(handle, ada.email.as_str(), "Ada", &[])
+        .unwrap();
+    let selection = challenge
+        .public_key
+        .authenticator_selection
+        .as_mut()
+        .unwrap();
+    selection.user_verification = UserVerificationPolicy::Discouraged_DO_NOT_USE;
+    let answer = key.do_registration(origin(), challenge).unwrap();
+    let refused = rp.finish_registration(&answer, state).unwrap_err();
+    assert!(matches!(refused, KeyError::UserNotVerified), "{refused}");
+    assert_eq!(key_count(&t, &ada.user_id).await, 0);
+}
+
+async fn a_replayed_sign_in_is_refused(t: TestDirectory) {
+    let (
+        AtKiosk {
+            rp,
+            ada,
+            mut client,
+            ..
+        },
+        key,
+    ) = with_a_key(&t).await;
+    let (challenge, state) = rp
+        .start_authentication(std::slice::from_ref(&key.passkey))
+        .unwrap();
+    let answer = client.do_authentication(origin(), challenge).unwrap();
+    let result = rp.finish_authentication(&answer, state).unwrap();
+    t.directory
+        .record_key_sign_in(&ada.user_id, &ada.email, &result)
+        .await
+        .unwrap();
+    // The same answer again: its state is gone (consumed above), and under
+    // a new challenge it does not verify...
+    let (_, fresh_state) = rp
+        .start_authentication(std::slice::from_ref(&key.passkey))
+        .unwrap();
+    let again = rp.finish_authentication(&answer, fresh_state).unwrap_err();
+    assert!(again.to_string().contains("challenge"), "{again}");
+    // ...and the directory would not take the same counter twice.
+    let twice = t
+        .directory
+        .record_key_sign_in(&ada.user_id, &ada.email, &result)
+        .await
+        .unwrap_err();
+    assert!(matches!(twice, DirectoryError::KeyCloned), "{twice}");
 }
