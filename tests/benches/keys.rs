@@ -19,6 +19,7 @@ fn relying_party() -> RelyingParty {
         rp_id: "example.com".into(),
         rp_name: "Example Ltd".into(),
         origin: "https://kiosk.example.com".into(),
+        attestation_roots: None,
     })
     .unwrap()
 }
@@ -36,7 +37,7 @@ fn keys(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let (challenge, state) = rp
-                    .start_registration(Uuid::new_v4(), "ada@example.com", "Ada", &[])
+                    .start_registration(Uuid::new_v4(), "ada@example.com", "Ada", &[], None)
                     .unwrap();
                 (key.do_registration(origin(), challenge).unwrap(), state)
             },
@@ -46,7 +47,7 @@ fn keys(c: &mut Criterion) {
     });
 
     let (challenge, state) = rp
-        .start_registration(Uuid::new_v4(), "ada@example.com", "Ada", &[])
+        .start_registration(Uuid::new_v4(), "ada@example.com", "Ada", &[], None)
         .unwrap();
     let answer = key.do_registration(origin(), challenge).unwrap();
     let passkey: Passkey = rp.finish_registration(&answer, state).unwrap().passkey;

@@ -32,6 +32,7 @@ on_both_backends!(
     it_stages_a_key_for_someone_without_a_pass,
     a_key_that_does_not_verify_its_user_is_refused,
     a_replayed_sign_in_is_refused,
+    with_roots_an_allowed_model_must_prove_itself,
 );
 
 const PIN: &str = "246813";
@@ -132,6 +133,7 @@ fn settings() -> WebAuthnSettings {
         rp_id: "example.com".into(),
         rp_name: "Example Ltd".into(),
         origin: "https://kiosk.example.com".into(),
+        attestation_roots: None,
     }
 }
 
@@ -169,7 +171,7 @@ async fn register(
         .collect();
     let handle = Uuid::parse_str(&session.user_id).unwrap();
     let (challenge, state) = rp
-        .start_registration(handle, session.email.as_str(), "Ada", &registered)
+        .start_registration(handle, session.email.as_str(), "Ada", &registered, None)
         .unwrap();
     let answer = client
         .do_registration(origin(), challenge)
@@ -448,7 +450,7 @@ async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
     } = at_kiosk(&t, Some(PIN)).await;
     let handle = Uuid::parse_str(&ada.user_id).unwrap();
     let (challenge, state) = rp
-        .start_registration(handle, ada.email.as_str(), "Ada", &[])
+        .start_registration(handle, ada.email.as_str(), "Ada", &[], None)
         .unwrap();
     let registration = client.do_registration(origin(), challenge).unwrap();
     let key = rp.finish_registration(&registration, state).unwrap();
@@ -643,8 +645,14 @@ async fn it_stages_a_key_for_someone_without_a_pass(t: TestDirectory) {
     let ada = add(&t, "ada@example.com").await;
     let (token, _) = SoftCtapToken::generate().unwrap();
     let source = KeySource::Soft(std::sync::Arc::new(token));
-    let mut enrolment =
-        Enrolment::start(&rp, &source, (Uuid::new_v4(), ada.as_str(), "Ada"), &[]).unwrap();
+    let mut enrolment = Enrolment::start(
+        &rp,
+        &source,
+        (Uuid::new_v4(), ada.as_str(), "Ada"),
+        &[],
+        None,
+    )
+    .unwrap();
     wait_for_phase(&enrolment, |p| *p == Phase::SetPin);
     assert_eq!(
         enrolment.give_pin(PIN, Some("000000")),
@@ -678,7 +686,7 @@ async fn a_key_that_does_not_verify_its_user_is_refused(t: TestDirectory) {
     let mut key = WebauthnAuthenticator::new(SoftToken::new(false).unwrap().0);
     let handle = Uuid::parse_str(&ada.user_id).unwrap();
     let (mut challenge, state) = rp
-        .start_registration(handle, ada.email.as_str(), "Ada", &[])
+        .start_registration(handle, ada.email.as_str(), "Ada", &[], None)
         .unwrap();
     let selection = challenge
         .public_key
@@ -725,4 +733,38 @@ async fn a_replayed_sign_in_is_refused(t: TestDirectory) {
         .await
         .unwrap_err();
     assert!(matches!(twice, DirectoryError::KeyCloned), "{twice}");
+}
+
+async fn with_roots_an_allowed_model_must_prove_itself(t: TestDirectory) {
+    let ada = session(&t, "ada@example.com").await;
+    let (token, root) = SoftCtapToken::generate().unwrap();
+    let (_, stranger) = SoftCtapToken::generate().unwrap();
+    let mut client = plug_in(token, person(Some(PIN))).await;
+    let allowed = [webauthn_authenticator_rs::softtoken::AAGUID].into();
+    let handle = Uuid::parse_str(&ada.user_id).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    // The key's own vendor root: the attestation chains, the model is allowed.
+    // Another vendor's root only: the same key cannot prove its model.
+    for (name, roots, accepted) in [("ours", &root, true), ("theirs", &stranger, false)] {
+        let path = folder.path().join(format!("{name}.pem"));
+        std::fs::write(&path, roots.to_pem().unwrap()).unwrap();
+        let rp = RelyingParty::new(&WebAuthnSettings {
+            attestation_roots: Some(path),
+            ..settings()
+        })
+        .unwrap();
+        let (challenge, state) = rp
+            .start_registration(handle, ada.email.as_str(), "Ada", &[], Some(&allowed))
+            .unwrap();
+        let answer = client.do_registration(origin(), challenge).unwrap();
+        let checked = rp.finish_registration(&answer, state);
+        match (accepted, checked) {
+            (true, Ok(key)) => assert_eq!(
+                key.aaguid,
+                Some(webauthn_authenticator_rs::softtoken::AAGUID)
+            ),
+            (false, Err(KeyError::NotAllowed { .. })) => {}
+            (_, other) => panic!("{name}: {other:?}"),
+        }
+    }
 }

@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 14] = [
+pub const KEYS: [(&str, &str); 15] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -37,6 +37,10 @@ pub const KEYS: [(&str, &str); 14] = [
     (
         "webauthn.origin",
         "WebAuthn origin, https://<rp_id or a subdomain>",
+    ),
+    (
+        "webauthn.attestation_roots",
+        "PEM file of key vendors' attestation roots; with a key allow-list, keys must chain to one",
     ),
     (
         "idle_timeout",
@@ -129,6 +133,8 @@ pub struct WebAuthnSettings {
     pub rp_name: String,
     /// The origin.
     pub origin: String,
+    /// Vendors' attestation root certificates (PEM), when configured.
+    pub attestation_roots: Option<PathBuf>,
 }
 
 /// Kiosk session settings.
@@ -452,6 +458,15 @@ impl Builder {
             |raw| origin(&raw.text()?, &rp_id),
             Clone::clone,
         )?;
+        let attestation_roots = self.get(
+            "webauthn.attestation_roots",
+            None,
+            |raw| attestation_roots(&raw.text()?).map(Some),
+            |path| {
+                path.as_ref()
+                    .map_or("none".into(), |p| p.display().to_string())
+            },
+        )?;
         let idle_timeout = self.span(
             "idle_timeout",
             TimeDelta::seconds(120),
@@ -487,6 +502,7 @@ impl Builder {
                 rp_id,
                 rp_name,
                 origin,
+                attestation_roots,
             },
             idle_timeout,
             languages,
@@ -562,6 +578,16 @@ fn rp_id(text: &str) -> Result<String, String> {
         Ok(text.to_ascii_lowercase())
     } else {
         Err(format!("`{text}` is not a domain name"))
+    }
+}
+
+/// A readable PEM file with at least one certificate.
+fn attestation_roots(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let pem = std::fs::read(&path).map_err(|e| format!("cannot read {text}: {e}"))?;
+    match openssl::x509::X509::stack_from_pem(&pem) {
+        Ok(roots) if !roots.is_empty() => Ok(path),
+        _ => Err(format!("{text} holds no PEM certificate")),
     }
 }
 
@@ -646,6 +672,34 @@ mod tests {
         assert_eq!(
             config.shown["idle_timeout"],
             ("2m".to_string(), Source::Default)
+        );
+    }
+
+    #[test]
+    fn attestation_roots_must_be_a_readable_pem_file() {
+        let (dir, inputs) = inputs(
+            Some("[webauthn]\nattestation_roots = \"/nowhere/roots.pem\"\n"),
+            &[],
+        );
+        let message = Config::resolve(&inputs).unwrap_err().to_string();
+        assert!(
+            message.contains("cannot read /nowhere/roots.pem"),
+            "{message}"
+        );
+        let text = dir.path().join("roots.txt");
+        std::fs::write(&text, "not a certificate").unwrap();
+        let (_dir, inputs) = inputs_env(&[(
+            "TAPKIOSK_WEBAUTHN_ATTESTATION_ROOTS",
+            text.to_str().unwrap(),
+        )]);
+        let message = Config::resolve(&inputs).unwrap_err().to_string();
+        assert!(message.contains("holds no PEM certificate"), "{message}");
+        assert_eq!(
+            Config::resolve(&inputs_env(&[]).1)
+                .unwrap()
+                .webauthn
+                .attestation_roots,
+            None
         );
     }
 

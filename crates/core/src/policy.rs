@@ -87,6 +87,14 @@ pub enum KeyRestriction {
 }
 
 impl KeyRestriction {
+    /// The allowed models, when only some are.
+    pub fn allow_list(&self) -> Option<&BTreeSet<uuid::Uuid>> {
+        match self {
+            Self::AnyKey => None,
+            Self::AllowList(models) => Some(models),
+        }
+    }
+
     /// Whether a key of model `aaguid` may be registered.
     pub fn allows(&self, aaguid: Option<uuid::Uuid>) -> bool {
         match self {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tapkiosk_core::Email;
 use tapkiosk_core::fido::ceremony::Phase;
 use tapkiosk_core::fido::enrolment::{Enrolment, PinProblem};
-use tapkiosk_core::fido::{NewKey, Uuid, model_name};
+use tapkiosk_core::fido::{KeyError, NewKey, Uuid, model_name};
 use tapkiosk_core::user::MethodSummary;
 use tauri::State;
 
@@ -70,8 +70,11 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
         .summary
         .display_name
         .unwrap_or_else(|| email.to_string());
-    let enrolment = Enrolment::start(&rp, &state.keys, (handle, email.as_str(), &name), &passkeys)
-        .map_err(|e| {
+    let policy = state.admin_directory.policy().await?;
+    let person = (handle, email.as_str(), name.as_str());
+    let allowed = policy.keys.allow_list();
+    let enrolment =
+        Enrolment::start(&rp, &state.keys, person, &passkeys, allowed).map_err(|e| {
             tracing::error!(%e, "cannot start staging a key");
             UiError::new("key_refused")
         })?;
@@ -97,6 +100,14 @@ pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingSta
     {
         match checked {
             Ok(key) => staging.key = Some(key),
+            Err(KeyError::NotAllowed { aaguid }) => {
+                let refused = state
+                    .admin_directory
+                    .refuse_key(&staging.email, aaguid)
+                    .await;
+                *guard = None;
+                return Err(refused.into());
+            }
             Err(e) => {
                 tracing::warn!(%e, "a staged key's answer was refused");
                 *guard = None;

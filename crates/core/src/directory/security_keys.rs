@@ -191,7 +191,7 @@ impl Directory {
     }
 
     /// Writes down that a key of this model was refused, and returns why.
-    async fn refuse_key(&self, email: &crate::Email, aaguid: Option<Uuid>) -> DirectoryError {
+    pub async fn refuse_key(&self, email: &crate::Email, aaguid: Option<Uuid>) -> DirectoryError {
         let event = Event::new("key_refused")
             .user(email)
             .with("aaguid", aaguid.map(|a| a.to_string()));

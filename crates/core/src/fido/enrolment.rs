@@ -7,6 +7,7 @@ use super::{
     CreationChallengeResponse, KeyError, NewKey, Passkey, Registration, RelyingParty, Uuid,
 };
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// Why a new PIN was not passed to the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,14 +44,16 @@ pub struct Enrolment {
 
 impl Enrolment {
     /// Starts talking to a key for the person `handle`; their `registered`
-    /// keys are excluded.
+    /// keys are excluded, and only `allowed` models accepted (when set).
     pub fn start(
         rp: &RelyingParty,
         source: &KeySource,
         (handle, email, name): (Uuid, &str, &str),
         registered: &[Passkey],
+        allowed: Option<&BTreeSet<Uuid>>,
     ) -> Result<Self, KeyError> {
-        let (challenge, registration) = rp.start_registration(handle, email, name, registered)?;
+        let (challenge, registration) =
+            rp.start_registration(handle, email, name, registered, allowed)?;
         let ceremony = Ceremony::register(source, rp.origin().clone(), challenge.clone());
         Ok(Self {
             challenge,

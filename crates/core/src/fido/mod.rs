@@ -14,10 +14,12 @@ pub mod enrolment;
 pub mod soft;
 
 use crate::config::WebAuthnSettings;
+use openssl::x509::X509;
+use std::collections::BTreeSet;
 use thiserror::Error;
 use webauthn_rs::prelude::{
-    AttestationMetadata, Credential, PasskeyAuthentication, PasskeyRegistration, Webauthn,
-    WebauthnBuilder, WebauthnError,
+    AttestationCaListBuilder, AttestationMetadata, AttestedPasskeyRegistration, Credential,
+    PasskeyAuthentication, PasskeyRegistration, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 pub use webauthn_rs::prelude::{
@@ -59,6 +61,10 @@ impl From<WebauthnError> for KeyError {
             WebauthnError::UserNotVerified => Self::UserNotVerified,
             // webauthn-rs reports an excluded credential under this name.
             WebauthnError::CredentialAlteredAlgFromRequest => Self::AlreadyRegistered,
+            WebauthnError::AttestationUntrustedAaguid
+            | WebauthnError::AttestationChainNotTrusted(_)
+            | WebauthnError::AttestationNotVerifiable
+            | WebauthnError::AttestationTrustFailure => Self::NotAllowed { aaguid: None },
             other => Self::Refused(other),
         }
     }
@@ -69,11 +75,19 @@ impl From<WebauthnError> for KeyError {
 pub struct RelyingParty {
     webauthn: Webauthn,
     origin: Url,
+    /// Vendors' attestation roots: with a key allow-list, a key must chain
+    /// to one of them with an allowed AAGUID.
+    roots: Vec<X509>,
 }
 
 /// The first half of a registration, consumed by the second.
 #[derive(Debug)]
-pub struct Registration(PasskeyRegistration);
+pub enum Registration {
+    /// Any key.
+    Any(PasskeyRegistration),
+    /// Only keys whose attestation chains to a root, with an allowed AAGUID.
+    Attested(AttestedPasskeyRegistration),
+}
 
 /// The first half of a sign-in with a key, consumed by the second.
 #[derive(Debug)]
@@ -95,7 +109,18 @@ impl RelyingParty {
         let webauthn = WebauthnBuilder::new(&settings.rp_id, &origin)
             .and_then(|b| b.rp_name(&settings.rp_name).build())
             .map_err(|e| KeyError::Settings(e.to_string()))?;
-        Ok(Self { webauthn, origin })
+        let roots = match &settings.attestation_roots {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| X509::stack_from_pem(&pem).map_err(|e| e.to_string()))
+                .map_err(|e| KeyError::Settings(format!("{}: {e}", path.display())))?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            webauthn,
+            origin,
+            roots,
+        })
     }
 
     /// The origin the kiosk speaks for as a WebAuthn client.
@@ -105,18 +130,40 @@ impl RelyingParty {
 
     /// Asks a key to create a credential for a person; the keys in
     /// `registered` are excluded (the key refuses, as it already holds one).
+    /// With `allowed` models and attestation roots configured, the key must
+    /// prove its model: its attestation must chain to a root.
     pub fn start_registration(
         &self,
         handle: Uuid,
         email: &str,
         name: &str,
         registered: &[Passkey],
+        allowed: Option<&BTreeSet<Uuid>>,
     ) -> Result<(CreationChallengeResponse, Registration), KeyError> {
-        let exclude = registered.iter().map(|k| k.cred_id().clone()).collect();
-        let (challenge, state) =
-            self.webauthn
-                .start_passkey_registration(handle, email, name, Some(exclude))?;
-        Ok((challenge, Registration(state)))
+        let exclude = Some(registered.iter().map(|k| k.cred_id().clone()).collect());
+        let Some(allowed) = allowed.filter(|_| !self.roots.is_empty()) else {
+            let (challenge, state) = self
+                .webauthn
+                .start_passkey_registration(handle, email, name, exclude)?;
+            return Ok((challenge, Registration::Any(state)));
+        };
+        let mut cas = AttestationCaListBuilder::new();
+        for root in &self.roots {
+            for aaguid in allowed {
+                let name = model_name(*aaguid).unwrap_or("allowed model").to_string();
+                cas.insert_device_x509(root.clone(), *aaguid, name, Default::default())
+                    .map_err(|e| KeyError::Settings(e.to_string()))?;
+            }
+        }
+        let (challenge, state) = self.webauthn.start_attested_passkey_registration(
+            handle,
+            email,
+            name,
+            exclude,
+            cas.build(),
+            None,
+        )?;
+        Ok((challenge, Registration::Attested(state)))
     }
 
     /// Checks the key's answer to `state`'s challenge.
@@ -125,9 +172,15 @@ impl RelyingParty {
         answer: &RegisterPublicKeyCredential,
         state: Registration,
     ) -> Result<NewKey, KeyError> {
-        let passkey = self
-            .webauthn
-            .finish_passkey_registration(answer, &state.0)?;
+        let passkey = match state {
+            Registration::Any(state) => {
+                self.webauthn.finish_passkey_registration(answer, &state)?
+            }
+            Registration::Attested(state) => self
+                .webauthn
+                .finish_attested_passkey_registration(answer, &state)?
+                .into(),
+        };
         let aaguid = match Credential::from(passkey.clone()).attestation.metadata {
             AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => {
                 Some(aaguid)

@@ -47,7 +47,10 @@ impl Kiosk {
             .collect();
         let handle = Uuid::parse_str(&session.user_id).unwrap_or_else(|_| Uuid::new_v4());
         let name = name_of(&session);
-        let started = rp.start_registration(handle, session.email.as_str(), &name, &registered);
+        let policy = self.directory.policy().await?;
+        let allowed = policy.keys.allow_list();
+        let started =
+            rp.start_registration(handle, session.email.as_str(), &name, &registered, allowed);
         let (challenge, registration) = match started {
             Ok(started) => started,
             Err(e) => {
@@ -280,7 +283,11 @@ impl Kiosk {
                         };
                     }
                     Err(e) => {
-                        self.back_to_choose(session, key_failure(e)).await?;
+                        let mut refused = key_failure(e);
+                        if let DirectoryError::KeyNotAllowed { aaguid } = refused {
+                            refused = self.directory.refuse_key(&session.email, aaguid).await;
+                        }
+                        self.back_to_choose(session, refused).await?;
                     }
                 }
             }
