@@ -533,6 +533,14 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
     kiosk.wait_for_step("key_check_email").await;
     kiosk.enter("email", "ada@example.com").await;
     wait_for_key(&kiosk, "check", "enter_pin").await;
+    // A wrong PIN: said, with the tries the key still takes (8 on the
+    // software key, one used now).
+    kiosk.enter("key-pin", "999999").await;
+    let wrong = kiosk
+        .wait_for(By::XPath("//p[@id='wrong-pin' and contains(., '7')]"))
+        .await;
+    kiosk.assert_says(&wrong.text().await.unwrap(), "key.wrong_pin_left");
+    kiosk.screenshot("key-wrong-pin").await;
     kiosk.enter("key-pin", KEY_PIN).await;
     kiosk.wait_for_step("key_check_passed").await;
     let said = kiosk.wait_for(By::Id("key-check-passed")).await;

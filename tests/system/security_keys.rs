@@ -35,6 +35,31 @@ on_both_backends!(
     with_roots_an_allowed_model_must_prove_itself,
 );
 
+#[tokio::test]
+async fn wrong_pins_count_down_until_the_key_blocks() {
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let source = KeySource::Soft(std::sync::Arc::new(token));
+    let person = (Uuid::new_v4(), "ada@example.com", "Ada");
+    let mut enrolment = Enrolment::start(&rp, &source, person, &[], None).unwrap();
+    wait_for_phase(&enrolment, |p| *p == Phase::SetPin);
+    enrolment.give_pin(PIN, Some(PIN)).unwrap();
+    // The key's own count, as it reports it, before each prompt.
+    let asks = |wrong, left| Phase::EnterPin {
+        wrong,
+        tries_left: Some(left),
+    };
+    wait_for_phase(&enrolment, |p| *p == asks(false, 8));
+    for left in (1..=7).rev() {
+        enrolment.give_pin("999999", None).unwrap();
+        wait_for_phase(&enrolment, |p| *p == asks(true, left));
+    }
+    // The eighth wrong PIN blocks it; nothing more is asked.
+    enrolment.give_pin("999999", None).unwrap();
+    wait_for_phase(&enrolment, |p| *p == Phase::PinBlocked);
+    assert!(enrolment.finish(&rp).is_none());
+}
+
 const PIN: &str = "246813";
 
 /// The person at the kiosk: answers PIN prompts, counts touches.
@@ -564,7 +589,13 @@ async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
     let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
     wait_until(&mut kiosk, enter_pin).await;
     kiosk.key_pin("999999", None).await.unwrap();
-    let wrong = |s: &StepView| key_phase(s) == Some(Phase::EnterPin { wrong: true });
+    let wrong = |s: &StepView| {
+        key_phase(s)
+            == Some(Phase::EnterPin {
+                wrong: true,
+                tries_left: Some(7),
+            })
+    };
     wait_until(&mut kiosk, wrong).await;
     kiosk.key_pin(PIN, None).await.unwrap();
     let named = wait_until(&mut kiosk, |s| matches!(s, StepView::KeyName { .. })).await;

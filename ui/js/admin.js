@@ -3,6 +3,7 @@
 import { invoke } from './ipc.js';
 import { use, t, format } from './i18n.js';
 import { el, clear, focusHeading } from './dom.js';
+import { pinWarning } from './pin.js';
 
 const panel = document.getElementById('panel');
 const notice = document.getElementById('notice');
@@ -263,7 +264,8 @@ function drawStaging(email, status) {
         input('stage-pin', 'key.new_pin', { type: 'password' }), input('stage-pin-again', 'key.new_pin_again', { type: 'password' }),
         el('button', { type: 'submit', class: 'primary', id: 'stage-set-pin' }, t('action.next'))));
   } else if (phase === 'enter_pin') {
-    if (status.key.wrong) root.append(el('p', { class: 'hint' }, t('key.wrong_pin')));
+    const warning = pinWarning(status.key);
+    if (warning) root.append(el('p', { class: 'pin-warning', id: 'stage-wrong-pin' }, warning));
     root.append(form(() => call('admin_stage_pin', { pin: value('stage-pin') }),
       input('stage-pin', 'key.pin', { type: 'password' }),
       el('button', { type: 'submit', class: 'primary', id: 'stage-enter-pin' }, t('action.next'))));

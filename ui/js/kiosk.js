@@ -3,6 +3,7 @@
 import { invoke } from './ipc.js';
 import { use, t, language } from './i18n.js';
 import { el, clear, focusHeading } from './dom.js';
+import { pinWarning } from './pin.js';
 
 const screenRoot = document.getElementById('screen');
 const actions = document.getElementById('actions');
@@ -242,7 +243,8 @@ function keyPhase(step, stage) {
     actions.append(backButton() || el('span'), primary('action.next', submitNewPin, { id: 'next' }));
     setTimeout(() => document.getElementById('new-pin').focus(), 0);
   } else if (phase === 'enter_pin') {
-    if (step.key.wrong) status.append(el('p', { class: 'hint', id: 'wrong-pin' }, t('key.wrong_pin')));
+    const warning = pinWarning(step.key);
+    if (warning) status.append(el('p', { class: 'pin-warning', id: 'wrong-pin' }, warning));
     field({ id: 'key-pin', label: 'key.pin', attributes: { type: 'password', autocomplete: 'off' },
       submit: (value) => send('key_pin', { pin: value }), action: 'action.next' });
   } else if (FAILED_PHASES.includes(phase)) {

@@ -11,11 +11,13 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
-use webauthn_authenticator_rs::ctap2::CtapAuthenticator;
+use webauthn_authenticator_rs::ctap2::commands::ClientPinResponse;
+use webauthn_authenticator_rs::ctap2::{CBORResponse, CtapAuthenticator};
 use webauthn_authenticator_rs::error::{CtapError, WebauthnCError};
 use webauthn_authenticator_rs::transport::Token;
 use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampleStatus};
 use webauthn_authenticator_rs::ui::UiCallback;
+use webauthn_rs_proto::AuthenticatorTransport;
 
 /// How long the key waits for a PIN before giving up.
 const PIN_WAIT: Duration = Duration::from_secs(120);
@@ -56,6 +58,8 @@ pub enum Phase {
     EnterPin {
         /// The last PIN was wrong.
         wrong: bool,
+        /// Wrong PINs the key still takes before it blocks, as it reports.
+        tries_left: Option<u32>,
     },
     /// Too many wrong PINs: the key's PIN is blocked.
     PinBlocked,
@@ -105,6 +109,8 @@ enum Answer {
 struct Shared {
     phase: Phase,
     answer: Option<Answer>,
+    /// What the key last said about its PIN tries (see [`Watched`]).
+    pin_retries: Option<u32>,
 }
 
 /// A running conversation with a key.
@@ -139,6 +145,7 @@ impl Ceremony {
         let shared = Arc::new(Mutex::new(Shared {
             phase: Phase::Searching,
             answer: None,
+            pin_retries: None,
         }));
         let (pins, pin_queue) = channel();
         let prompts = Prompts {
@@ -165,10 +172,7 @@ impl Ceremony {
 
     /// Where the ceremony is.
     pub fn phase(&self) -> Phase {
-        self.shared
-            .lock()
-            .map(|s| s.phase.clone())
-            .unwrap_or(Phase::Failed)
+        phase_of(&self.shared)
     }
 
     /// Passes a PIN to the key (when it asks for one, or to set one).
@@ -198,6 +202,13 @@ impl Ceremony {
     }
 }
 
+fn phase_of(shared: &Mutex<Shared>) -> Phase {
+    shared
+        .lock()
+        .map(|s| s.phase.clone())
+        .unwrap_or(Phase::Failed)
+}
+
 /// The key's prompts, passed on to the kiosk.
 #[derive(Debug)]
 struct Prompts {
@@ -206,6 +217,10 @@ struct Prompts {
 }
 
 impl Prompts {
+    fn phase(&self) -> Phase {
+        phase_of(&self.shared)
+    }
+
     fn set(&self, phase: Phase) {
         if let Ok(mut shared) = self.shared.lock() {
             shared.phase = phase;
@@ -231,11 +246,19 @@ impl Prompts {
 
 impl UiCallback for Prompts {
     fn request_pin(&self) -> Option<String> {
-        let wrong = matches!(
-            self.shared.lock().map(|s| s.phase.clone()),
-            Ok(Phase::EnterPin { wrong: true })
-        );
-        self.wait_for_pin(Phase::EnterPin { wrong })
+        let (wrong, tries_left) = match self.shared.lock() {
+            Ok(s) => (
+                matches!(s.phase, Phase::EnterPin { wrong: true, .. }),
+                s.pin_retries,
+            ),
+            Err(_) => (false, None),
+        };
+        if tries_left == Some(0) {
+            // The client asks anyway; a PIN now would only be refused.
+            self.set(Phase::PinBlocked);
+            return None;
+        }
+        self.wait_for_pin(Phase::EnterPin { wrong, tries_left })
     }
 
     fn request_touch(&self) {
@@ -293,6 +316,10 @@ async fn with_tokens<T: Token>(
         (Some(_), false) => return Phase::SeveralKeys,
         (Some(token), true) => token,
     };
+    let token = Watched {
+        inner: token,
+        shared: Arc::clone(&prompts.shared),
+    };
     let Some(mut key) = CtapAuthenticator::new(token, prompts).await else {
         return Phase::NotSupported;
     };
@@ -320,8 +347,12 @@ async fn with_tokens<T: Token>(
                 return Phase::Answered;
             }
             // Ask again; the key counts the tries.
-            Err(WebauthnCError::Ctap(CtapError::Ctap2PinInvalid)) => {
-                prompts.set(Phase::EnterPin { wrong: true })
+            Err(WebauthnCError::Ctap(CtapError::Ctap2PinInvalid)) => prompts.set(Phase::EnterPin {
+                wrong: true,
+                tries_left: None,
+            }),
+            Err(WebauthnCError::Cancelled) if prompts.phase() == Phase::PinBlocked => {
+                return Phase::PinBlocked;
             }
             Err(e) => return failure(e),
         }
@@ -343,5 +374,59 @@ fn failure(error: WebauthnCError) -> Phase {
             tracing::warn!(error = ?other, "the security key failed");
             Phase::Failed
         }
+    }
+}
+
+/// The CTAP2 command byte of authenticatorClientPIN.
+const CLIENT_PIN: u8 = 0x06;
+
+/// A key, watched: the client asks the key how many PIN tries are left
+/// before each PIN prompt but keeps the answer to itself, so the kiosk reads
+/// it on the way past and can tell the person.
+#[derive(Debug)]
+struct Watched<T> {
+    inner: T,
+    shared: Arc<Mutex<Shared>>,
+}
+
+#[async_trait::async_trait]
+impl<T: Token> Token for Watched<T> {
+    type Id = T::Id;
+
+    fn has_button(&self) -> bool {
+        self.inner.has_button()
+    }
+
+    fn get_transport(&self) -> AuthenticatorTransport {
+        self.inner.get_transport()
+    }
+
+    async fn transmit_raw<U>(&mut self, cbor: &[u8], ui: &U) -> Result<Vec<u8>, WebauthnCError>
+    where
+        U: UiCallback,
+    {
+        let answer = self.inner.transmit_raw(cbor, ui).await?;
+        if cbor.first() == Some(&CLIENT_PIN) {
+            // Only the getPinRetries answer carries pinRetries.
+            let retries = <ClientPinResponse as CBORResponse>::try_from(answer.as_slice())
+                .ok()
+                .and_then(|r| r.pin_retries);
+            if let (Some(retries), Ok(mut shared)) = (retries, self.shared.lock()) {
+                shared.pin_retries = Some(retries);
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn cancel(&mut self) -> Result<(), WebauthnCError> {
+        self.inner.cancel().await
+    }
+
+    async fn init(&mut self) -> Result<(), WebauthnCError> {
+        self.inner.init().await
+    }
+
+    async fn close(&mut self) -> Result<(), WebauthnCError> {
+        self.inner.close().await
     }
 }
