@@ -118,10 +118,26 @@ fn stays_in_app(url: &tauri::Url) -> bool {
     matches!(url.scheme(), "tauri") || url.host_str() == Some("tauri.localhost")
 }
 
+/// `RUST_LOG`, except that the WebAuthn libraries never log below info:
+/// at debug and trace they print PIN tokens and key material.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::from_default_env();
+    for quiet in [
+        "webauthn_authenticator_rs=info",
+        "webauthn_rs_core=info",
+        "fido_hid_rs=info",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Starts the kiosk. Exit code 0 on a normal quit.
 pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(log_filter())
         .init();
     let options = match Options::from_args(std::env::args().skip(1)) {
         Ok(options) => options,
