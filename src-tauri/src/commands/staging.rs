@@ -128,15 +128,15 @@ pub async fn admin_stage_pin(
     unlocked(&state)?;
     let guard = state.staging.lock().await;
     let staging = guard.as_ref().ok_or_else(none_running)?;
-    staging
-        .enrolment
-        .give_pin(&pin, again.as_deref())
-        .map_err(|problem| match problem {
-            PinProblem::PinsDiffer => UiError::new("pins_differ"),
-            PinProblem::PinRules { min } => {
-                UiError::with("pin_rules", serde_json::json!({ "min": min }))
-            }
-        })
+    match staging.enrolment.give_pin(&pin, again.as_deref()) {
+        // A second press of Enter: the first PIN is already on its way.
+        Ok(()) | Err(PinProblem::NotAsked) => Ok(()),
+        Err(PinProblem::PinsDiffer) => Err(UiError::new("pins_differ")),
+        Err(PinProblem::PinRules { min }) => Err(UiError::with(
+            "pin_rules",
+            serde_json::json!({ "min": min }),
+        )),
+    }
 }
 
 /// Asks the key again after it failed.

@@ -27,6 +27,34 @@ pub const PIN_MIN_CHARS: usize = 4;
 /// See [`PIN_MIN_CHARS`].
 pub const PIN_MAX_BYTES: usize = 63;
 
+/// Why a new PIN was not passed to the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum PinProblem {
+    /// The two PINs typed differ.
+    PinsDiffer,
+    /// The PIN breaks CTAP's rules.
+    PinRules {
+        /// The fewest characters.
+        min: usize,
+    },
+    /// No PIN is asked for now: the key is busy, or this PIN was already
+    /// sent (a second press of Enter). It is dropped, so that it cannot
+    /// answer a later prompt and cost a try.
+    NotAsked,
+}
+
+/// Checks a new PIN typed twice against CTAP's rules.
+pub fn check_new_pin(pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
+    if again != Some(pin) {
+        Err(PinProblem::PinsDiffer)
+    } else if pin.chars().count() < PIN_MIN_CHARS || pin.len() > PIN_MAX_BYTES {
+        Err(PinProblem::PinRules { min: PIN_MIN_CHARS })
+    } else {
+        Ok(())
+    }
+}
+
 /// Where the kiosk looks for keys.
 #[derive(Debug, Clone)]
 pub enum KeySource {
@@ -61,6 +89,8 @@ pub enum Phase {
         /// Wrong PINs the key still takes before it blocks, as it reports.
         tries_left: Option<u32>,
     },
+    /// A PIN is on its way to the key.
+    Checking,
     /// Too many wrong PINs: the key's PIN is blocked.
     PinBlocked,
     /// Too many wrong PINs for now: take the key out and put it back.
@@ -175,10 +205,21 @@ impl Ceremony {
         phase_of(&self.shared)
     }
 
-    /// Passes a PIN to the key (when it asks for one, or to set one).
-    pub fn give_pin(&self, pin: String) {
+    /// Passes the key's PIN on, or (when the key has none) a new one typed
+    /// twice; only while the key asks for it, once.
+    pub fn give_pin(&self, pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
+        // Checked and sent under the lock, so that the worker cannot open a
+        // new prompt in between: a PIN always answers the prompt it saw.
+        let mut shared = self.shared.lock().map_err(|_| PinProblem::NotAsked)?;
+        match shared.phase {
+            Phase::SetPin => check_new_pin(pin, again)?,
+            Phase::EnterPin { .. } => {}
+            _ => return Err(PinProblem::NotAsked),
+        }
         // The worker may have finished; then the PIN is not needed.
-        let _ = self.pins.send(pin);
+        let _ = self.pins.send(pin.to_string());
+        shared.phase = Phase::Checking;
+        Ok(())
     }
 
     /// The key's answer to a registration, once.
@@ -237,8 +278,13 @@ impl Prompts {
     /// Waits for the person's PIN; `None` when it does not come in time or
     /// the ceremony was dropped.
     fn wait_for_pin(&self, phase: Phase) -> Option<String> {
-        self.set(phase);
         let pins = self.pins.lock().ok()?;
+        {
+            let mut shared = self.shared.lock().ok()?;
+            // Whatever is queued was sent for an earlier prompt.
+            while pins.try_recv().is_ok() {}
+            shared.phase = phase;
+        }
         // Timed out, or the ceremony was dropped.
         pins.recv_timeout(PIN_WAIT).ok()
     }

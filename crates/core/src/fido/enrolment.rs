@@ -2,36 +2,12 @@
 //! (the admin pane). The same conversation as at the kiosk: plug in, set or
 //! type the PIN, touch; then the answer is checked and the key named.
 
-use super::ceremony::{Ceremony, KeySource, PIN_MAX_BYTES, PIN_MIN_CHARS, Phase};
+use super::ceremony::{Ceremony, KeySource, Phase};
+pub use super::ceremony::{PinProblem, check_new_pin};
 use super::{
     CreationChallengeResponse, KeyError, NewKey, Passkey, Registration, RelyingParty, Uuid,
 };
-use serde::Serialize;
 use std::collections::BTreeSet;
-
-/// Why a new PIN was not passed to the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum PinProblem {
-    /// The two PINs typed differ.
-    PinsDiffer,
-    /// The PIN breaks CTAP's rules.
-    PinRules {
-        /// The fewest characters.
-        min: usize,
-    },
-}
-
-/// Checks a new PIN typed twice against CTAP's rules.
-pub fn check_new_pin(pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
-    if again != Some(pin) {
-        Err(PinProblem::PinsDiffer)
-    } else if pin.chars().count() < PIN_MIN_CHARS || pin.len() > PIN_MAX_BYTES {
-        Err(PinProblem::PinRules { min: PIN_MIN_CHARS })
-    } else {
-        Ok(())
-    }
-}
 
 /// A key being registered for someone.
 #[derive(Debug)]
@@ -70,11 +46,7 @@ impl Enrolment {
 
     /// The key's PIN, or (when the key has none) a new one typed twice.
     pub fn give_pin(&self, pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
-        if self.phase() == Phase::SetPin {
-            check_new_pin(pin, again)?;
-        }
-        self.ceremony.give_pin(pin.to_string());
-        Ok(())
+        self.ceremony.give_pin(pin, again)
     }
 
     /// Asks the key again after it failed (none plugged in, timeout…).

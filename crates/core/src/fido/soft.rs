@@ -377,6 +377,14 @@ impl SoftCtapToken {
         Ok(Self(std::sync::Arc::new(std::sync::Mutex::new(state))))
     }
 
+    /// Keeps the key busy until the guard is dropped: a key that is slow
+    /// to answer, so that a test can act while a command is in flight.
+    pub fn hold(&self) -> impl Drop + '_ {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock(&self) -> R<std::sync::MutexGuard<'_, SoftState>> {
         self.0.lock().map_err(|_| WebauthnCError::Internal)
     }

@@ -7,8 +7,8 @@
 use super::{Kiosk, KioskError, Language, Notice, Screen, Step, name_of};
 use crate::directory::DirectoryError;
 use crate::email::Email;
+use crate::fido::ceremony::PinProblem;
 use crate::fido::ceremony::{Ceremony, Phase};
-use crate::fido::enrolment::{PinProblem, check_new_pin};
 use crate::fido::{KeyError, NewKey, RelyingParty, Uuid};
 use crate::redeem::KioskSession;
 use std::sync::Arc;
@@ -134,15 +134,8 @@ impl Kiosk {
         else {
             return Err(self.wrong_step("key_pin"));
         };
-        let checked = match ceremony.phase() {
-            Phase::SetPin => check_new_pin(pin, again),
-            _ => Ok(()),
-        };
-        let notice = match checked {
-            Ok(()) => {
-                ceremony.give_pin(pin.to_string());
-                None
-            }
+        let notice = match ceremony.give_pin(pin, again) {
+            Ok(()) | Err(PinProblem::NotAsked) => None,
             Err(PinProblem::PinsDiffer) => Some(Notice::PinsDiffer),
             Err(PinProblem::PinRules { min }) => Some(Notice::PinRules { min }),
         };
