@@ -33,6 +33,8 @@ on_both_backends!(
     a_key_that_does_not_verify_its_user_is_refused,
     a_replayed_sign_in_is_refused,
     with_roots_an_allowed_model_must_prove_itself,
+    a_key_restricted_after_registration_no_longer_signs_in,
+    a_restriction_set_during_a_registration_still_applies,
 );
 
 #[tokio::test]
@@ -644,6 +646,7 @@ async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
 async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {
     // Ada has a key; at the kiosk she checks it without a pass.
     let (mut at, _) = with_a_key(&t).await;
+    let copy = at.device.copy_key().unwrap();
     let mut kiosk = kiosk_with(&t, at.device.same_key());
     kiosk.start_key_check(Language::En).await.unwrap();
     // An email with no key (or unknown): said plainly, nothing asked of the key.
@@ -669,6 +672,20 @@ async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {
     sign_in(&at.rp, &t, &at.ada.user_id, &mut at.client)
         .await
         .unwrap();
+
+    // A copy made before those sign-ins is behind on the counter: the
+    // check says so, and IT finds it in the audit log.
+    let mut elsewhere = kiosk_with(&t, copy);
+    elsewhere.start_key_check(Language::En).await.unwrap();
+    elsewhere.check_key_email("ada@example.com").await.unwrap();
+    wait_until(&mut elsewhere, enter_pin).await;
+    elsewhere.key_pin(PIN, None).await.unwrap();
+    let refused = wait_until(&mut elsewhere, |s| {
+        matches!(s, StepView::KeyCheckEmail { .. })
+    })
+    .await;
+    assert_eq!(refused.notice, Some(Notice::KeyCloned));
+    assert!(audited(&t, "key_clone_suspected").await);
 }
 
 /// Waits for the worker thread of an enrolment to reach `wanted`.
@@ -776,6 +793,7 @@ async fn a_replayed_sign_in_is_refused(t: TestDirectory) {
         .await
         .unwrap_err();
     assert!(matches!(twice, DirectoryError::KeyCloned), "{twice}");
+    assert!(audited(&t, "key_clone_suspected").await);
 }
 
 async fn with_roots_an_allowed_model_must_prove_itself(t: TestDirectory) {
@@ -810,4 +828,66 @@ async fn with_roots_an_allowed_model_must_prove_itself(t: TestDirectory) {
             (_, other) => panic!("{name}: {other:?}"),
         }
     }
+}
+
+async fn a_key_restricted_after_registration_no_longer_signs_in(t: TestDirectory) {
+    let (at, _) = with_a_key(&t).await;
+    let mut client = at.client;
+    sign_in(&at.rp, &t, &at.ada.user_id, &mut client)
+        .await
+        .unwrap();
+    // IT now allows only another model: the key is refused at sign-in too,
+    // and the refusal is audited.
+    let only_others = Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
+    let mut policy = t.directory.policy().await.unwrap();
+    policy.keys = KeyRestriction::AllowList([only_others].into());
+    t.directory.set_policy(&policy).await.unwrap();
+    let refused = sign_in(&at.rp, &t, &at.ada.user_id, &mut client)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("does not allow"), "{refused}");
+    assert!(audited(&t, "key_refused").await);
+    // Allowed again, it signs in again.
+    policy.keys = KeyRestriction::AnyKey;
+    t.directory.set_policy(&policy).await.unwrap();
+    sign_in(&at.rp, &t, &at.ada.user_id, &mut client)
+        .await
+        .unwrap();
+}
+
+async fn a_restriction_set_during_a_registration_still_applies(t: TestDirectory) {
+    let ada = session(&t, "ada@example.com").await;
+    let (token, root) = SoftCtapToken::generate().unwrap();
+    let mut client = plug_in(token, person(Some(PIN))).await;
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("roots.pem");
+    std::fs::write(&path, root.to_pem().unwrap()).unwrap();
+    let rp = RelyingParty::new(&WebAuthnSettings {
+        attestation_roots: Some(path),
+        ..settings()
+    })
+    .unwrap();
+    // The registration starts while any key is allowed, so no proof of the
+    // model is asked for...
+    let handle = Uuid::parse_str(&ada.user_id).unwrap();
+    let (challenge, state) = rp
+        .start_registration(handle, ada.email.as_str(), "Ada", &[], None)
+        .unwrap();
+    let answer = client.do_registration(origin(), challenge).unwrap();
+    let key = rp.finish_registration(&answer, state).unwrap();
+    assert_eq!(key.policy_model, None, "the model was not proven");
+    // ...then IT allows only this model: the unproven key is refused.
+    let mut policy = t.directory.policy().await.unwrap();
+    policy.keys = KeyRestriction::AllowList([webauthn_authenticator_rs::softtoken::AAGUID].into());
+    t.directory.set_policy(&policy).await.unwrap();
+    let refused = t
+        .directory
+        .add_security_key(&ada, "Key", &key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, DirectoryError::KeyNotAllowed { .. }),
+        "{refused}"
+    );
+    assert_eq!(key_count(&t, &ada.user_id).await, 0);
 }

@@ -95,7 +95,7 @@ impl KeyRestriction {
         }
     }
 
-    /// Whether a key of model `aaguid` may be registered.
+    /// Whether a key of model `aaguid` may be registered, and sign in.
     pub fn allows(&self, aaguid: Option<uuid::Uuid>) -> bool {
         match self {
             Self::AnyKey => true,

@@ -6,9 +6,10 @@ use crate::commands::admin::{email, unlocked};
 use crate::{AppState, UiError};
 use serde::Serialize;
 use tapkiosk_core::Email;
+use tapkiosk_core::directory::DirectoryError;
 use tapkiosk_core::fido::ceremony::Phase;
 use tapkiosk_core::fido::enrolment::{Enrolment, PinProblem};
-use tapkiosk_core::fido::{KeyError, NewKey, Uuid, model_name};
+use tapkiosk_core::fido::{NewKey, Uuid, model_name};
 use tapkiosk_core::user::MethodSummary;
 use tauri::State;
 
@@ -100,18 +101,15 @@ pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingSta
     {
         match checked {
             Ok(key) => staging.key = Some(key),
-            Err(KeyError::NotAllowed { aaguid }) => {
-                let refused = state
-                    .admin_directory
-                    .refuse_key(&staging.email, aaguid)
-                    .await;
-                *guard = None;
-                return Err(refused.into());
-            }
             Err(e) => {
                 tracing::warn!(%e, "a staged key's answer was refused");
+                let refused = state.admin_directory.refuse_key(&staging.email, e.into());
+                let refused = refused.await;
                 *guard = None;
-                return Err(UiError::new("key_refused"));
+                return Err(match refused {
+                    DirectoryError::Invalid(_) => UiError::new("key_refused"),
+                    other => other.into(),
+                });
             }
         }
     }

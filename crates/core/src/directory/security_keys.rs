@@ -8,7 +8,7 @@ use super::methods::check_label;
 use super::{Directory, DirectoryError};
 use crate::audit::Event;
 use crate::clock::from_seconds;
-use crate::fido::{AuthenticationResult, NewKey, Passkey, Uuid};
+use crate::fido::{AuthenticationResult, KeyError, NewKey, Passkey, Uuid};
 use crate::redeem::KioskSession;
 use crate::user::MethodSummary;
 use base64::Engine as _;
@@ -25,6 +25,17 @@ pub struct StoredKey {
     pub passkey: Passkey,
     /// The model the key reported when it was registered.
     pub aaguid: Option<Uuid>,
+}
+
+impl From<KeyError> for DirectoryError {
+    fn from(error: KeyError) -> Self {
+        match error {
+            KeyError::AlreadyRegistered => Self::KeyRegistered,
+            KeyError::PossibleClone => Self::KeyCloned,
+            KeyError::NotAllowed { aaguid } => Self::KeyNotAllowed { aaguid },
+            other => Self::Invalid(other.to_string()),
+        }
+    }
 }
 
 fn context(user_id: &str, method_id: &str) -> Vec<u8> {
@@ -113,10 +124,14 @@ impl Directory {
         key: &NewKey,
     ) -> Result<MethodSummary, DirectoryError> {
         let label = check_label(label)?;
-        if !self.policy().await?.keys.allows(key.aaguid) {
-            return Err(self.refuse_key(&session.email, key.aaguid).await);
-        }
         let mut tx = self.session_change(session).await?;
+        if let Err(refused) = self
+            .check_model(&mut tx, key.policy_model, key.aaguid)
+            .await
+        {
+            drop(tx);
+            return Err(self.refuse_key(&session.email, refused).await);
+        }
         let holder = (session.user_id.as_str(), &session.email);
         let method = self
             .insert_key(&mut tx, holder, &label, key, ("session", &session.id))
@@ -134,10 +149,14 @@ impl Directory {
         key: &NewKey,
     ) -> Result<MethodSummary, DirectoryError> {
         let label = check_label(label)?;
-        if !self.policy().await?.keys.allows(key.aaguid) {
-            return Err(self.refuse_key(email, key.aaguid).await);
-        }
         let mut tx = self.write().await?;
+        if let Err(refused) = self
+            .check_model(&mut tx, key.policy_model, key.aaguid)
+            .await
+        {
+            drop(tx);
+            return Err(self.refuse_key(email, refused).await);
+        }
         let user = self.require_user(&mut tx, email).await?;
         let method = self
             .insert_key(&mut tx, (&user.id, email), &label, key, ("staged", "by IT"))
@@ -190,20 +209,51 @@ impl Directory {
         })
     }
 
-    /// Writes down that a key of this model was refused, and returns why.
-    pub async fn refuse_key(&self, email: &crate::Email, aaguid: Option<Uuid>) -> DirectoryError {
-        let event = Event::new("key_refused")
-            .user(email)
-            .with("aaguid", aaguid.map(|a| a.to_string()));
-        let audited = async {
-            let mut tx = self.write().await?;
-            self.audit(&mut tx, event).await?;
-            tx.commit().await.map_err(DirectoryError::from)
+    /// Whether the policy, as it is in this transaction, allows the model
+    /// `trusted` (see `NewKey::policy_model`); the refusal names `reported`.
+    async fn check_model(
+        &self,
+        tx: &mut super::Tx,
+        trusted: Option<Uuid>,
+        reported: Option<Uuid>,
+    ) -> Result<(), DirectoryError> {
+        if self.policy_on(tx).await?.keys.allows(trusted) {
+            Ok(())
+        } else {
+            Err(DirectoryError::KeyNotAllowed { aaguid: reported })
+        }
+    }
+
+    /// Writes down that a key or its answer was refused for `email`, and
+    /// returns the refusal (or why it could not be written down).
+    pub async fn refuse_key(
+        &self,
+        email: &crate::Email,
+        refused: DirectoryError,
+    ) -> DirectoryError {
+        let event = match &refused {
+            DirectoryError::KeyNotAllowed { aaguid } => Event::new("key_refused")
+                .with("reason", "model")
+                .with("aaguid", aaguid.map(|a| a.to_string())),
+            DirectoryError::KeyRegistered => {
+                Event::new("key_refused").with("reason", "already_registered")
+            }
+            DirectoryError::KeyCloned => Event::new("key_clone_suspected"),
+            DirectoryError::Invalid(why) => Event::new("key_refused")
+                .with("reason", "answer")
+                .with("detail", why),
+            _ => return refused,
         };
-        match audited.await {
-            Ok(()) => DirectoryError::KeyNotAllowed { aaguid },
+        match self.audit_alone(event.user(email)).await {
+            Ok(()) => refused,
             Err(e) => e,
         }
+    }
+
+    async fn audit_alone(&self, event: Event) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        self.audit(&mut tx, event).await?;
+        tx.commit().await.map_err(DirectoryError::from)
     }
 
     /// The id and keys of an enabled person, for a sign-in check; `None`
@@ -248,8 +298,20 @@ impl Directory {
             DirectoryError::Invalid("that key is not registered to this person".into())
         })?;
         let mut key = self.stored_key(user_id, &row)?;
+        if let Err(refused) = self.check_model(&mut tx, key.aaguid, key.aaguid).await {
+            // Restricted after it was registered: it no longer signs in.
+            drop(tx);
+            return Err(self.refuse_key(email, refused).await);
+        }
         let stored = crate::fido::counter(&key.passkey);
         if (result.counter() != 0 || stored != 0) && result.counter() <= stored {
+            drop(tx);
+            let event = Event::new("key_clone_suspected")
+                .user(email)
+                .with("method", &key.method.id)
+                .with("counter", result.counter())
+                .with("stored_counter", stored);
+            self.audit_alone(event).await?;
             return Err(DirectoryError::KeyCloned);
         }
         key.passkey.update_credential(result);

@@ -100,6 +100,12 @@ pub struct NewKey {
     pub passkey: Passkey,
     /// The model the key reported in its attestation.
     pub aaguid: Option<Uuid>,
+    /// The model a key allow-list may go by: the reported one when it was
+    /// proven against the configured attestation roots, or when no roots
+    /// are configured (then the reported model is trusted); `None` when
+    /// roots are configured but this registration did not ask for proof
+    /// (it started while any key was allowed).
+    pub policy_model: Option<Uuid>,
 }
 
 impl RelyingParty {
@@ -172,14 +178,17 @@ impl RelyingParty {
         answer: &RegisterPublicKeyCredential,
         state: Registration,
     ) -> Result<NewKey, KeyError> {
-        let passkey = match state {
-            Registration::Any(state) => {
-                self.webauthn.finish_passkey_registration(answer, &state)?
-            }
-            Registration::Attested(state) => self
-                .webauthn
-                .finish_attested_passkey_registration(answer, &state)?
-                .into(),
+        let (passkey, proven) = match state {
+            Registration::Any(state) => (
+                self.webauthn.finish_passkey_registration(answer, &state)?,
+                false,
+            ),
+            Registration::Attested(state) => (
+                self.webauthn
+                    .finish_attested_passkey_registration(answer, &state)?
+                    .into(),
+                true,
+            ),
         };
         let aaguid = match Credential::from(passkey.clone()).attestation.metadata {
             AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => {
@@ -187,7 +196,12 @@ impl RelyingParty {
             }
             _ => None,
         };
-        Ok(NewKey { passkey, aaguid })
+        let policy_model = aaguid.filter(|_| proven || self.roots.is_empty());
+        Ok(NewKey {
+            passkey,
+            aaguid,
+            policy_model,
+        })
     }
 
     /// Asks for an assertion from one of `keys`.

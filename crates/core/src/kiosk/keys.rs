@@ -276,10 +276,8 @@ impl Kiosk {
                         };
                     }
                     Err(e) => {
-                        let mut refused = key_failure(e);
-                        if let DirectoryError::KeyNotAllowed { aaguid } = refused {
-                            refused = self.directory.refuse_key(&session.email, aaguid).await;
-                        }
+                        let refused = self.directory.refuse_key(&session.email, key_failure(e));
+                        let refused = refused.await;
                         self.back_to_choose(session, refused).await?;
                     }
                 }
@@ -302,7 +300,7 @@ impl Kiosk {
                             .record_key_sign_in(&session.user_id, &session.email, &result)
                             .await
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(self.directory.refuse_key(&session.email, e).await),
                 };
                 match recorded {
                     Ok(_) => {
@@ -352,7 +350,7 @@ impl Kiosk {
                     .record_key_sign_in(user_id, &email, &result)
                     .await
             }
-            Err(e) => Err(e),
+            Err(e) => Err(self.directory.refuse_key(&email, e).await),
         };
         match recorded {
             Ok(method) => {
@@ -361,19 +359,17 @@ impl Kiosk {
                     label: method.label,
                 }
             }
-            Err(DirectoryError::KeyCloned) => {
+            Err(refused) => {
+                self.notice = Some(match refused {
+                    DirectoryError::KeyCloned => Notice::KeyCloned,
+                    DirectoryError::KeyNotAllowed { .. } => Notice::KeyNotAllowed,
+                    DirectoryError::Invalid(_) => Notice::KeyRefused,
+                    other => return Err(other.into()),
+                });
                 self.step = Step::KeyCheckEmail {
                     typed: email.to_string(),
                 };
-                self.notice = Some(Notice::KeyCloned);
             }
-            Err(DirectoryError::Invalid(_)) => {
-                self.step = Step::KeyCheckEmail {
-                    typed: email.to_string(),
-                };
-                self.notice = Some(Notice::KeyRefused);
-            }
-            Err(e) => return Err(e.into()),
         }
         Ok(())
     }
@@ -382,10 +378,5 @@ impl Kiosk {
 /// A refused key answer, in directory terms (details to the log).
 fn key_failure(error: KeyError) -> DirectoryError {
     tracing::warn!(%error, "a security key's answer was refused");
-    match error {
-        KeyError::AlreadyRegistered => DirectoryError::KeyRegistered,
-        KeyError::PossibleClone => DirectoryError::KeyCloned,
-        KeyError::NotAllowed { aaguid } => DirectoryError::KeyNotAllowed { aaguid },
-        other => DirectoryError::Invalid(other.to_string()),
-    }
+    error.into()
 }
