@@ -869,12 +869,7 @@ async fn a_restriction_set_during_a_registration_still_applies(t: TestDirectory)
     .unwrap();
     // The registration starts while any key is allowed, so no proof of the
     // model is asked for...
-    let handle = Uuid::parse_str(&ada.user_id).unwrap();
-    let (challenge, state) = rp
-        .start_registration(handle, ada.email.as_str(), "Ada", &[], None)
-        .unwrap();
-    let answer = client.do_registration(origin(), challenge).unwrap();
-    let key = rp.finish_registration(&answer, state).unwrap();
+    let key = register(&rp, &t, &ada, &mut client).await.unwrap();
     assert_eq!(key.policy_model, None, "the model was not proven");
     // ...then IT allows only this model: the unproven key is refused.
     let mut policy = t.directory.policy().await.unwrap();
