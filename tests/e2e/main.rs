@@ -528,8 +528,18 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
     kiosk.click("#finish").await;
     kiosk.wait_for_step("welcome").await;
 
-    // "Test my key" from Welcome, without a pass.
+    // "Test my key" from Welcome, without a pass. A mistyped email gets the
+    // answer any key not registered to it gets; Back to fix it.
     kiosk.click("#test-my-key").await;
+    kiosk.wait_for_step("key_check_email").await;
+    kiosk.enter("email", "ada@exmaple.com").await;
+    wait_for_key(&kiosk, "check", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    wait_for_key(&kiosk, "check", "not_registered").await;
+    let said = kiosk.wait_for(By::Css("#key-status .lead")).await;
+    kiosk.assert_says(&said.text().await.unwrap(), "key.check_not_registered");
+    kiosk.screenshot("key-check-not-registered").await;
+    kiosk.click("#back").await;
     kiosk.wait_for_step("key_check_email").await;
     kiosk.enter("email", "ada@example.com").await;
     wait_for_key(&kiosk, "check", "enter_pin").await;

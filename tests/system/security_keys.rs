@@ -647,16 +647,25 @@ async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {
     // Ada has a key; at the kiosk she checks it without a pass.
     let (mut at, _) = with_a_key(&t).await;
     let copy = at.device.copy_key().unwrap();
-    let mut kiosk = kiosk_with(&t, at.device.same_key());
-    kiosk.start_key_check(Language::En).await.unwrap();
-    // An email with no key (or unknown): said plainly, nothing asked of the key.
+    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
+    // An email with no key, or unknown: the key is asked all the same and
+    // finds nothing, as for someone else's account; nobody learns who has
+    // keys.
     add(&t, "bob@example.com").await;
     for nobody in ["bob@example.com", "nobody@example.com"] {
-        let refused = kiosk.check_key_email(nobody).await.unwrap();
-        assert_eq!(refused.notice, Some(Notice::NoKeyForEmail), "{nobody}");
+        let mut kiosk = kiosk_with(&t, at.device.same_key());
+        kiosk.start_key_check(Language::En).await.unwrap();
+        let asked = kiosk.check_key_email(nobody).await.unwrap();
+        assert_eq!(asked.notice, None, "{nobody}");
+        wait_until(&mut kiosk, enter_pin).await;
+        kiosk.key_pin(PIN, None).await.unwrap();
+        let not_hers = |s: &StepView| key_phase(s) == Some(Phase::NotRegistered);
+        wait_until(&mut kiosk, not_hers).await;
     }
+    assert!(!audited(&t, "key_used").await);
+    let mut kiosk = kiosk_with(&t, at.device.same_key());
+    kiosk.start_key_check(Language::En).await.unwrap();
     kiosk.check_key_email("ada@example.com").await.unwrap();
-    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
     wait_until(&mut kiosk, enter_pin).await;
     kiosk.key_pin(PIN, None).await.unwrap();
     let passed = wait_until(&mut kiosk, |s| matches!(s, StepView::KeyCheckPassed { .. })).await;

@@ -228,10 +228,17 @@ const draw = {
 const FAILED_PHASES = ['no_key', 'several_keys', 'not_supported', 'pin_blocked', 'reinsert_key',
   'already_registered', 'not_registered', 'timed_out', 'failed'];
 
+// "Test my key" cannot tell a mistyped email from a key of someone else's
+// (on purpose), so it says to check both.
+function keyPhaseText(phase, stage, step) {
+  if (stage === 'check' && phase === 'not_registered') return t('key.check_not_registered');
+  return t(`key.phase.${phase}`, { min: step.pin_min || 4 });
+}
+
 function keyPhase(step, stage) {
   const phase = step.key.phase;
   const status = el('div', { class: `key-status key-${phase}`, id: 'key-status', 'data-phase': phase, role: 'status' },
-    el('p', { class: 'lead' }, t(`key.phase.${phase}`, { min: step.pin_min || 4 })));
+    el('p', { class: 'lead' }, keyPhaseText(phase, stage, step)));
   screenRoot.append(status);
   if (phase === 'set_pin') {
     screenRoot.append(el('p', { class: 'hint' }, t('key.pin_rules', { min: step.pin_min })));

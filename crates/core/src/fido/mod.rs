@@ -17,9 +17,13 @@ use crate::config::WebAuthnSettings;
 use openssl::x509::X509;
 use std::collections::BTreeSet;
 use thiserror::Error;
+use webauthn_rs::prelude::Base64UrlSafeData;
 use webauthn_rs::prelude::{
     AttestationCaListBuilder, AttestationMetadata, AttestedPasskeyRegistration, Credential,
     PasskeyAuthentication, PasskeyRegistration, Webauthn, WebauthnBuilder, WebauthnError,
+};
+use webauthn_rs_proto::{
+    AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
 };
 
 pub use webauthn_rs::prelude::{
@@ -74,6 +78,7 @@ impl From<WebauthnError> for KeyError {
 #[derive(Debug)]
 pub struct RelyingParty {
     webauthn: Webauthn,
+    rp_id: String,
     origin: Url,
     /// Vendors' attestation roots: with a key allow-list, a key must chain
     /// to one of them with an allowed AAGUID.
@@ -124,6 +129,7 @@ impl RelyingParty {
         };
         Ok(Self {
             webauthn,
+            rp_id: settings.rp_id.clone(),
             origin,
             roots,
         })
@@ -202,6 +208,35 @@ impl RelyingParty {
             aaguid,
             policy_model,
         })
+    }
+
+    /// A sign-in request no key can answer (a fresh, random credential ID),
+    /// for "Test my key" with an email that has no keys: the key then says
+    /// it holds no credential, exactly as a key registered to someone else
+    /// would, so the kiosk does not tell who has keys.
+    pub fn decoy_authentication(&self) -> RequestChallengeResponse {
+        use rand::RngCore as _;
+        let random = |len: usize| {
+            let mut bytes = vec![0; len];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            Base64UrlSafeData::from(bytes)
+        };
+        RequestChallengeResponse {
+            public_key: PublicKeyCredentialRequestOptions {
+                challenge: random(32),
+                timeout: Some(60_000),
+                rp_id: self.rp_id.clone(),
+                allow_credentials: vec![AllowCredentials {
+                    type_: "public-key".into(),
+                    id: random(64),
+                    transports: None,
+                }],
+                user_verification: UserVerificationPolicy::Required,
+                hints: None,
+                extensions: None,
+            },
+            mediation: None,
+        }
     }
 
     /// Asks for an assertion from one of `keys`.

@@ -100,27 +100,28 @@ impl Kiosk {
             return Ok(self.screen());
         };
         let found = self.directory.keys_of(&email).await?;
-        let Some((user_id, keys)) = found.filter(|(_, keys)| !keys.is_empty()) else {
-            self.step = typed_back();
-            self.notice = Some(Notice::NoKeyForEmail);
-            return Ok(self.screen());
-        };
-        let passkeys: Vec<_> = keys.into_iter().map(|k| k.passkey).collect();
-        let (challenge, authentication) = match rp.start_authentication(&passkeys) {
-            Ok(started) => started,
-            Err(e) => {
-                tracing::error!(%e, "cannot start a key check");
-                self.notice = Some(Notice::KeyRefused);
-                return Ok(self.screen());
+        let (challenge, check) = match found.filter(|(_, keys)| !keys.is_empty()) {
+            Some((user_id, keys)) => {
+                let passkeys: Vec<_> = keys.into_iter().map(|k| k.passkey).collect();
+                match rp.start_authentication(&passkeys) {
+                    Ok((challenge, authentication)) => (challenge, Some((user_id, authentication))),
+                    Err(e) => {
+                        tracing::error!(%e, "cannot start a key check");
+                        self.notice = Some(Notice::KeyRefused);
+                        return Ok(self.screen());
+                    }
+                }
             }
+            // Unknown, or no keys: the key is asked all the same, and finds
+            // nothing, as it would for someone else's account.
+            None => (rp.decoy_authentication(), None),
         };
         let ceremony =
             Ceremony::authenticate(&self.settings.keys, rp.origin().clone(), challenge.clone());
         self.step = Step::KeyCheck {
             email,
-            user_id,
+            check,
             challenge,
-            authentication,
             ceremony,
         };
         Ok(self.screen())
@@ -317,16 +318,14 @@ impl Kiosk {
             }
             Step::KeyCheck {
                 email,
-                user_id,
-                authentication,
+                check,
                 ceremony,
                 ..
             } => {
                 let Some(answer) = ceremony.take_assertion() else {
                     return Ok(());
                 };
-                self.finish_key_check(&rp, email, &user_id, &answer, authentication)
-                    .await?;
+                self.finish_key_check(&rp, email, check, &answer).await?;
             }
             other => self.step = other,
         }
@@ -337,10 +336,18 @@ impl Kiosk {
         &mut self,
         rp: &RelyingParty,
         email: Email,
-        user_id: &str,
+        check: Option<(String, crate::fido::Authentication)>,
         answer: &crate::fido::PublicKeyCredential,
-        authentication: crate::fido::Authentication,
     ) -> Result<(), KioskError> {
+        // A decoy request cannot be answered by a real key.
+        let Some((user_id, authentication)) = check else {
+            self.step = Step::KeyCheckEmail {
+                typed: email.to_string(),
+            };
+            self.notice = Some(Notice::KeyRefused);
+            return Ok(());
+        };
+        let user_id = user_id.as_str();
         let checked = rp
             .finish_authentication(answer, authentication)
             .map_err(key_failure);

@@ -99,9 +99,6 @@ pub enum Notice {
     KeyRegistered,
     /// The key may have been cloned.
     KeyCloned,
-    /// "Test my key": no key is registered to that email (or it is not
-    /// known; the two are not told apart).
-    NoKeyForEmail,
 }
 
 /// What the UI draws.
@@ -282,9 +279,10 @@ enum Step {
     },
     KeyCheck {
         email: Email,
-        user_id: String,
+        /// The person and the sign-in to check; `None` for an email with no
+        /// keys, asked to a key with a decoy request.
+        check: Option<(String, Authentication)>,
         challenge: RequestChallengeResponse,
-        authentication: Authentication,
         ceremony: Ceremony,
     },
     KeyCheckPassed {
