@@ -4,7 +4,7 @@
 //! credential store through `keyring`, or, where there is none (a headless
 //! server, CI), in a key file that the administrator names explicitly with
 //! `TAPKIOSK_KEY_FILE`. There is never a silent fallback. Separate keys for
-//! pass HMACs, the audit chain and (later) secret encryption are derived
+//! pass HMACs, the audit chain and sealing secrets and credentials are derived
 //! from it with HKDF, so one export moves everything a kiosk needs.
 
 use crate::pass::PassCode;
