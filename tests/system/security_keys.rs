@@ -733,8 +733,21 @@ async fn it_stages_a_key_for_someone_without_a_pass(t: TestDirectory) {
     wait_for_phase(&enrolment, |p| *p == Phase::Answered);
     let key = enrolment.finish(&rp).unwrap().unwrap();
     assert!(enrolment.finish(&rp).is_none(), "an answer is checked once");
+    // Only for the very person it was set up for, while enabled.
+    let (ada_id, _) = t.directory.keys_of(&ada).await.unwrap().unwrap();
+    let stranger = Uuid::new_v4().to_string();
+    let gone = t
+        .directory
+        .add_security_key_for((&stranger, &ada), "Key", &key);
+    assert!(matches!(gone.await, Err(DirectoryError::UserNotFound(_))));
+    t.directory.set_user_enabled(&ada, false).await.unwrap();
+    let off = t
+        .directory
+        .add_security_key_for((&ada_id, &ada), "Key", &key);
+    assert!(matches!(off.await, Err(DirectoryError::UserDisabled(_))));
+    t.directory.set_user_enabled(&ada, true).await.unwrap();
     t.directory
-        .add_security_key_for(&ada, "Ada's key", &key)
+        .add_security_key_for((&ada_id, &ada), "Ada's key", &key)
         .await
         .unwrap();
     let (_, keys) = t.directory.keys_of(&ada).await.unwrap().unwrap();

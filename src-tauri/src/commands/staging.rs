@@ -18,6 +18,7 @@ type Answer<T> = Result<T, UiError>;
 /// A key being set up for someone.
 #[derive(Debug)]
 pub struct Staging {
+    user_id: String,
     email: Email,
     enrolment: Enrolment,
     /// Checked and waiting for its name.
@@ -80,6 +81,7 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
             UiError::new("key_refused")
         })?;
     let staging = Staging {
+        user_id,
         email,
         enrolment,
         key: None,
@@ -158,7 +160,7 @@ pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answ
     let key = staging.key.as_ref().ok_or_else(none_running)?;
     let method = state
         .admin_directory
-        .add_security_key_for(&staging.email, &label, key)
+        .add_security_key_for((&staging.user_id, &staging.email), &label, key)
         .await?;
     staging.done = Some(method.clone());
     Ok(method)

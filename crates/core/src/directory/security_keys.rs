@@ -140,11 +140,12 @@ impl Directory {
         Ok(method)
     }
 
-    /// Registers a security key that IT set up for `email` (staging a key
-    /// before someone's first day), if the policy allows its model.
+    /// Registers a security key that IT set up for the person `user_id`
+    /// with `email` (staging a key before someone's first day), if the
+    /// policy allows its model and the person is still there and enabled.
     pub async fn add_security_key_for(
         &self,
-        email: &crate::Email,
+        (user_id, email): (&str, &crate::Email),
         label: &str,
         key: &NewKey,
     ) -> Result<MethodSummary, DirectoryError> {
@@ -158,6 +159,13 @@ impl Directory {
             return Err(self.refuse_key(email, refused).await);
         }
         let user = self.require_user(&mut tx, email).await?;
+        // Removed (and perhaps added again) since the key was set up.
+        if user.id != user_id {
+            return Err(DirectoryError::UserNotFound(email.clone()));
+        }
+        if !user.enabled {
+            return Err(DirectoryError::UserDisabled(email.clone()));
+        }
         let method = self
             .insert_key(&mut tx, (&user.id, email), &label, key, ("staged", "by IT"))
             .await?;
