@@ -846,7 +846,10 @@ async fn with_roots_an_allowed_model_must_prove_itself(t: TestDirectory) {
                 key.aaguid,
                 Some(webauthn_authenticator_rs::softtoken::AAGUID)
             ),
-            (false, Err(KeyError::NotAllowed { .. })) => {}
+            // Refused, and the model it claimed is named for the record.
+            (false, Err(KeyError::NotAllowed { aaguid })) => {
+                assert_eq!(aaguid, Some(webauthn_authenticator_rs::softtoken::AAGUID))
+            }
             (_, other) => panic!("{name}: {other:?}"),
         }
     }

@@ -184,6 +184,21 @@ impl RelyingParty {
         answer: &RegisterPublicKeyCredential,
         state: Registration,
     ) -> Result<NewKey, KeyError> {
+        self.check_registration(answer, state)
+            .map_err(|refused| match refused {
+                // webauthn-rs does not say which model failed to prove itself.
+                KeyError::NotAllowed { aaguid: None } => KeyError::NotAllowed {
+                    aaguid: reported_model(answer),
+                },
+                other => other,
+            })
+    }
+
+    fn check_registration(
+        &self,
+        answer: &RegisterPublicKeyCredential,
+        state: Registration,
+    ) -> Result<NewKey, KeyError> {
         let (passkey, proven) = match state {
             Registration::Any(state) => (
                 self.webauthn.finish_passkey_registration(answer, &state)?,
@@ -290,6 +305,27 @@ const MODELS: &[(&str, &str)] = &[
         "Software key (test)",
     ),
 ];
+
+/// The AAGUID a registration answer reports, read from its authenticator
+/// data (after the RP ID hash, flags and counter), unverified: for the
+/// record only.
+fn reported_model(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
+    use serde_cbor_2::Value;
+    const ATTESTED_DATA: u8 = 0x40;
+    let object = serde_cbor_2::from_slice(answer.response.attestation_object.as_ref()).ok()?;
+    let Value::Map(object) = object else {
+        return None;
+    };
+    let Some(Value::Bytes(data)) = object.get(&Value::Text("authData".into())) else {
+        return None;
+    };
+    if data.get(32)? & ATTESTED_DATA == 0 {
+        return None;
+    }
+    Uuid::from_slice(data.get(37..53)?)
+        .ok()
+        .filter(|a| !a.is_nil())
+}
 
 /// The model name of a key, by the AAGUID it reported, when known.
 pub fn model_name(aaguid: Uuid) -> Option<&'static str> {
