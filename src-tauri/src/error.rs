@@ -74,7 +74,7 @@ impl From<DirectoryError> for UiError {
             }
             E::Rows(rows) => Self::with("rows", serde_json::json!({ "message": rows.to_string() })),
             E::ClaimLost => Self::new("session_ended"),
-            E::KeyNotAllowed { .. } => Self::new("key_not_allowed"),
+            E::KeyNotAllowed { .. } | E::KeyUnproven { .. } => Self::new("key_not_allowed"),
             E::KeyRegistered => Self::new("key_registered"),
             E::KeyCloned => Self::new("key_cloned"),
             E::Database(_) | E::Migrate(_) | E::NotInitialised(_) | E::WrongKey(_) => {

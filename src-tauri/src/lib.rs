@@ -118,27 +118,37 @@ fn stays_in_app(url: &tauri::Url) -> bool {
     matches!(url.scheme(), "tauri") || url.host_str() == Some("tauri.localhost")
 }
 
-/// `RUST_LOG`, except that the WebAuthn libraries never log below info:
-/// at debug and trace they print PIN tokens and key material.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::from_default_env();
-    for quiet in [
-        "webauthn_authenticator_rs=info",
-        "webauthn_rs_core=info",
-        "fido_hid_rs=info",
-    ] {
-        if let Ok(directive) = quiet.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
+/// Libraries that print PIN tokens and key material at debug and trace.
+const SECRET_LOGGERS: [&str; 3] = [
+    "webauthn_authenticator_rs",
+    "webauthn_rs_core",
+    "fido_hid_rs",
+];
+
+fn logs_secrets(target: &str) -> bool {
+    SECRET_LOGGERS.iter().any(|crate_name| {
+        target
+            .strip_prefix(crate_name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Logs as `RUST_LOG` says, except that [`SECRET_LOGGERS`] never log below
+/// info, whatever `RUST_LOG` says of them or of their modules.
+fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, FilterExt as _, filter_fn};
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+    let quiet =
+        filter_fn(|meta| *meta.level() <= tracing::Level::INFO || !logs_secrets(meta.target()));
+    let filter = EnvFilter::from_default_env().and(quiet);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_filter(filter))
+        .init();
 }
 
 /// Starts the kiosk. Exit code 0 on a normal quit.
 pub fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .init();
+    init_logging();
     let options = match Options::from_args(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
@@ -180,5 +190,19 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("tapkiosk: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logs_secrets;
+
+    #[test]
+    fn the_webauthn_crates_and_their_modules_are_kept_quiet() {
+        assert!(logs_secrets("webauthn_authenticator_rs"));
+        assert!(logs_secrets("webauthn_authenticator_rs::ctap2::ctap20"));
+        assert!(logs_secrets("fido_hid_rs::linux"));
+        assert!(!logs_secrets("webauthn_authenticator_rs_extra"));
+        assert!(!logs_secrets("tapkiosk::commands"));
     }
 }

@@ -53,6 +53,11 @@ async fn wrong_pins_count_down_until_the_key_blocks() {
         tries_left: Some(left),
     };
     wait_for_phase(&enrolment, |p| *p == asks(false, 8));
+    // A PIN that cannot be right is not passed on, so it costs no try.
+    assert_eq!(
+        enrolment.give_pin("", None),
+        Err(PinProblem::PinRules { min: 4 })
+    );
     // Enter pressed twice while the key is slow: the PIN is sent once, and
     // costs one try, not two.
     let busy = key.hold();
@@ -324,6 +329,7 @@ async fn a_key_already_registered_is_excluded(t: TestDirectory) {
         .await
         .unwrap_err();
     assert!(matches!(twice, DirectoryError::KeyRegistered), "{twice}");
+    assert!(audited(&t, "key_refused").await);
     assert_eq!(key_count(&t, &ada.user_id).await, 1);
 }
 
@@ -847,7 +853,7 @@ async fn with_roots_an_allowed_model_must_prove_itself(t: TestDirectory) {
                 Some(webauthn_authenticator_rs::softtoken::AAGUID)
             ),
             // Refused, and the model it claimed is named for the record.
-            (false, Err(KeyError::NotAllowed { aaguid })) => {
+            (false, Err(KeyError::Unproven { aaguid })) => {
                 assert_eq!(aaguid, Some(webauthn_authenticator_rs::softtoken::AAGUID))
             }
             (_, other) => panic!("{name}: {other:?}"),
@@ -910,4 +916,20 @@ async fn a_restriction_set_during_a_registration_still_applies(t: TestDirectory)
         "{refused}"
     );
     assert_eq!(key_count(&t, &ada.user_id).await, 0);
+    // Stored while any key is allowed, it signs in; once the allow-list is
+    // back it does not, though it claims an allowed model: it never proved it.
+    let allow_list = policy.keys.clone();
+    policy.keys = KeyRestriction::AnyKey;
+    t.directory.set_policy(&policy).await.unwrap();
+    t.directory
+        .add_security_key(&ada, "Key", &key)
+        .await
+        .unwrap();
+    sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
+    policy.keys = allow_list;
+    t.directory.set_policy(&policy).await.unwrap();
+    let refused = sign_in(&rp, &t, &ada.user_id, &mut client)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("does not allow"), "{refused}");
 }

@@ -206,6 +206,12 @@ pub enum DirectoryError {
         /// The model (AAGUID) the key reported.
         aaguid: Option<uuid::Uuid>,
     },
+    /// The key could not prove its model against the attestation roots.
+    #[error("this security key could not prove its model ({})", aaguid.map_or("it reported none".to_string(), |a| a.to_string()))]
+    KeyUnproven {
+        /// The model (AAGUID) the key claimed.
+        aaguid: Option<uuid::Uuid>,
+    },
     /// This key credential is already registered.
     #[error("this security key is already registered")]
     KeyRegistered,

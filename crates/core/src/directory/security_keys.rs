@@ -25,6 +25,8 @@ pub struct StoredKey {
     pub passkey: Passkey,
     /// The model the key reported when it was registered.
     pub aaguid: Option<Uuid>,
+    /// The model a key allow-list goes by (see `NewKey::policy_model`).
+    pub policy_model: Option<Uuid>,
 }
 
 impl From<KeyError> for DirectoryError {
@@ -32,7 +34,7 @@ impl From<KeyError> for DirectoryError {
         match error {
             KeyError::AlreadyRegistered => Self::KeyRegistered,
             KeyError::PossibleClone => Self::KeyCloned,
-            KeyError::NotAllowed { aaguid } => Self::KeyNotAllowed { aaguid },
+            KeyError::Unproven { aaguid } => Self::KeyUnproven { aaguid },
             other => Self::Invalid(other.to_string()),
         }
     }
@@ -50,7 +52,7 @@ impl Directory {
     /// The security keys of a person.
     pub async fn security_keys(&self, user_id: &str) -> Result<Vec<StoredKey>, DirectoryError> {
         let rows = sqlx::query(
-            "SELECT id, label, created_at, last_used_at, credential, aaguid FROM methods \
+            "SELECT id, label, created_at, last_used_at, credential, aaguid, policy_aaguid FROM methods \
              WHERE user_id = $1 AND kind = 'fido2' ORDER BY created_at, id",
         )
         .bind(user_id)
@@ -69,7 +71,10 @@ impl Directory {
         let id: String = row.try_get("id")?;
         let sealed: Vec<u8> = row.try_get("credential")?;
         let passkey = self.open_passkey(user_id, &id, &sealed)?;
-        let aaguid: Option<String> = row.try_get("aaguid")?;
+        let uuid = |column| {
+            let text: Option<String> = row.try_get(column)?;
+            Ok::<_, DirectoryError>(text.and_then(|a| Uuid::parse_str(&a).ok()))
+        };
         Ok(StoredKey {
             method: MethodSummary {
                 id,
@@ -81,7 +86,8 @@ impl Directory {
                     .map(from_seconds),
             },
             passkey,
-            aaguid: aaguid.and_then(|a| Uuid::parse_str(&a).ok()),
+            aaguid: uuid("aaguid")?,
+            policy_model: uuid("policy_aaguid")?,
         })
     }
 
@@ -124,20 +130,18 @@ impl Directory {
         key: &NewKey,
     ) -> Result<MethodSummary, DirectoryError> {
         let label = check_label(label)?;
-        let mut tx = self.session_change(session).await?;
-        if let Err(refused) = self
-            .check_model(&mut tx, key.policy_model, key.aaguid)
-            .await
-        {
-            drop(tx);
-            return Err(self.refuse_key(&session.email, refused).await);
-        }
-        let holder = (session.user_id.as_str(), &session.email);
-        let method = self
-            .insert_key(&mut tx, holder, &label, key, ("session", &session.id))
-            .await?;
-        tx.commit().await?;
-        Ok(method)
+        let added = async {
+            let mut tx = self.session_change(session).await?;
+            self.check_model(&mut tx, key.policy_model, key.aaguid)
+                .await?;
+            let holder = (session.user_id.as_str(), &session.email);
+            let method = self
+                .insert_key(&mut tx, holder, &label, key, ("session", &session.id))
+                .await?;
+            tx.commit().await?;
+            Ok(method)
+        };
+        self.audit_refusal(&session.email, added.await).await
     }
 
     /// Registers a security key that IT set up for the person `user_id`
@@ -150,27 +154,42 @@ impl Directory {
         key: &NewKey,
     ) -> Result<MethodSummary, DirectoryError> {
         let label = check_label(label)?;
-        let mut tx = self.write().await?;
-        if let Err(refused) = self
-            .check_model(&mut tx, key.policy_model, key.aaguid)
-            .await
-        {
-            drop(tx);
-            return Err(self.refuse_key(email, refused).await);
+        let added = async {
+            let mut tx = self.write().await?;
+            self.check_model(&mut tx, key.policy_model, key.aaguid)
+                .await?;
+            let user = self.require_user(&mut tx, email).await?;
+            // Removed (and perhaps added again) since the key was set up.
+            if user.id != user_id {
+                return Err(DirectoryError::UserNotFound(email.clone()));
+            }
+            if !user.enabled {
+                return Err(DirectoryError::UserDisabled(email.clone()));
+            }
+            let method = self
+                .insert_key(&mut tx, (&user.id, email), &label, key, ("staged", "by IT"))
+                .await?;
+            tx.commit().await?;
+            Ok(method)
+        };
+        self.audit_refusal(email, added.await).await
+    }
+
+    /// Writes down a refused key, once the transaction that refused it is
+    /// gone (a second writer would wait for it on SQLite).
+    async fn audit_refusal<T>(
+        &self,
+        email: &crate::Email,
+        result: Result<T, DirectoryError>,
+    ) -> Result<T, DirectoryError> {
+        match result {
+            Err(
+                refused @ (DirectoryError::KeyNotAllowed { .. }
+                | DirectoryError::KeyUnproven { .. }
+                | DirectoryError::KeyRegistered),
+            ) => Err(self.refuse_key(email, refused).await),
+            other => other,
         }
-        let user = self.require_user(&mut tx, email).await?;
-        // Removed (and perhaps added again) since the key was set up.
-        if user.id != user_id {
-            return Err(DirectoryError::UserNotFound(email.clone()));
-        }
-        if !user.enabled {
-            return Err(DirectoryError::UserDisabled(email.clone()));
-        }
-        let method = self
-            .insert_key(&mut tx, (&user.id, email), &label, key, ("staged", "by IT"))
-            .await?;
-        tx.commit().await?;
-        Ok(method)
     }
 
     async fn insert_key(
@@ -185,8 +204,8 @@ impl Directory {
         let now = self.now();
         let aaguid = key.aaguid.map(|a| a.to_string());
         sqlx::query(
-            "INSERT INTO methods (id, user_id, kind, label, created_at, credential, aaguid, credential_id) \
-             VALUES ($1, $2, 'fido2', $3, $4, $5, $6, $7)",
+            "INSERT INTO methods (id, user_id, kind, label, created_at, credential, aaguid, credential_id, policy_aaguid) \
+             VALUES ($1, $2, 'fido2', $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(user_id)
@@ -195,6 +214,7 @@ impl Directory {
         .bind(self.seal_passkey(user_id, &id, &key.passkey)?)
         .bind(&aaguid)
         .bind(credential_id(&key.passkey))
+        .bind(key.policy_model.map(|a| a.to_string()))
         .execute(&mut **tx)
         .await
         .map_err(|e| match &e {
@@ -242,6 +262,9 @@ impl Directory {
         let event = match &refused {
             DirectoryError::KeyNotAllowed { aaguid } => Event::new("key_refused")
                 .with("reason", "model")
+                .with("aaguid", aaguid.map(|a| a.to_string())),
+            DirectoryError::KeyUnproven { aaguid } => Event::new("key_refused")
+                .with("reason", "unproven")
                 .with("aaguid", aaguid.map(|a| a.to_string())),
             DirectoryError::KeyRegistered => {
                 Event::new("key_refused").with("reason", "already_registered")
@@ -295,7 +318,7 @@ impl Directory {
     ) -> Result<MethodSummary, DirectoryError> {
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "SELECT id, label, created_at, last_used_at, credential, aaguid FROM methods \
+            "SELECT id, label, created_at, last_used_at, credential, aaguid, policy_aaguid FROM methods \
              WHERE user_id = $1 AND kind = 'fido2' AND credential_id = $2",
         )
         .bind(user_id)
@@ -306,8 +329,10 @@ impl Directory {
             DirectoryError::Invalid("that key is not registered to this person".into())
         })?;
         let mut key = self.stored_key(user_id, &row)?;
-        if let Err(refused) = self.check_model(&mut tx, key.aaguid, key.aaguid).await {
-            // Restricted after it was registered: it no longer signs in.
+        let trusted = key.policy_model;
+        if let Err(refused) = self.check_model(&mut tx, trusted, key.aaguid).await {
+            // Restricted after it was registered, or never proven: it no
+            // longer signs in.
             drop(tx);
             return Err(self.refuse_key(email, refused).await);
         }

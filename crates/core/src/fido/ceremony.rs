@@ -48,7 +48,13 @@ pub enum PinProblem {
 pub fn check_new_pin(pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
     if again != Some(pin) {
         Err(PinProblem::PinsDiffer)
-    } else if pin.chars().count() < PIN_MIN_CHARS || pin.len() > PIN_MAX_BYTES {
+    } else {
+        check_pin_length(pin)
+    }
+}
+
+fn check_pin_length(pin: &str) -> Result<(), PinProblem> {
+    if pin.chars().count() < PIN_MIN_CHARS || pin.len() > PIN_MAX_BYTES {
         Err(PinProblem::PinRules { min: PIN_MIN_CHARS })
     } else {
         Ok(())
@@ -141,6 +147,8 @@ struct Shared {
     answer: Option<Answer>,
     /// What the key last said about its PIN tries (see [`Watched`]).
     pin_retries: Option<u32>,
+    /// The key refused the last PIN; said at the next prompt.
+    last_pin_wrong: bool,
 }
 
 /// A running conversation with a key.
@@ -176,6 +184,7 @@ impl Ceremony {
             phase: Phase::Searching,
             answer: None,
             pin_retries: None,
+            last_pin_wrong: false,
         }));
         let (pins, pin_queue) = channel();
         let prompts = Prompts {
@@ -202,7 +211,10 @@ impl Ceremony {
 
     /// Where the ceremony is.
     pub fn phase(&self) -> Phase {
-        phase_of(&self.shared)
+        self.shared
+            .lock()
+            .map(|s| s.phase.clone())
+            .unwrap_or(Phase::Failed)
     }
 
     /// Passes the key's PIN on, or (when the key has none) a new one typed
@@ -213,7 +225,8 @@ impl Ceremony {
         let mut shared = self.shared.lock().map_err(|_| PinProblem::NotAsked)?;
         match shared.phase {
             Phase::SetPin => check_new_pin(pin, again)?,
-            Phase::EnterPin { .. } => {}
+            // A PIN that cannot be right would still cost a try.
+            Phase::EnterPin { .. } => check_pin_length(pin)?,
             _ => return Err(PinProblem::NotAsked),
         }
         // The worker may have finished; then the PIN is not needed.
@@ -243,13 +256,6 @@ impl Ceremony {
     }
 }
 
-fn phase_of(shared: &Mutex<Shared>) -> Phase {
-    shared
-        .lock()
-        .map(|s| s.phase.clone())
-        .unwrap_or(Phase::Failed)
-}
-
 /// The key's prompts, passed on to the kiosk.
 #[derive(Debug)]
 struct Prompts {
@@ -258,8 +264,15 @@ struct Prompts {
 }
 
 impl Prompts {
-    fn phase(&self) -> Phase {
-        phase_of(&self.shared)
+    fn pin_retries(&self) -> Option<u32> {
+        self.shared.lock().ok().and_then(|s| s.pin_retries)
+    }
+
+    fn pin_was_wrong(&self) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.last_pin_wrong = true;
+            shared.phase = Phase::Checking;
+        }
     }
 
     fn set(&self, phase: Phase) {
@@ -293,15 +306,12 @@ impl Prompts {
 impl UiCallback for Prompts {
     fn request_pin(&self) -> Option<String> {
         let (wrong, tries_left) = match self.shared.lock() {
-            Ok(s) => (
-                matches!(s.phase, Phase::EnterPin { wrong: true, .. }),
-                s.pin_retries,
-            ),
+            Ok(mut s) => (std::mem::take(&mut s.last_pin_wrong), s.pin_retries),
             Err(_) => (false, None),
         };
         if tries_left == Some(0) {
-            // The client asks anyway; a PIN now would only be refused.
-            self.set(Phase::PinBlocked);
+            // The client asks anyway; a PIN now would only be refused. The
+            // worker ends on PinBlocked (see `with_tokens`).
             return None;
         }
         self.wait_for_pin(Phase::EnterPin { wrong, tries_left })
@@ -393,11 +403,9 @@ async fn with_tokens<T: Token>(
                 return Phase::Answered;
             }
             // Ask again; the key counts the tries.
-            Err(WebauthnCError::Ctap(CtapError::Ctap2PinInvalid)) => prompts.set(Phase::EnterPin {
-                wrong: true,
-                tries_left: None,
-            }),
-            Err(WebauthnCError::Cancelled) if prompts.phase() == Phase::PinBlocked => {
+            // Until the key is asked again, no prompt is open.
+            Err(WebauthnCError::Ctap(CtapError::Ctap2PinInvalid)) => prompts.pin_was_wrong(),
+            Err(WebauthnCError::Cancelled) if prompts.pin_retries() == Some(0) => {
                 return Phase::PinBlocked;
             }
             Err(e) => return failure(e),

@@ -46,10 +46,10 @@ pub enum KeyError {
     /// The key did not verify its user (no PIN given).
     #[error("the key did not verify its user (PIN)")]
     UserNotVerified,
-    /// The key is not one of the models the policy allows.
-    #[error("keys of this model are not allowed ({})", aaguid.map_or("model unknown".to_string(), |a| a.to_string()))]
-    NotAllowed {
-        /// The model the key reported, if it did.
+    /// The key could not prove its model against the attestation roots.
+    #[error("the key could not prove its model ({})", aaguid.map_or("model unknown".to_string(), |a| a.to_string()))]
+    Unproven {
+        /// The model the key claimed, if it did.
         aaguid: Option<Uuid>,
     },
     /// The answer does not belong to this ceremony (another challenge,
@@ -68,7 +68,7 @@ impl From<WebauthnError> for KeyError {
             WebauthnError::AttestationUntrustedAaguid
             | WebauthnError::AttestationChainNotTrusted(_)
             | WebauthnError::AttestationNotVerifiable
-            | WebauthnError::AttestationTrustFailure => Self::NotAllowed { aaguid: None },
+            | WebauthnError::AttestationTrustFailure => Self::Unproven { aaguid: None },
             other => Self::Refused(other),
         }
     }
@@ -187,7 +187,7 @@ impl RelyingParty {
         self.check_registration(answer, state)
             .map_err(|refused| match refused {
                 // webauthn-rs does not say which model failed to prove itself.
-                KeyError::NotAllowed { aaguid: None } => KeyError::NotAllowed {
+                KeyError::Unproven { aaguid: None } => KeyError::Unproven {
                     aaguid: reported_model(answer),
                 },
                 other => other,

@@ -229,7 +229,9 @@ impl Kiosk {
         refused: DirectoryError,
     ) -> Result<Screen, KioskError> {
         let notice = match refused {
-            DirectoryError::KeyNotAllowed { .. } => Notice::KeyNotAllowed,
+            DirectoryError::KeyNotAllowed { .. } | DirectoryError::KeyUnproven { .. } => {
+                Notice::KeyNotAllowed
+            }
             DirectoryError::KeyRegistered => Notice::KeyRegistered,
             DirectoryError::KeyCloned => Notice::KeyCloned,
             DirectoryError::ClaimLost => return self.end_session(Notice::SessionEnded).await,
