@@ -38,6 +38,31 @@ on_both_backends!(
 );
 
 #[tokio::test]
+async fn a_key_talks_to_one_ceremony_at_a_time() {
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let source = KeySource::Soft(std::sync::Arc::new(token));
+    let start = || {
+        let person = (Uuid::new_v4(), "ada@example.com", "Ada");
+        Enrolment::start(&rp, &source, person, &[], None).unwrap()
+    };
+    // The first has the key and waits for its PIN...
+    let first = start();
+    wait_for_phase(&first, |p| *p == Phase::SetPin);
+    first.give_pin(PIN, Some(PIN)).unwrap();
+    wait_for_phase(&first, |p| matches!(p, Phase::EnterPin { .. }));
+    // ...so a second one (Back, then again) waits for the key while the
+    // first goes on...
+    let second = start();
+    first.give_pin("999999", None).unwrap();
+    wait_for_phase(&first, |p| matches!(p, Phase::EnterPin { wrong: true, .. }));
+    assert_eq!(second.phase(), Phase::Searching);
+    // ...and has it once the first is gone (the PIN set then stays).
+    drop(first);
+    wait_for_phase(&second, |p| matches!(p, Phase::EnterPin { .. }));
+}
+
+#[tokio::test]
 async fn wrong_pins_count_down_until_the_key_blocks() {
     let rp = RelyingParty::new(&settings()).unwrap();
     let (token, _) = SoftCtapToken::generate().unwrap();

@@ -74,6 +74,26 @@ pub enum KeySource {
     Soft(Arc<super::soft::SoftCtapToken>),
 }
 
+impl KeySource {
+    /// One conversation at a time with the keys of a source (the kiosk's
+    /// and the admin window's alike): a ceremony dropped while its key waits
+    /// for a touch keeps the key until the key gives up, and the next one
+    /// waits for it rather than fail.
+    fn turn(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        match self {
+            Self::Nowhere => None,
+            #[cfg(any(feature = "usb", feature = "nfc"))]
+            Self::Hardware => Some(Arc::clone(&HARDWARE_TURN)),
+            #[cfg(feature = "softtoken")]
+            Self::Soft(token) => Some(token.turn()),
+        }
+    }
+}
+
+#[cfg(any(feature = "usb", feature = "nfc"))]
+static HARDWARE_TURN: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(Arc::default);
+
 /// Where a ceremony is, as the person needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -330,6 +350,14 @@ impl UiCallback for Prompts {
 
 /// The whole conversation; returns the phase it ends in.
 async fn run(source: KeySource, origin: Url, request: Request, prompts: &Prompts) -> Phase {
+    let _turn = match source.turn() {
+        Some(turn) => Some(turn.lock_owned().await),
+        None => None,
+    };
+    // Dropped while it waited: the kiosk holds the other handle on `shared`.
+    if Arc::strong_count(&prompts.shared) == 1 {
+        return Phase::TimedOut;
+    }
     match source {
         KeySource::Nowhere => {
             let _unused = (origin, request, prompts);

@@ -355,26 +355,44 @@ impl SoftState {
 /// The software key. Handles made with [`SoftCtapToken::same_key`] reach
 /// the same key (the test holds one while the client owns another).
 #[derive(Debug)]
-pub struct SoftCtapToken(std::sync::Arc<std::sync::Mutex<SoftState>>);
+pub struct SoftCtapToken(std::sync::Arc<std::sync::Mutex<SoftState>>, Turn);
+
+/// The key's turn: one kiosk conversation with it at a time.
+type Turn = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 impl SoftCtapToken {
     /// A new key with no PIN, and the root of its attestation certificate
     /// (valid for a day).
     pub fn generate() -> R<(Self, openssl::x509::X509)> {
         let (state, ca) = SoftState::generate()?;
-        Ok((Self(std::sync::Arc::new(std::sync::Mutex::new(state))), ca))
+        Ok((Self::holding(state), ca))
     }
 
     /// Another handle on this key.
     pub fn same_key(&self) -> Self {
-        Self(std::sync::Arc::clone(&self.0))
+        Self(
+            std::sync::Arc::clone(&self.0),
+            std::sync::Arc::clone(&self.1),
+        )
+    }
+
+    fn holding(state: SoftState) -> Self {
+        Self(
+            std::sync::Arc::new(std::sync::Mutex::new(state)),
+            Turn::default(),
+        )
+    }
+
+    /// See [`Turn`].
+    pub(crate) fn turn(&self) -> Turn {
+        std::sync::Arc::clone(&self.1)
     }
 
     /// An independent copy of the key as it is now, credentials, PIN and
     /// signature counter included: a cloned key.
     pub fn copy_key(&self) -> R<Self> {
         let state = self.lock()?.copy()?;
-        Ok(Self(std::sync::Arc::new(std::sync::Mutex::new(state))))
+        Ok(Self::holding(state))
     }
 
     /// Keeps the key busy until the guard is dropped: a key that is slow
