@@ -587,6 +587,12 @@ async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {
     pin.send_keys(KEY_PIN).await.unwrap();
     kiosk.enter("stage-pin-again", KEY_PIN).await;
     kiosk.wait_for(By::Css(stage("enter_pin"))).await;
+    kiosk.enter("stage-pin", "999999").await;
+    let wrong = kiosk
+        .wait_for(By::XPath("//p[@id='stage-wrong-pin' and contains(., '7')]"))
+        .await;
+    kiosk.assert_says(&wrong.text().await.unwrap(), "key.wrong_pin_left");
+    kiosk.screenshot("admin-stage-wrong-pin").await;
     kiosk.enter("stage-pin", KEY_PIN).await;
     kiosk.wait_for(By::Css(stage("name"))).await;
     kiosk.screenshot("admin-stage-name").await;

@@ -7,8 +7,7 @@
 use super::{Kiosk, KioskError, Language, Notice, Screen, Step, name_of};
 use crate::directory::DirectoryError;
 use crate::email::Email;
-use crate::fido::ceremony::PinProblem;
-use crate::fido::ceremony::{Ceremony, Phase};
+use crate::fido::ceremony::{Ceremony, Phase, PinProblem};
 use crate::fido::{KeyError, NewKey, RelyingParty, Uuid};
 use crate::redeem::KioskSession;
 use std::sync::Arc;
