@@ -211,6 +211,44 @@ fn origin() -> Url {
 }
 
 /// A session for `email` opened with a fresh multi-use pass.
+/// Another model than the software key's (a YubiKey 5).
+fn another_model() -> Uuid {
+    Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap()
+}
+
+/// Only keys of the model `aaguid`.
+fn only(aaguid: Uuid) -> KeyRestriction {
+    KeyRestriction::AllowList([aaguid].into())
+}
+
+/// IT sets which key models may be used.
+async fn set_keys(t: &TestDirectory, keys: KeyRestriction) {
+    let mut policy = t.directory.policy().await.unwrap();
+    policy.keys = keys;
+    t.directory.set_policy(&policy).await.unwrap();
+}
+
+/// A relying party that trusts `root` for attestation.
+fn rp_trusting(root: &openssl::x509::X509) -> RelyingParty {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("roots.pem");
+    std::fs::write(&path, root.to_pem().unwrap()).unwrap();
+    // The roots are read here, so the folder may go afterwards.
+    RelyingParty::new(&WebAuthnSettings {
+        attestation_roots: Some(path),
+        ..settings()
+    })
+    .unwrap()
+}
+
+/// Stores `key` for the session's person, expecting a refusal.
+async fn refused_key(t: &TestDirectory, session: &KioskSession, key: &NewKey) -> DirectoryError {
+    t.directory
+        .add_security_key(session, "Key", key)
+        .await
+        .unwrap_err()
+}
+
 async fn session(t: &TestDirectory, email: &str) -> KioskSession {
     let email = add(t, email).await;
     let request = IssueRequest {
@@ -348,11 +386,7 @@ async fn a_key_already_registered_is_excluded(t: TestDirectory) {
         "{again}"
     );
     // And the directory would not store the same credential twice.
-    let twice = t
-        .directory
-        .add_security_key(&ada, "Key again", &key)
-        .await
-        .unwrap_err();
+    let twice = refused_key(&t, &ada, &key).await;
     assert!(matches!(twice, DirectoryError::KeyRegistered), "{twice}");
     assert!(audited(&t, "key_refused").await);
     assert_eq!(key_count(&t, &ada.user_id).await, 1);
@@ -433,20 +467,13 @@ async fn answers_for_another_ceremony_are_refused(t: TestDirectory) {
 
 async fn the_allow_list_refuses_other_models_and_audits_it(t: TestDirectory) {
     let rp = RelyingParty::new(&settings()).unwrap();
-    let only_others = Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
-    let mut policy = t.directory.policy().await.unwrap();
-    policy.keys = KeyRestriction::AllowList([only_others].into());
-    t.directory.set_policy(&policy).await.unwrap();
+    set_keys(&t, only(another_model())).await;
 
     let AtKiosk {
         ada, mut client, ..
     } = at_kiosk(&t, Some(PIN)).await;
     let key = register(&rp, &t, &ada, &mut client).await.unwrap();
-    let refused = t
-        .directory
-        .add_security_key(&ada, "Key", &key)
-        .await
-        .unwrap_err();
+    let refused = refused_key(&t, &ada, &key).await;
     assert!(
         matches!(refused, DirectoryError::KeyNotAllowed { aaguid: Some(a) } if a == webauthn_authenticator_rs::softtoken::AAGUID),
         "{refused}"
@@ -455,13 +482,13 @@ async fn the_allow_list_refuses_other_models_and_audits_it(t: TestDirectory) {
     assert!(audited(&t, "key_refused").await);
 
     // Allowing the model lets the same key in.
-    policy.keys = KeyRestriction::AllowList([webauthn_authenticator_rs::softtoken::AAGUID].into());
-    t.directory.set_policy(&policy).await.unwrap();
+    set_keys(&t, only(webauthn_authenticator_rs::softtoken::AAGUID)).await;
     t.directory
         .add_security_key(&ada, "Key", &key)
         .await
         .unwrap();
     // An empty allow-list is a mistake, not "no keys".
+    let mut policy = t.directory.policy().await.unwrap();
     policy.keys = KeyRestriction::AllowList(Default::default());
     assert!(t.directory.set_policy(&policy).await.is_err());
 }
@@ -856,17 +883,10 @@ async fn with_roots_an_allowed_model_must_prove_itself(t: TestDirectory) {
     let mut client = plug_in(token, person(Some(PIN))).await;
     let allowed = [webauthn_authenticator_rs::softtoken::AAGUID].into();
     let handle = Uuid::parse_str(&ada.user_id).unwrap();
-    let folder = tempfile::tempdir().unwrap();
     // The key's own vendor root: the attestation chains, the model is allowed.
     // Another vendor's root only: the same key cannot prove its model.
     for (name, roots, accepted) in [("ours", &root, true), ("theirs", &stranger, false)] {
-        let path = folder.path().join(format!("{name}.pem"));
-        std::fs::write(&path, roots.to_pem().unwrap()).unwrap();
-        let rp = RelyingParty::new(&WebAuthnSettings {
-            attestation_roots: Some(path),
-            ..settings()
-        })
-        .unwrap();
+        let rp = rp_trusting(roots);
         let (challenge, state) = rp
             .start_registration(handle, ada.email.as_str(), "Ada", &[], Some(&allowed))
             .unwrap();
@@ -894,18 +914,14 @@ async fn a_key_restricted_after_registration_no_longer_signs_in(t: TestDirectory
         .unwrap();
     // IT now allows only another model: the key is refused at sign-in too,
     // and the refusal is audited.
-    let only_others = Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
-    let mut policy = t.directory.policy().await.unwrap();
-    policy.keys = KeyRestriction::AllowList([only_others].into());
-    t.directory.set_policy(&policy).await.unwrap();
+    set_keys(&t, only(another_model())).await;
     let refused = sign_in(&at.rp, &t, &at.ada.user_id, &mut client)
         .await
         .unwrap_err();
     assert!(refused.contains("does not allow"), "{refused}");
     assert!(audited(&t, "key_refused").await);
     // Allowed again, it signs in again.
-    policy.keys = KeyRestriction::AnyKey;
-    t.directory.set_policy(&policy).await.unwrap();
+    set_keys(&t, KeyRestriction::AnyKey).await;
     sign_in(&at.rp, &t, &at.ada.user_id, &mut client)
         .await
         .unwrap();
@@ -915,27 +931,14 @@ async fn a_restriction_set_during_a_registration_still_applies(t: TestDirectory)
     let ada = session(&t, "ada@example.com").await;
     let (token, root) = SoftCtapToken::generate().unwrap();
     let mut client = plug_in(token, person(Some(PIN))).await;
-    let folder = tempfile::tempdir().unwrap();
-    let path = folder.path().join("roots.pem");
-    std::fs::write(&path, root.to_pem().unwrap()).unwrap();
-    let rp = RelyingParty::new(&WebAuthnSettings {
-        attestation_roots: Some(path),
-        ..settings()
-    })
-    .unwrap();
+    let rp = rp_trusting(&root);
     // The registration starts while any key is allowed, so no proof of the
     // model is asked for...
     let key = register(&rp, &t, &ada, &mut client).await.unwrap();
     assert_eq!(key.policy_model, None, "the model was not proven");
     // ...then IT allows only this model: the unproven key is refused.
-    let mut policy = t.directory.policy().await.unwrap();
-    policy.keys = KeyRestriction::AllowList([webauthn_authenticator_rs::softtoken::AAGUID].into());
-    t.directory.set_policy(&policy).await.unwrap();
-    let refused = t
-        .directory
-        .add_security_key(&ada, "Key", &key)
-        .await
-        .unwrap_err();
+    set_keys(&t, only(webauthn_authenticator_rs::softtoken::AAGUID)).await;
+    let refused = refused_key(&t, &ada, &key).await;
     assert!(
         matches!(refused, DirectoryError::KeyNotAllowed { .. }),
         "{refused}"
@@ -943,16 +946,13 @@ async fn a_restriction_set_during_a_registration_still_applies(t: TestDirectory)
     assert_eq!(key_count(&t, &ada.user_id).await, 0);
     // Stored while any key is allowed, it signs in; once the allow-list is
     // back it does not, though it claims an allowed model: it never proved it.
-    let allow_list = policy.keys.clone();
-    policy.keys = KeyRestriction::AnyKey;
-    t.directory.set_policy(&policy).await.unwrap();
+    set_keys(&t, KeyRestriction::AnyKey).await;
     t.directory
         .add_security_key(&ada, "Key", &key)
         .await
         .unwrap();
     sign_in(&rp, &t, &ada.user_id, &mut client).await.unwrap();
-    policy.keys = allow_list;
-    t.directory.set_policy(&policy).await.unwrap();
+    set_keys(&t, only(webauthn_authenticator_rs::softtoken::AAGUID)).await;
     let refused = sign_in(&rp, &t, &ada.user_id, &mut client)
         .await
         .unwrap_err();
