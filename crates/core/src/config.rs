@@ -584,10 +584,17 @@ fn rp_id(text: &str) -> Result<String, String> {
 /// A readable PEM file with at least one certificate.
 fn attestation_roots(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
-    let pem = std::fs::read(&path).map_err(|e| format!("cannot read {text}: {e}"))?;
+    read_roots(&path)?;
+    Ok(path)
+}
+
+/// The certificates of a PEM file of attestation roots (at least one).
+pub fn read_roots(path: &std::path::Path) -> Result<Vec<openssl::x509::X509>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     match openssl::x509::X509::stack_from_pem(&pem) {
-        Ok(roots) if !roots.is_empty() => Ok(path),
-        _ => Err(format!("{text} holds no PEM certificate")),
+        Ok(roots) if !roots.is_empty() => Ok(roots),
+        _ => Err(format!("{shown} holds no PEM certificate")),
     }
 }
 

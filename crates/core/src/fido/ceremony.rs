@@ -45,7 +45,7 @@ pub enum PinProblem {
 }
 
 /// Checks a new PIN typed twice against CTAP's rules.
-pub fn check_new_pin(pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
+fn check_new_pin(pin: &str, again: Option<&str>) -> Result<(), PinProblem> {
     if again != Some(pin) {
         Err(PinProblem::PinsDiffer)
     } else {

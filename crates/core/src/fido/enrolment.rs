@@ -2,8 +2,7 @@
 //! (the admin pane). The same conversation as at the kiosk: plug in, set or
 //! type the PIN, touch; then the answer is checked and the key named.
 
-use super::ceremony::{Ceremony, KeySource, Phase};
-pub use super::ceremony::{PinProblem, check_new_pin};
+use super::ceremony::{Ceremony, KeySource, Phase, PinProblem};
 use super::{
     CreationChallengeResponse, KeyError, NewKey, Passkey, Registration, RelyingParty, Uuid,
 };

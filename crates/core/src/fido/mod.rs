@@ -13,14 +13,14 @@ pub mod enrolment;
 #[cfg(feature = "softtoken")]
 pub mod soft;
 
-use crate::config::WebAuthnSettings;
+use crate::config::{WebAuthnSettings, read_roots};
 use openssl::x509::X509;
 use std::collections::BTreeSet;
 use thiserror::Error;
-use webauthn_rs::prelude::Base64UrlSafeData;
 use webauthn_rs::prelude::{
-    AttestationCaListBuilder, AttestationMetadata, AttestedPasskeyRegistration, Credential,
-    PasskeyAuthentication, PasskeyRegistration, Webauthn, WebauthnBuilder, WebauthnError,
+    AttestationCaListBuilder, AttestationMetadata, AttestedPasskeyRegistration, Base64UrlSafeData,
+    Credential, PasskeyAuthentication, PasskeyRegistration, Webauthn, WebauthnBuilder,
+    WebauthnError,
 };
 use webauthn_rs_proto::{
     AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
@@ -121,10 +121,7 @@ impl RelyingParty {
             .and_then(|b| b.rp_name(&settings.rp_name).build())
             .map_err(|e| KeyError::Settings(e.to_string()))?;
         let roots = match &settings.attestation_roots {
-            Some(path) => std::fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| X509::stack_from_pem(&pem).map_err(|e| e.to_string()))
-                .map_err(|e| KeyError::Settings(format!("{}: {e}", path.display())))?,
+            Some(path) => read_roots(path).map_err(KeyError::Settings)?,
             None => Vec::new(),
         };
         Ok(Self {
