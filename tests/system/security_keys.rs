@@ -10,7 +10,7 @@ use tapkiosk_core::fido::ceremony::{KeySource, Phase, PinProblem};
 use tapkiosk_core::fido::enrolment::Enrolment;
 use tapkiosk_core::fido::soft::SoftCtapToken;
 use tapkiosk_core::fido::{KeyError, NewKey, RelyingParty, Url, Uuid};
-use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, Screen, StepView};
+use tapkiosk_core::kiosk::{Kiosk, KioskError, KioskSettings, Language, Notice, Screen, StepView};
 use tapkiosk_core::policy::KeyRestriction;
 use tapkiosk_core::redeem::KioskSession;
 use tapkiosk_tests::{TestDirectory, on_both_backends};
@@ -28,6 +28,7 @@ on_both_backends!(
     a_registration_without_the_pin_fails,
     the_key_and_its_assertion_verify_with_python_fido2,
     the_kiosk_walks_a_person_through_a_new_key,
+    a_directory_failure_while_a_key_is_checked_gives_the_pass_back,
     test_my_key_says_whether_a_key_works_without_a_pass,
     it_stages_a_key_for_someone_without_a_pass,
     a_key_that_does_not_verify_its_user_is_refused,
@@ -210,7 +211,6 @@ fn origin() -> Url {
     Url::parse("https://kiosk.example.com").unwrap()
 }
 
-/// A session for `email` opened with a fresh multi-use pass.
 /// Another model than the software key's (a YubiKey 5).
 fn another_model() -> Uuid {
     Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap()
@@ -249,6 +249,7 @@ async fn refused_key(t: &TestDirectory, session: &KioskSession, key: &NewKey) ->
         .unwrap_err()
 }
 
+/// A session for `email` opened with a fresh multi-use pass.
 async fn session(t: &TestDirectory, email: &str) -> KioskSession {
     let email = add(t, email).await;
     let request = IssueRequest {
@@ -615,11 +616,16 @@ async fn wait_until(kiosk: &mut Kiosk, wanted: impl Fn(&StepView) -> bool) -> Sc
 
 /// A kiosk whose key source is `key`.
 fn kiosk_with(t: &TestDirectory, key: SoftCtapToken) -> Kiosk {
+    kiosk_on(t, key, RelyingParty::new(&settings()).unwrap())
+}
+
+/// A kiosk whose key source is `key`, for the relying party `rp`.
+fn kiosk_on(t: &TestDirectory, key: SoftCtapToken, rp: RelyingParty) -> Kiosk {
     let settings = KioskSettings {
         organisation: "Example Ltd".into(),
         languages: vec![Language::En],
         idle_timeout: chrono::TimeDelta::seconds(120),
-        relying_party: Some(std::sync::Arc::new(RelyingParty::new(&settings()).unwrap())),
+        relying_party: Some(std::sync::Arc::new(rp)),
         keys: KeySource::Soft(std::sync::Arc::new(key)),
     };
     Kiosk::new(t.directory.clone(), settings)
@@ -699,6 +705,66 @@ async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
         .redeem("ada@example.com", &pass.code.grouped())
         .await;
     assert!(again.is_err(), "a used one-time pass opens nothing");
+}
+
+/// Takes the methods table away (`true`) or puts it back (`false`), as a
+/// lost server or a broken upgrade would.
+async fn hide_methods(t: &TestDirectory, hidden: bool) {
+    use sqlx::Executor;
+    let statement = if hidden {
+        "ALTER TABLE methods RENAME TO methods_away"
+    } else {
+        "ALTER TABLE methods_away RENAME TO methods"
+    };
+    t.raw().await.execute(statement).await.unwrap();
+}
+
+/// Ticks until the kiosk reports an error.
+#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
+async fn wait_for_error(kiosk: &mut Kiosk) -> KioskError {
+    for _ in 0..500 {
+        if let Err(e) = kiosk.tick().await {
+            return e;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the kiosk never failed: {:?}", kiosk.screen().step);
+}
+
+async fn a_directory_failure_while_a_key_is_checked_gives_the_pass_back(t: TestDirectory) {
+    // A key that cannot prove its model, so that its answer is refused and
+    // the kiosk must read the person's methods again to go back to Choose.
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let (_, stranger) = SoftCtapToken::generate().unwrap();
+    let key = token.same_key();
+    plug_in(token, person(None)).await;
+    set_keys(&t, only(webauthn_authenticator_rs::softtoken::AAGUID)).await;
+    let mut kiosk = kiosk_on(&t, key, rp_trusting(&stranger));
+    let email = add(&t, "ada@example.com").await;
+    let request = IssueRequest {
+        one_time: Some(true),
+        ..IssueRequest::new(email)
+    };
+    let pass = t.directory.issue_pass(&request).await.unwrap();
+    kiosk.start(Language::En).await.unwrap();
+    kiosk.submit_email("ada@example.com").await.unwrap();
+    kiosk.submit_pass(&pass.code.grouped()).await.unwrap();
+    kiosk.add_security_key().await.unwrap();
+    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
+    wait_until(&mut kiosk, enter_pin).await;
+
+    hide_methods(&t, true).await;
+    kiosk.key_pin(PIN, None).await.unwrap();
+    let error = wait_for_error(&mut kiosk).await;
+    assert!(matches!(error, KioskError::Directory(_)), "{error:?}");
+    assert!(matches!(kiosk.screen().step, StepView::Welcome { .. }));
+    hide_methods(&t, false).await;
+    // The one-time pass was not used, and no claim holds it any more.
+    let again = t
+        .directory
+        .redeem("ada@example.com", &pass.code.grouped())
+        .await;
+    assert!(again.is_ok(), "the pass is free again: {again:?}");
 }
 
 async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {

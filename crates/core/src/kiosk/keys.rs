@@ -258,6 +258,25 @@ impl Kiosk {
             return Ok(());
         }
         self.touch();
+        let session = self.step.session().cloned();
+        let checked = self.check_key_answer(&rp).await;
+        if let (Err(error), Some(session)) = (&checked, session) {
+            // The step, and the ceremony state in it, went with the error:
+            // give the pass back now rather than when its claim runs out.
+            if matches!(self.step, Step::Welcome) {
+                tracing::error!(%error, "the kiosk session ended on a directory error");
+                if let Err(e) = self.directory.release_session(&session).await {
+                    tracing::warn!(%e, "cannot release the session; its claim runs out on its own");
+                }
+            }
+        }
+        checked
+    }
+
+    /// Takes the answered step: a registration goes on to naming the key,
+    /// a sign-in to Done or a refusal. On an error the kiosk is left on
+    /// Welcome.
+    async fn check_key_answer(&mut self, rp: &RelyingParty) -> Result<(), KioskError> {
         match std::mem::replace(&mut self.step, Step::Welcome) {
             Step::KeySetup {
                 session,
@@ -326,7 +345,7 @@ impl Kiosk {
                 let Some(answer) = ceremony.take_assertion() else {
                     return Ok(());
                 };
-                self.finish_key_check(&rp, email, check, &answer).await?;
+                self.finish_key_check(rp, email, check, &answer).await?;
             }
             other => self.step = other,
         }
