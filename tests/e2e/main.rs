@@ -512,12 +512,14 @@ async fn enrol_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
 const KEY_PIN: &str = "246813";
 
 /// Types a wrong PIN into `field`; the note `said` gives the tries the key
-/// still takes (8 on the software key, one used now).
-async fn type_a_wrong_pin(kiosk: &Kiosk, field: &str, said: &str) {
+/// still takes (8 on the software key, one used now), in the `words` of the
+/// catalogue ("key" to its owner, "admin.stage" to IT).
+async fn type_a_wrong_pin(kiosk: &Kiosk, field: &str, said: &str, words: &str) {
     kiosk.enter(field, "999999").await;
     let note = format!("//p[@id='{said}' and contains(., '7')]");
     let wrong = kiosk.wait_for(By::XPath(&note)).await;
-    kiosk.assert_says(&wrong.text().await.unwrap(), "key.wrong_pin_left");
+    let wrong_pin_left = format!("{words}.wrong_pin_left");
+    kiosk.assert_says(&wrong.text().await.unwrap(), &wrong_pin_left);
 }
 
 in_english_and_french!(a_security_key_is_enrolled_tested_removed_and_replaced);
@@ -553,7 +555,7 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
     kiosk.enter("email", "ada@example.com").await;
     wait_for_key(&kiosk, "check", "enter_pin").await;
     // A wrong PIN: said, with the tries the key still takes.
-    type_a_wrong_pin(&kiosk, "key-pin", "wrong-pin").await;
+    type_a_wrong_pin(&kiosk, "key-pin", "wrong-pin", "key").await;
     kiosk.screenshot("key-wrong-pin").await;
     kiosk.enter("key-pin", KEY_PIN).await;
     kiosk.wait_for_step("key_check_passed").await;
@@ -591,7 +593,7 @@ async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {
     pin.send_keys(KEY_PIN).await.unwrap();
     kiosk.enter("stage-pin-again", KEY_PIN).await;
     kiosk.wait_for(By::Css(stage("enter_pin"))).await;
-    type_a_wrong_pin(&kiosk, "stage-pin", "stage-wrong-pin").await;
+    type_a_wrong_pin(&kiosk, "stage-pin", "stage-wrong-pin", "admin.stage").await;
     kiosk.screenshot("admin-stage-wrong-pin").await;
     kiosk.enter("stage-pin", KEY_PIN).await;
     kiosk.wait_for(By::Css(stage("name"))).await;

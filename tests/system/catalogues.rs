@@ -176,6 +176,26 @@ fn every_notice_and_key_phase_has_words() {
     assert_has(&prefixed("key.phase", phases), "security key phases");
 }
 
+/// IT stages keys for other people: the staging pane has its own words for
+/// what the kiosk says to a key's owner ("your key", "ask IT").
+#[test]
+fn the_staging_pane_speaks_to_it_not_to_the_owner() {
+    let phases = variants("crates/core/src/fido/ceremony.rs", "Phase");
+    assert_has(&prefixed("admin.stage.phase", phases), "staging phases");
+    let pin_words = [
+        "new_pin",
+        "new_pin_again",
+        "pin",
+        "wrong_pin",
+        "wrong_pin_left",
+        "wrong_pin_last",
+        "few_tries_left",
+        "last_try",
+    ];
+    let pin_words: BTreeSet<String> = pin_words.into_iter().map(str::to_string).collect();
+    assert_has(&prefixed("admin.stage", pin_words), "staging PIN prompts");
+}
+
 #[test]
 fn every_pass_state_and_audit_event_has_words() {
     let states = variants("crates/core/src/pass.rs", "PassStatus");

@@ -257,17 +257,17 @@ function drawStaging(email, status) {
     return;
   }
   const phase = status.key.phase;
-  root.append(el('p', { role: 'status', id: 'stage-status' }, t(`key.phase.${phase}`)));
+  root.append(el('p', { role: 'status', id: 'stage-status' }, t(`admin.stage.phase.${phase}`)));
   if (phase === 'set_pin') {
     root.append(el('p', { class: 'hint' }, t('key.pin_rules', { min: 4 })),
       form(() => call('admin_stage_pin', { pin: value('stage-pin'), again: value('stage-pin-again') }),
-        input('stage-pin', 'key.new_pin', { type: 'password' }), input('stage-pin-again', 'key.new_pin_again', { type: 'password' }),
+        input('stage-pin', 'admin.stage.new_pin', { type: 'password' }), input('stage-pin-again', 'admin.stage.new_pin_again', { type: 'password' }),
         el('button', { type: 'submit', class: 'primary', id: 'stage-set-pin' }, t('action.next'))));
   } else if (phase === 'enter_pin') {
-    const warning = pinWarning(status.key);
+    const warning = pinWarning(status.key, 'admin.stage');
     if (warning) root.append(el('p', { class: 'pin-warning', id: 'stage-wrong-pin' }, warning));
     root.append(form(() => call('admin_stage_pin', { pin: value('stage-pin') }),
-      input('stage-pin', 'key.pin', { type: 'password' }),
+      input('stage-pin', 'admin.stage.pin', { type: 'password' }),
       el('button', { type: 'submit', class: 'primary', id: 'stage-enter-pin' }, t('action.next'))));
   } else if (['no_key', 'several_keys', 'not_supported', 'pin_blocked', 'reinsert_key', 'already_registered', 'timed_out', 'failed'].includes(phase)) {
     root.append(el('button', { type: 'button', class: 'primary', onclick: () => call('admin_stage_retry') }, t('key.try_again')));
