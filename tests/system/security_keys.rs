@@ -38,23 +38,31 @@ on_both_backends!(
     a_restriction_set_during_a_registration_still_applies,
 );
 
+/// IT starts staging a key for Ada.
+fn enrol_ada(rp: &RelyingParty, source: &KeySource) -> Enrolment {
+    let person = (Uuid::new_v4(), "ada@example.com", "Ada");
+    Enrolment::start(rp, source, person, &[], None).unwrap()
+}
+
+/// Gives a key without a PIN its first one, `PIN`, and waits until the key
+/// asks for it.
+fn set_first_pin(enrolment: &Enrolment) {
+    wait_for_phase(enrolment, |p| *p == Phase::SetPin);
+    enrolment.give_pin(PIN, Some(PIN)).unwrap();
+    wait_for_phase(enrolment, |p| matches!(p, Phase::EnterPin { .. }));
+}
+
 #[tokio::test]
 async fn a_key_talks_to_one_ceremony_at_a_time() {
     let rp = RelyingParty::new(&settings()).unwrap();
     let (token, _) = SoftCtapToken::generate().unwrap();
     let source = KeySource::Soft(std::sync::Arc::new(token));
-    let start = || {
-        let person = (Uuid::new_v4(), "ada@example.com", "Ada");
-        Enrolment::start(&rp, &source, person, &[], None).unwrap()
-    };
     // The first has the key and waits for its PIN...
-    let first = start();
-    wait_for_phase(&first, |p| *p == Phase::SetPin);
-    first.give_pin(PIN, Some(PIN)).unwrap();
-    wait_for_phase(&first, |p| matches!(p, Phase::EnterPin { .. }));
+    let first = enrol_ada(&rp, &source);
+    set_first_pin(&first);
     // ...so a second one (Back, then again) waits for the key while the
     // first goes on...
-    let second = start();
+    let second = enrol_ada(&rp, &source);
     first.give_pin("999999", None).unwrap();
     wait_for_phase(&first, |p| matches!(p, Phase::EnterPin { wrong: true, .. }));
     assert_eq!(second.phase(), Phase::Searching);
@@ -64,13 +72,37 @@ async fn a_key_talks_to_one_ceremony_at_a_time() {
 }
 
 #[tokio::test]
+async fn going_back_while_the_key_waits_for_a_touch_cancels_it() {
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let key = token.same_key();
+    let source = KeySource::Soft(std::sync::Arc::new(token));
+    let first = enrol_ada(&rp, &source);
+    set_first_pin(&first);
+    key.wait_for_touch();
+    first.give_pin(PIN, None).unwrap();
+    wait_for_phase(&first, |p| *p == Phase::Touch);
+    // The person goes Back instead of touching: the key is told to stop
+    // waiting, and the next ceremony has it at once.
+    drop(first);
+    let second = enrol_ada(&rp, &source);
+    wait_for_phase(&second, |p| matches!(p, Phase::EnterPin { .. }));
+    assert_eq!(key.cancels(), 1);
+    // A touch that does come still registers the key.
+    second.give_pin(PIN, None).unwrap();
+    wait_for_phase(&second, |p| *p == Phase::Touch);
+    key.touch();
+    wait_for_phase(&second, |p| *p == Phase::Answered);
+    assert_eq!(key.cancels(), 1);
+}
+
+#[tokio::test]
 async fn wrong_pins_count_down_until_the_key_blocks() {
     let rp = RelyingParty::new(&settings()).unwrap();
     let (token, _) = SoftCtapToken::generate().unwrap();
     let key = token.same_key();
     let source = KeySource::Soft(std::sync::Arc::new(token));
-    let person = (Uuid::new_v4(), "ada@example.com", "Ada");
-    let mut enrolment = Enrolment::start(&rp, &source, person, &[], None).unwrap();
+    let mut enrolment = enrol_ada(&rp, &source);
     wait_for_phase(&enrolment, |p| *p == Phase::SetPin);
     enrolment.give_pin(PIN, Some(PIN)).unwrap();
     // The key's own count, as it reports it, before each prompt.

@@ -2,7 +2,8 @@
 //! asks the key (over CTAP2) to register or to sign in. It runs on a worker
 //! thread because the key takes its time (the person types the PIN, touches
 //! the key); the kiosk reads its phase on each tick and passes the PIN in.
-//! Dropping the ceremony ends it: the worker's next wait gives up.
+//! Dropping the ceremony ends it: a command the key is working on (waiting
+//! for a touch) is cancelled, and the worker's next wait gives up.
 
 use super::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential};
 use super::{RequestChallengeResponse, Url};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::ctap2::commands::ClientPinResponse;
 use webauthn_authenticator_rs::ctap2::{CBORResponse, CtapAuthenticator};
@@ -176,6 +178,9 @@ struct Shared {
 pub struct Ceremony {
     shared: Arc<Mutex<Shared>>,
     pins: Sender<String>,
+    /// Never sent on: dropping it tells the worker the ceremony is gone
+    /// (see [`Watched`]).
+    _gone: watch::Sender<()>,
 }
 
 /// What the worker asks of the key.
@@ -207,9 +212,11 @@ impl Ceremony {
             last_pin_wrong: false,
         }));
         let (pins, pin_queue) = channel();
+        let (gone, gone_seen) = watch::channel(());
         let prompts = Prompts {
             shared: Arc::clone(&shared),
             pins: Mutex::new(pin_queue),
+            gone: gone_seen,
         };
         let source = source.clone();
         // The key's client blocks, so it gets a thread of its own; USB I/O
@@ -226,7 +233,11 @@ impl Ceremony {
                 prompts.set(Phase::Failed);
             }
         }
-        Self { shared, pins }
+        Self {
+            shared,
+            pins,
+            _gone: gone,
+        }
     }
 
     /// Where the ceremony is.
@@ -281,6 +292,7 @@ impl Ceremony {
 struct Prompts {
     shared: Arc<Mutex<Shared>>,
     pins: Mutex<Receiver<String>>,
+    gone: watch::Receiver<()>,
 }
 
 impl Prompts {
@@ -403,6 +415,7 @@ async fn with_tokens<T: Token>(
     let token = Watched {
         inner: token,
         shared: Arc::clone(&prompts.shared),
+        gone: prompts.gone.clone(),
     };
     let Some(mut key) = CtapAuthenticator::new(token, prompts).await else {
         return Phase::NotSupported;
@@ -462,13 +475,19 @@ fn failure(error: WebauthnCError) -> Phase {
 /// The CTAP2 command byte of authenticatorClientPIN.
 const CLIENT_PIN: u8 = 0x06;
 
-/// A key, watched: the client asks the key how many PIN tries are left
-/// before each PIN prompt but keeps the answer to itself, so the kiosk reads
-/// it on the way past and can tell the person.
+/// A key, watched:
+/// - the client asks the key how many PIN tries are left before each PIN
+///   prompt but keeps the answer to itself, so the kiosk reads it on the
+///   way past and can tell the person;
+/// - the client never cancels a command, so a key waiting for a touch
+///   would keep blinking (and keep the next ceremony waiting) for half a
+///   minute after the person went Back: when the ceremony is dropped, the
+///   command is abandoned and the key told to cancel it (CTAPHID_CANCEL).
 #[derive(Debug)]
 struct Watched<T> {
     inner: T,
     shared: Arc<Mutex<Shared>>,
+    gone: watch::Receiver<()>,
 }
 
 #[async_trait::async_trait]
@@ -487,7 +506,19 @@ impl<T: Token> Token for Watched<T> {
     where
         U: UiCallback,
     {
-        let answer = self.inner.transmit_raw(cbor, ui).await?;
+        let mut gone = self.gone.clone();
+        let answered = tokio::select! {
+            answer = self.inner.transmit_raw(cbor, ui) => Some(answer),
+            // Only an error can come: nothing is ever sent.
+            _ = gone.changed() => None,
+        };
+        let Some(answer) = answered else {
+            if let Err(e) = self.inner.cancel().await {
+                tracing::warn!(?e, "the key did not take the cancel");
+            }
+            return Err(WebauthnCError::Cancelled);
+        };
+        let answer = answer?;
         if cbor.first() == Some(&CLIENT_PIN) {
             // Only the getPinRetries answer carries pinRetries.
             let retries = <ClientPinResponse as CBORResponse>::try_from(answer.as_slice())
