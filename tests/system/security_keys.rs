@@ -96,6 +96,65 @@ async fn going_back_while_the_key_waits_for_a_touch_cancels_it() {
     assert_eq!(key.cancels(), 1);
 }
 
+/// The policy a key is checked against is read in the transaction that
+/// stores the key: an allow-list that another administrator commits while
+/// the key is being stored still applies to it. (PostgreSQL, where the
+/// waiting write can be seen; SQLite's writes take the same turn.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restriction_committed_while_a_key_is_stored_applies() {
+    use sqlx::Executor;
+    let t = tapkiosk_tests::spawn(tapkiosk_tests::Backend::Postgres).await;
+    let mut k = at_kiosk(&t, Some(PIN)).await;
+    let key = register(&k.rp, &t, &k.ada, &mut k.client).await.unwrap();
+    let mut policy = t.directory.policy().await.unwrap();
+    policy.keys = only(another_model());
+    let restricted = serde_json::to_string(&policy).unwrap();
+
+    // The other administrator's change, not yet committed, holds the turn.
+    let mut admin = t.raw().await;
+    admin.execute("BEGIN").await.unwrap();
+    admin
+        .execute("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE policy SET settings = $1 WHERE id = 1")
+        .bind(restricted)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (directory, ada) = (t.directory.clone(), k.ada.clone());
+    let adding = tokio::spawn(async move { directory.add_security_key(&ada, "Key", &key).await });
+    wait_for_a_blocked_write(&t).await;
+    admin.execute("COMMIT").await.unwrap();
+
+    let added = adding.await.unwrap();
+    assert!(
+        matches!(added, Err(DirectoryError::KeyNotAllowed { .. })),
+        "{added:?}"
+    );
+    assert_eq!(key_count(&t, &k.ada.user_id).await, 0);
+}
+
+/// Waits until a write to the PostgreSQL directory waits for a lock.
+#[allow(clippy::disallowed_methods)] // waiting for another connection
+async fn wait_for_a_blocked_write(t: &TestDirectory) {
+    let mut conn = t.raw().await;
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no write waited for the lock");
+}
+
 #[tokio::test]
 async fn wrong_pins_count_down_until_the_key_blocks() {
     let rp = RelyingParty::new(&settings()).unwrap();
