@@ -255,6 +255,16 @@ impl Kiosk {
             .unwrap()
     }
 
+    /// A connection of the test's own to the app's directory, to break it
+    /// on purpose.
+    pub async fn raw_directory(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        let location = Location::Sqlite(self.folder.path().join("directory.sqlite3"));
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&location.connection_url())
+            .await
+            .unwrap()
+    }
+
     /// Adds a person and issues them a pass; returns its value.
     pub async fn person_with_pass(&self, email: &str, name: &str, one_time: bool) -> String {
         let email = Email::parse(email).unwrap();

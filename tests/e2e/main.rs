@@ -484,6 +484,14 @@ async fn wait_for_key(kiosk: &Kiosk, stage: &str, phase: &str) {
 
 /// From Choose or Security info: registers the software key and tests it.
 async fn enrol_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
+    register_key(kiosk, button, name, new_pin).await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("done").await;
+}
+
+/// From Choose or Security info: registers the software key, up to the
+/// PIN prompt of its test sign-in.
+async fn register_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
     kiosk.click(button).await;
     kiosk.wait_for_step("key_setup").await;
     if new_pin {
@@ -505,8 +513,28 @@ async fn enrol_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
     kiosk.enter("key-name", name).await;
     wait_for_key(kiosk, "test", "enter_pin").await;
     kiosk.screenshot("key-test").await;
+}
+
+in_english_and_french!(a_directory_failure_at_the_key_test_is_said_on_welcome);
+
+async fn a_directory_failure_at_the_key_test_is_said_on_welcome(language: &'static str) {
+    use sqlx::Executor;
+    let kiosk = Kiosk::start_with(language, Screen::Small).await;
+    let pass = kiosk
+        .person_with_pass("ada@example.com", "Ada Lovelace", false)
+        .await;
+    sign_in(&kiosk, "ada@example.com", &pass).await;
+    register_key(&kiosk, "#choose-security-key", "Blue key", true).await;
+    // The directory refuses to record the test sign-in.
+    let broken =
+        "CREATE TRIGGER broken BEFORE UPDATE ON methods BEGIN SELECT RAISE(ABORT, 'broken'); END";
+    kiosk.raw_directory().await.execute(broken).await.unwrap();
     kiosk.enter("key-pin", KEY_PIN).await;
-    kiosk.wait_for_step("done").await;
+    let said = kiosk.wait_for_notice("session_failed").await;
+    kiosk.assert_says(&said, "notice.session_failed");
+    kiosk.wait_for_step("welcome").await;
+    kiosk.screenshot("key-session-failed").await;
+    kiosk.stop().await;
 }
 
 const KEY_PIN: &str = "246813";

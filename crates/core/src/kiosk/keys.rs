@@ -260,17 +260,21 @@ impl Kiosk {
         self.touch();
         let session = self.step.session().cloned();
         let checked = self.check_key_answer(&rp).await;
-        if let (Err(error), Some(session)) = (&checked, session) {
+        match (checked, session) {
             // The step, and the ceremony state in it, went with the error:
-            // give the pass back now rather than when its claim runs out.
-            if matches!(self.step, Step::Welcome) {
+            // say so on Welcome (an error alone would be gone at the next
+            // tick), and give the pass back now rather than when its claim
+            // runs out.
+            (Err(error), Some(session)) if matches!(self.step, Step::Welcome) => {
                 tracing::error!(%error, "the kiosk session ended on a directory error");
                 if let Err(e) = self.directory.release_session(&session).await {
                     tracing::warn!(%e, "cannot release the session; its claim runs out on its own");
                 }
+                self.notice = Some(Notice::SessionFailed);
+                Ok(())
             }
+            (checked, _) => checked,
         }
-        checked
     }
 
     /// Takes the answered step: a registration goes on to naming the key,

@@ -82,6 +82,9 @@ pub enum Notice {
     SessionEnded,
     /// The kiosk reset after a while without activity.
     IdleReset,
+    /// The session ended because the directory failed (what was already
+    /// saved stays; an unused one-time pass was given back).
+    SessionFailed,
     /// A method was removed.
     MethodRemoved,
     /// The two new key PINs differ.
