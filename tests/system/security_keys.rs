@@ -29,6 +29,7 @@ on_both_backends!(
     the_key_and_its_assertion_verify_with_python_fido2,
     the_kiosk_walks_a_person_through_a_new_key,
     a_directory_failure_while_a_key_is_checked_gives_the_pass_back,
+    a_directory_failure_during_test_my_key_is_said,
     test_my_key_says_whether_a_key_works_without_a_pass,
     it_stages_a_key_for_someone_without_a_pass,
     a_key_that_does_not_verify_its_user_is_refused,
@@ -829,15 +830,7 @@ async fn a_directory_failure_while_a_key_is_checked_gives_the_pass_back(t: TestD
     kiosk.submit_email("ada@example.com").await.unwrap();
     kiosk.submit_pass(&pass.code.grouped()).await.unwrap();
     kiosk.add_security_key().await.unwrap();
-    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
-    wait_until(&mut kiosk, enter_pin).await;
-
-    hide_methods(&t, true).await;
-    kiosk.key_pin(PIN, None).await.unwrap();
-    // Welcome says what happened: an error alone would be gone at the next
-    // tick.
-    let welcome = wait_until(&mut kiosk, |s| matches!(s, StepView::Welcome { .. })).await;
-    assert_eq!(welcome.notice, Some(Notice::SessionFailed));
+    answer_with_the_directory_broken(&t, &mut kiosk).await;
     hide_methods(&t, false).await;
     // The one-time pass was not used, and no claim holds it any more.
     let again = t
@@ -845,6 +838,26 @@ async fn a_directory_failure_while_a_key_is_checked_gives_the_pass_back(t: TestD
         .redeem("ada@example.com", &pass.code.grouped())
         .await;
     assert!(again.is_ok(), "the pass is free again: {again:?}");
+}
+
+async fn a_directory_failure_during_test_my_key_is_said(t: TestDirectory) {
+    let (at, _) = with_a_key(&t).await;
+    let mut kiosk = kiosk_with(&t, at.device.same_key());
+    kiosk.start_key_check(Language::En).await.unwrap();
+    kiosk.check_key_email("ada@example.com").await.unwrap();
+    answer_with_the_directory_broken(&t, &mut kiosk).await;
+}
+
+/// Types the PIN the key asks for while the methods table is away: the
+/// kiosk goes back to Welcome and says what happened (an error alone would
+/// be gone at the next tick).
+async fn answer_with_the_directory_broken(t: &TestDirectory, kiosk: &mut Kiosk) {
+    let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
+    wait_until(kiosk, enter_pin).await;
+    hide_methods(t, true).await;
+    kiosk.key_pin(PIN, None).await.unwrap();
+    let welcome = wait_until(kiosk, |s| matches!(s, StepView::Welcome { .. })).await;
+    assert_eq!(welcome.notice, Some(Notice::SessionFailed));
 }
 
 async fn test_my_key_says_whether_a_key_works_without_a_pass(t: TestDirectory) {

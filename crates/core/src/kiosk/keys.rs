@@ -260,20 +260,24 @@ impl Kiosk {
         self.touch();
         let session = self.step.session().cloned();
         let checked = self.check_key_answer(&rp).await;
-        match (checked, session) {
+        match checked {
             // The step, and the ceremony state in it, went with the error:
             // say so on Welcome (an error alone would be gone at the next
             // tick), and give the pass back now rather than when its claim
             // runs out.
-            (Err(error), Some(session)) if matches!(self.step, Step::Welcome) => {
-                tracing::error!(%error, "the kiosk session ended on a directory error");
-                if let Err(e) = self.directory.release_session(&session).await {
+            Err(error) if matches!(self.step, Step::Welcome) => {
+                tracing::error!(%error, "the kiosk flow ended on a directory error");
+                let released = match session {
+                    Some(session) => self.directory.release_session(&session).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = released {
                     tracing::warn!(%e, "cannot release the session; its claim runs out on its own");
                 }
                 self.notice = Some(Notice::SessionFailed);
                 Ok(())
             }
-            (checked, _) => checked,
+            checked => checked,
         }
     }
 
