@@ -72,31 +72,6 @@ async fn a_key_talks_to_one_ceremony_at_a_time() {
     wait_for_phase(&second, |p| matches!(p, Phase::EnterPin { .. }));
 }
 
-#[tokio::test]
-async fn going_back_while_the_key_waits_for_a_touch_cancels_it() {
-    let rp = RelyingParty::new(&settings()).unwrap();
-    let (token, _) = SoftCtapToken::generate().unwrap();
-    let key = token.same_key();
-    let source = KeySource::Soft(std::sync::Arc::new(token));
-    let first = enrol_ada(&rp, &source);
-    set_first_pin(&first);
-    key.wait_for_touch();
-    first.give_pin(PIN, None).unwrap();
-    wait_for_phase(&first, |p| *p == Phase::Touch);
-    // The person goes Back instead of touching: the key is told to stop
-    // waiting, and the next ceremony has it at once.
-    drop(first);
-    let second = enrol_ada(&rp, &source);
-    wait_for_phase(&second, |p| matches!(p, Phase::EnterPin { .. }));
-    assert_eq!(key.cancels(), 1);
-    // A touch that does come still registers the key.
-    second.give_pin(PIN, None).unwrap();
-    wait_for_phase(&second, |p| *p == Phase::Touch);
-    key.touch();
-    wait_for_phase(&second, |p| *p == Phase::Answered);
-    assert_eq!(key.cancels(), 1);
-}
-
 /// The policy a key is checked against is read in the transaction that
 /// stores the key: an allow-list that another administrator commits while
 /// the key is being stored still applies to it. (PostgreSQL, where the

@@ -2,8 +2,14 @@
 //! asks the key (over CTAP2) to register or to sign in. It runs on a worker
 //! thread because the key takes its time (the person types the PIN, touches
 //! the key); the kiosk reads its phase on each tick and passes the PIN in.
-//! Dropping the ceremony ends it: a command the key is working on (waiting
-//! for a touch) is cancelled, and the worker's next wait gives up.
+//! Dropping the ceremony ends it: the worker's next wait gives up.
+//!
+//! A command the key is already working on (waiting for a touch) is not
+//! cancelled: the key answers a CTAPHID_CANCEL, and that answer must be
+//! read, but webauthn-authenticator-rs's USB token reads only after it
+//! sends. Left unread, it would reach the next conversation's INIT, which
+//! then fails (or panics on a stale nonce). So the key times out by itself
+//! (about 30 s) and the next ceremony waits its turn.
 
 use super::{CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential};
 use super::{RequestChallengeResponse, Url};
@@ -11,7 +17,6 @@ use serde::Serialize;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::ctap2::commands::ClientPinResponse;
 use webauthn_authenticator_rs::ctap2::{CBORResponse, CtapAuthenticator};
@@ -178,9 +183,6 @@ struct Shared {
 pub struct Ceremony {
     shared: Arc<Mutex<Shared>>,
     pins: Sender<String>,
-    /// Never sent on: dropping it tells the worker the ceremony is gone
-    /// (see [`Watched`]).
-    _gone: watch::Sender<()>,
 }
 
 /// What the worker asks of the key.
@@ -212,11 +214,9 @@ impl Ceremony {
             last_pin_wrong: false,
         }));
         let (pins, pin_queue) = channel();
-        let (gone, gone_seen) = watch::channel(());
         let prompts = Prompts {
             shared: Arc::clone(&shared),
             pins: Mutex::new(pin_queue),
-            gone: gone_seen,
         };
         let source = source.clone();
         // The key's client blocks, so it gets a thread of its own; USB I/O
@@ -233,11 +233,7 @@ impl Ceremony {
                 prompts.set(Phase::Failed);
             }
         }
-        Self {
-            shared,
-            pins,
-            _gone: gone,
-        }
+        Self { shared, pins }
     }
 
     /// Where the ceremony is.
@@ -292,7 +288,6 @@ impl Ceremony {
 struct Prompts {
     shared: Arc<Mutex<Shared>>,
     pins: Mutex<Receiver<String>>,
-    gone: watch::Receiver<()>,
 }
 
 impl Prompts {
@@ -415,7 +410,6 @@ async fn with_tokens<T: Token>(
     let token = Watched {
         inner: token,
         shared: Arc::clone(&prompts.shared),
-        gone: prompts.gone.clone(),
     };
     let Some(mut key) = CtapAuthenticator::new(token, prompts).await else {
         return Phase::NotSupported;
@@ -475,19 +469,13 @@ fn failure(error: WebauthnCError) -> Phase {
 /// The CTAP2 command byte of authenticatorClientPIN.
 const CLIENT_PIN: u8 = 0x06;
 
-/// A key, watched:
-/// - the client asks the key how many PIN tries are left before each PIN
-///   prompt but keeps the answer to itself, so the kiosk reads it on the
-///   way past and can tell the person;
-/// - the client never cancels a command, so a key waiting for a touch
-///   would keep blinking (and keep the next ceremony waiting) for half a
-///   minute after the person went Back: when the ceremony is dropped, the
-///   command is abandoned and the key told to cancel it (CTAPHID_CANCEL).
+/// A key, watched: the client asks the key how many PIN tries are left
+/// before each PIN prompt but keeps the answer to itself, so the kiosk reads
+/// it on the way past and can tell the person.
 #[derive(Debug)]
 struct Watched<T> {
     inner: T,
     shared: Arc<Mutex<Shared>>,
-    gone: watch::Receiver<()>,
 }
 
 #[async_trait::async_trait]
@@ -506,19 +494,7 @@ impl<T: Token> Token for Watched<T> {
     where
         U: UiCallback,
     {
-        let mut gone = self.gone.clone();
-        let answered = tokio::select! {
-            answer = self.inner.transmit_raw(cbor, ui) => Some(answer),
-            // Only an error can come: nothing is ever sent.
-            _ = gone.changed() => None,
-        };
-        let Some(answer) = answered else {
-            if let Err(e) = self.inner.cancel().await {
-                tracing::warn!(?e, "the key did not take the cancel");
-            }
-            return Err(WebauthnCError::Cancelled);
-        };
-        let answer = answer?;
+        let answer = self.inner.transmit_raw(cbor, ui).await?;
         if cbor.first() == Some(&CLIENT_PIN) {
             // Only the getPinRetries answer carries pinRetries.
             let retries = <ClientPinResponse as CBORResponse>::try_from(answer.as_slice())

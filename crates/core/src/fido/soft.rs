@@ -6,7 +6,6 @@
 //! blocking) and the exclude and allow lists. Tests only (feature
 //! `softtoken`).
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use base64urlsafedata::Base64UrlSafeData;
@@ -356,22 +355,7 @@ impl SoftState {
 /// The software key. Handles made with [`SoftCtapToken::same_key`] reach
 /// the same key (the test holds one while the client owns another).
 #[derive(Debug)]
-pub struct SoftCtapToken(
-    std::sync::Arc<std::sync::Mutex<SoftState>>,
-    Turn,
-    std::sync::Arc<Button>,
-);
-
-/// The key's button. Unless a test says otherwise, the software key is
-/// touched as soon as it asks.
-#[derive(Debug, Default)]
-struct Button {
-    /// Wait for [`SoftCtapToken::touch`].
-    waits: AtomicBool,
-    pressed: tokio::sync::Notify,
-    /// CTAPHID_CANCELs received.
-    cancels: AtomicUsize,
-}
+pub struct SoftCtapToken(std::sync::Arc<std::sync::Mutex<SoftState>>, Turn);
 
 /// The key's turn: one kiosk conversation with it at a time.
 type Turn = std::sync::Arc<tokio::sync::Mutex<()>>;
@@ -389,7 +373,6 @@ impl SoftCtapToken {
         Self(
             std::sync::Arc::clone(&self.0),
             std::sync::Arc::clone(&self.1),
-            std::sync::Arc::clone(&self.2),
         )
     }
 
@@ -397,26 +380,7 @@ impl SoftCtapToken {
         Self(
             std::sync::Arc::new(std::sync::Mutex::new(state)),
             Turn::default(),
-            std::sync::Arc::default(),
         )
-    }
-
-    /// From now on, registering and signing in wait for [`Self::touch`], as
-    /// a person takes their time to touch a key. (The key waits before it
-    /// checks the PIN, which real keys do first: it makes no difference
-    /// to a touch that never comes.)
-    pub fn wait_for_touch(&self) {
-        self.2.waits.store(true, Ordering::SeqCst);
-    }
-
-    /// Touches the key (see [`Self::wait_for_touch`]).
-    pub fn touch(&self) {
-        self.2.pressed.notify_one();
-    }
-
-    /// How many times the key was told to cancel what it was doing.
-    pub fn cancels(&self) -> usize {
-        self.2.cancels.load(Ordering::SeqCst)
     }
 
     /// See [`Turn`].
@@ -454,15 +418,9 @@ impl Token for SoftCtapToken {
     where
         U: UiCallback,
     {
-        let asks_for_touch = matches!(cbor.first(), Some(0x01 | 0x02));
-        if asks_for_touch && self.2.waits.load(Ordering::SeqCst) {
-            ui.request_touch();
-            self.2.pressed.notified().await;
-        }
         self.lock()?.handle(cbor, ui)
     }
     async fn cancel(&mut self) -> R<()> {
-        self.2.cancels.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     async fn init(&mut self) -> R<()> {
