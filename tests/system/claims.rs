@@ -2,8 +2,11 @@ use crate::add;
 use chrono::TimeDelta;
 use std::sync::Arc;
 use tapkiosk_core::Directory;
+use tapkiosk_core::Email;
 use tapkiosk_core::config::SessionSettings;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest, Settings};
+use tapkiosk_core::fido::ceremony::KeySource;
+use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, StepView};
 use tapkiosk_core::redeem::RedeemError;
 use tapkiosk_tests::{TestDirectory, on_both_backends};
 
@@ -14,6 +17,7 @@ on_both_backends!(
     a_released_session_gives_the_pass_back_at_once,
     a_revoked_pass_cannot_be_committed,
     a_session_cannot_commit_once_its_pass_or_holder_stops_working,
+    a_kiosk_session_longer_than_the_lease_keeps_its_pass,
 );
 
 async fn one_time_pass(t: &TestDirectory) -> String {
@@ -67,6 +71,54 @@ async fn a_dead_session_gives_its_pass_back_after_the_lease(t: TestDirectory) {
     t.clock.advance(TimeDelta::minutes(15));
     let session = t.directory.redeem("ada@example.com", &code).await.unwrap();
     t.directory.commit_session(&session).await.unwrap();
+}
+
+async fn a_kiosk_session_longer_than_the_lease_keeps_its_pass(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    // Sessions of up to 30 minutes, on claims of 5.
+    let settings = Settings {
+        session: SessionSettings {
+            limit: TimeDelta::minutes(30),
+            claim_lease: TimeDelta::minutes(5),
+        },
+        ..Settings::default()
+    };
+    let directory = Directory::open(&t.location, t.key(), Arc::new(t.clock.clone()), settings)
+        .await
+        .unwrap();
+    let mut kiosk = Kiosk::new(
+        directory,
+        KioskSettings {
+            organisation: "Example Ltd".into(),
+            languages: vec![Language::En],
+            idle_timeout: TimeDelta::hours(1),
+            relying_party: None,
+            keys: KeySource::Nowhere,
+        },
+    );
+    kiosk.start(Language::En).await.unwrap();
+    kiosk.submit_email("ada@example.com").await.unwrap();
+    kiosk.submit_pass(&code).await.unwrap();
+    // Twelve minutes at the kiosk: the claim is renewed as it goes, so no
+    // other kiosk can take the pass meanwhile.
+    for _ in 0..12 {
+        t.clock.advance(TimeDelta::minutes(1));
+        kiosk.tick().await.unwrap();
+    }
+    assert!(matches!(kiosk.screen().step, StepView::Choose { .. }));
+    assert!(matches!(
+        t.directory.redeem("ada@example.com", &code).await,
+        Err(RedeemError::InUse { .. })
+    ));
+    // Revoked meanwhile: the next renewal finds out and ends the session.
+    t.directory
+        .revoke_pass(&Email::parse("ada@example.com").unwrap())
+        .await
+        .unwrap();
+    t.clock.advance(TimeDelta::minutes(3));
+    let ended = kiosk.tick().await.unwrap();
+    assert!(matches!(ended.step, StepView::Welcome { .. }));
+    assert_eq!(ended.notice, Some(Notice::SessionEnded));
 }
 
 async fn a_committed_session_uses_the_pass_up(t: TestDirectory) {

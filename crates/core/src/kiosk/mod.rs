@@ -359,6 +359,9 @@ pub struct Kiosk {
     language: Language,
     notice: Option<Notice>,
     last_activity: DateTime<Utc>,
+    /// The session whose claim on its one-time pass was last renewed, and
+    /// when.
+    claim_renewed: Option<(String, DateTime<Utc>)>,
 }
 
 /// The name of the authenticator app method, in the person's language.
@@ -381,6 +384,7 @@ impl Kiosk {
             language,
             notice: None,
             last_activity: now,
+            claim_renewed: None,
         }
     }
 
@@ -733,8 +737,38 @@ impl Kiosk {
             self.notice = notice;
             self.last_activity = now;
         }
+        if !self.keep_claim(now).await? {
+            return self.end_session(Notice::SessionEnded).await;
+        }
         self.collect_key_answer().await?;
         Ok(self.screen())
+    }
+
+    /// Renews the session's claim on its one-time pass halfway through each
+    /// lease, so that a session longer than the lease keeps its pass; the
+    /// lease only ends the claim of a kiosk that stopped answering. False
+    /// when the claim was lost (the pass was revoked, or the kiosk was
+    /// away longer than the lease).
+    async fn keep_claim(&mut self, now: DateTime<Utc>) -> Result<bool, KioskError> {
+        let Some(session) = self.step.session().filter(|s| s.one_time) else {
+            return Ok(true);
+        };
+        let renewed = match &self.claim_renewed {
+            Some((id, at)) if *id == session.id => *at,
+            _ => session.started_at,
+        };
+        let lease = self.directory.settings().session.claim_lease;
+        if now < renewed + lease / 2 {
+            return Ok(true);
+        }
+        match self.directory.renew_claim(session).await {
+            Ok(()) => {
+                self.claim_renewed = Some((session.id.clone(), now));
+                Ok(true)
+            }
+            Err(DirectoryError::ClaimLost) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn end_session(&mut self, notice: Notice) -> Result<Screen, KioskError> {
