@@ -30,6 +30,7 @@ on_both_backends!(
     the_kiosk_walks_a_person_through_a_new_key,
     a_directory_failure_while_a_key_is_checked_gives_the_pass_back,
     a_directory_failure_during_test_my_key_is_said,
+    a_key_removed_while_it_signs_in_is_refused_and_audited,
     test_my_key_says_whether_a_key_works_without_a_pass,
     it_stages_a_key_for_someone_without_a_pass,
     a_key_that_does_not_verify_its_user_is_refused,
@@ -434,6 +435,28 @@ async fn a_key_is_registered_and_signs_in(t: TestDirectory) {
     let bob = session(&t, "bob@example.com").await;
     assert!(key_count(&t, &bob.user_id).await == 0);
     assert!(audited(&t, "method_added").await);
+}
+
+async fn a_key_removed_while_it_signs_in_is_refused_and_audited(t: TestDirectory) {
+    let (mut k, key) = with_a_key(&t).await;
+    let (challenge, state) =
+        k.rp.start_authentication(std::slice::from_ref(&key.passkey))
+            .unwrap();
+    let answer = k.client.do_authentication(origin(), challenge).unwrap();
+    let result = k.rp.finish_authentication(&answer, state).unwrap();
+    // IT removes the key while the person touches it.
+    let stored = t.directory.security_keys(&k.ada.user_id).await.unwrap();
+    t.directory
+        .remove_method_of(&k.ada.email, &stored[0].method.id)
+        .await
+        .unwrap();
+    let refused = t
+        .directory
+        .record_key_sign_in(&k.ada.user_id, &k.ada.email, &result)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, DirectoryError::Invalid(_)), "{refused}");
+    assert!(audited(&t, "key_refused").await);
 }
 
 async fn a_key_already_registered_is_excluded(t: TestDirectory) {

@@ -324,10 +324,14 @@ impl Directory {
         .bind(user_id)
         .bind(URL_SAFE_NO_PAD.encode(result.cred_id().as_slice()))
         .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| {
-            DirectoryError::Invalid("that key is not registered to this person".into())
-        })?;
+        .await?;
+        let Some(row) = row else {
+            // Removed while it was signing in, or never this person's.
+            drop(tx);
+            let unknown =
+                DirectoryError::Invalid("that key is not registered to this person".into());
+            return Err(self.refuse_key(email, unknown).await);
+        };
         let mut key = self.stored_key(user_id, &row)?;
         let trusted = key.policy_model;
         if let Err(refused) = self.check_model(&mut tx, trusted, key.aaguid).await {
