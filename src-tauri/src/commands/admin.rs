@@ -89,6 +89,8 @@ pub async fn admin_lock(state: State<'_, AppState>) -> Answer<()> {
     if let Ok(mut until) = state.admin_until.lock() {
         *until = None;
     }
+    // A key being staged goes with the session (see `unlocked_staging`).
+    *state.staging.lock().await = None;
     Ok(())
 }
 

@@ -49,6 +49,17 @@ fn status(staging: &Staging) -> StagingStatus {
     }
 }
 
+/// The admin session must still be open; once it is not, a key being
+/// staged is dropped with it, so that its conversation does not hold the
+/// key from the kiosk and its answer cannot be saved after the next unlock.
+async fn unlocked_staging(state: &AppState) -> Answer<()> {
+    let open = unlocked(state);
+    if open.is_err() {
+        *state.staging.lock().await = None;
+    }
+    open
+}
+
 fn none_running() -> UiError {
     UiError::new("staging_not_running")
 }
@@ -56,7 +67,7 @@ fn none_running() -> UiError {
 /// Starts setting up a key for `email`; their keys are excluded.
 #[tauri::command]
 pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answer<StagingStatus> {
-    unlocked(&state)?;
+    unlocked_staging(&state).await?;
     let email = self::email(&email)?;
     let rp = state
         .relying_party
@@ -95,7 +106,7 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
 /// Where the key is; checks its answer once it came.
 #[tauri::command]
 pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingStatus> {
-    unlocked(&state)?;
+    unlocked_staging(&state).await?;
     let mut guard = state.staging.lock().await;
     let staging = guard.as_mut().ok_or_else(none_running)?;
     if let Some(rp) = &state.relying_party
@@ -125,7 +136,7 @@ pub async fn admin_stage_pin(
     pin: String,
     again: Option<String>,
 ) -> Answer<()> {
-    unlocked(&state)?;
+    unlocked_staging(&state).await?;
     let guard = state.staging.lock().await;
     let staging = guard.as_ref().ok_or_else(none_running)?;
     match staging.enrolment.give_pin(&pin, again.as_deref()) {
@@ -142,7 +153,7 @@ pub async fn admin_stage_pin(
 /// Asks the key again after it failed.
 #[tauri::command]
 pub async fn admin_stage_retry(state: State<'_, AppState>) -> Answer<()> {
-    unlocked(&state)?;
+    unlocked_staging(&state).await?;
     let mut guard = state.staging.lock().await;
     let staging = guard.as_mut().ok_or_else(none_running)?;
     match &state.relying_party {
@@ -154,9 +165,13 @@ pub async fn admin_stage_retry(state: State<'_, AppState>) -> Answer<()> {
 /// Registers the checked key to the person under `label`.
 #[tauri::command]
 pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answer<MethodSummary> {
-    unlocked(&state)?;
+    unlocked_staging(&state).await?;
     let mut guard = state.staging.lock().await;
     let staging = guard.as_mut().ok_or_else(none_running)?;
+    // Save pressed twice: the key is already the person's.
+    if let Some(done) = &staging.done {
+        return Ok(done.clone());
+    }
     let key = staging.key.as_ref().ok_or_else(none_running)?;
     let method = state
         .admin_directory
@@ -169,7 +184,7 @@ pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answ
 /// Stops setting up a key (the key's conversation ends with it).
 #[tauri::command]
 pub async fn admin_stage_cancel(state: State<'_, AppState>) -> Answer<()> {
-    unlocked(&state)?;
+    unlocked_staging(&state).await?;
     *state.staging.lock().await = None;
     Ok(())
 }
