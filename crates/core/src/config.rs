@@ -559,7 +559,8 @@ impl Builder {
 
 fn non_empty(text: String) -> Result<String, String> {
     let trimmed = text.trim();
-    if trimmed.is_empty() || trimmed.len() > 200 {
+    // Characters, not bytes: "Société Générale" is 16 long.
+    if trimmed.is_empty() || trimmed.chars().count() > 200 {
         Err("must be between 1 and 200 characters".into())
     } else {
         Ok(trimmed.to_string())
@@ -679,6 +680,23 @@ mod tests {
         assert_eq!(
             config.shown["idle_timeout"],
             ("2m".to_string(), Source::Default)
+        );
+    }
+
+    #[test]
+    fn text_values_are_measured_in_characters() {
+        let organisation = |name: &str| {
+            let (_dir, given) = inputs(Some(&format!("organisation = \"{name}\"\n")), &[]);
+            Config::resolve(&given).map(|c| c.organisation)
+        };
+        let accented = "é".repeat(200);
+        assert_eq!(organisation(&accented).unwrap(), accented);
+        let message = organisation(&format!("{accented}é"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("between 1 and 200 characters"),
+            "{message}"
         );
     }
 
