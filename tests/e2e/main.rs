@@ -515,16 +515,47 @@ async fn register_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
     kiosk.screenshot("key-test").await;
 }
 
-in_english_and_french!(a_directory_failure_at_the_key_test_is_said_on_welcome);
-
-async fn a_directory_failure_at_the_key_test_is_said_on_welcome(language: &'static str) {
-    use sqlx::Executor;
+/// A kiosk where Ada has registered a new key ("Blue key") and is asked for
+/// its PIN again, for the test sign-in.
+async fn at_the_key_test(language: &'static str) -> Kiosk {
     let kiosk = Kiosk::start_with(language, Screen::Small).await;
     let pass = kiosk
         .person_with_pass("ada@example.com", "Ada Lovelace", false)
         .await;
     sign_in(&kiosk, "ada@example.com", &pass).await;
     register_key(&kiosk, "#choose-security-key", "Blue key", true).await;
+    kiosk
+}
+
+in_english_and_french!(a_key_blocked_at_its_test_sign_in_can_be_left_there);
+
+async fn a_key_blocked_at_its_test_sign_in_can_be_left_there(language: &'static str) {
+    let kiosk = at_the_key_test(language).await;
+    // Eight wrong PINs block the software key, as on most keys.
+    for left in (2..=7).rev() {
+        kiosk.enter("key-pin", "999999").await;
+        let said = format!("//p[@id='wrong-pin' and contains(., '{left}')]");
+        kiosk.wait_for(By::XPath(&said)).await;
+    }
+    kiosk.enter("key-pin", "999999").await;
+    // The last try left is said without a number.
+    let said = "//p[@id='wrong-pin' and not(contains(., '2'))]";
+    let last = kiosk.wait_for(By::XPath(said)).await;
+    kiosk.assert_says(&last.text().await.unwrap(), "key.wrong_pin_last");
+    kiosk.enter("key-pin", "999999").await;
+    wait_for_key(&kiosk, "test", "pin_blocked").await;
+    kiosk.screenshot("key-test-blocked").await;
+    // The key is saved: the person can stop here.
+    kiosk.click("#finish").await;
+    kiosk.wait_for_step("welcome").await;
+    kiosk.stop().await;
+}
+
+in_english_and_french!(a_directory_failure_at_the_key_test_is_said_on_welcome);
+
+async fn a_directory_failure_at_the_key_test_is_said_on_welcome(language: &'static str) {
+    use sqlx::Executor;
+    let kiosk = at_the_key_test(language).await;
     // The directory refuses to record the test sign-in.
     let broken =
         "CREATE TRIGGER broken BEFORE UPDATE ON methods BEGIN SELECT RAISE(ABORT, 'broken'); END";

@@ -255,7 +255,12 @@ function keyPhase(step, stage) {
     field({ id: 'key-pin', label: 'key.pin', attributes: { type: 'password', autocomplete: 'off' },
       submit: (value) => send('key_pin', { pin: value }), action: 'action.next' });
   } else if (FAILED_PHASES.includes(phase)) {
-    actions.append(backButton() || el('span'), primary('key.try_again', () => send('retry_key'), { id: 'retry-key' }));
+    // The test sign-in has no Back: the key is saved by then, so the person
+    // may stop here rather than try again.
+    const away = backButton() || (stage === 'test'
+      ? el('button', { type: 'button', class: 'secondary', id: 'finish', onclick: () => send('reset') }, t('action.finish'))
+      : el('span'));
+    actions.append(away, primary('key.try_again', () => send('retry_key'), { id: 'retry-key' }));
   } else {
     status.prepend(el('div', { class: 'key-icon', 'aria-hidden': 'true' }));
     actions.append(backButton() || el('span'), el('span'));
