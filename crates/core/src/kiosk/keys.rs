@@ -264,7 +264,8 @@ impl Kiosk {
             // The step, and the ceremony state in it, went with the error:
             // say so on Welcome (an error alone would be gone at the next
             // tick), and give the pass back now rather than when its claim
-            // runs out.
+            // runs out. Unlike other session ends, the language stays: the
+            // person still in front of the kiosk is the one to read this.
             Err(error) if matches!(self.step, Step::Welcome) => {
                 tracing::error!(%error, "the kiosk flow ended on a directory error");
                 let released = match session {
