@@ -144,8 +144,11 @@ async fn a_committed_session_uses_the_pass_up(t: TestDirectory) {
         kiosk.redeem("ada@example.com", &code).await,
         Err(RedeemError::Used)
     ));
-    // The same session may go on making changes until it ends.
+    // The same session may go on making changes until it ends, and its
+    // kiosk keeping the claim finds nothing left to keep.
     kiosk.commit_session(&session).await.unwrap();
+    t.clock.advance(TimeDelta::seconds(90));
+    kiosk.renew_claim(&session).await.unwrap();
     t.clock.set(session.ends_at);
     assert!(matches!(
         kiosk.commit_session(&session).await,

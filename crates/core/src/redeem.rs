@@ -422,13 +422,18 @@ impl Directory {
         }
     }
 
-    /// Extends a session's claim on its one-time pass by another lease.
+    /// Extends a session's claim on its one-time pass by another lease
+    /// (nothing to do once the session used the pass up).
     pub async fn renew_claim(&self, session: &KioskSession) -> Result<(), DirectoryError> {
         if !session.one_time {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        self.ensure_usable(&mut tx, session).await?;
+        if self.ensure_usable(&mut tx, session).await? {
+            // Used up by this session's first change: no claim is left to
+            // keep, and the session goes on until it ends.
+            return Ok(());
+        }
         let now = self.now();
         let renewed = sqlx::query(
             "UPDATE passes SET claim_until = $1 WHERE id = $2 AND claimed_by = $3 AND claim_until > $4 AND revoked_at IS NULL",
