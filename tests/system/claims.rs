@@ -18,6 +18,7 @@ on_both_backends!(
     a_revoked_pass_cannot_be_committed,
     a_session_cannot_commit_once_its_pass_or_holder_stops_working,
     a_kiosk_session_longer_than_the_lease_keeps_its_pass,
+    a_kiosk_session_goes_on_after_it_used_its_pass,
 );
 
 async fn one_time_pass(t: &TestDirectory) -> String {
@@ -73,9 +74,9 @@ async fn a_dead_session_gives_its_pass_back_after_the_lease(t: TestDirectory) {
     t.directory.commit_session(&session).await.unwrap();
 }
 
-async fn a_kiosk_session_longer_than_the_lease_keeps_its_pass(t: TestDirectory) {
-    let code = one_time_pass(&t).await;
-    // Sessions of up to 30 minutes, on claims of 5.
+/// Ada signed in at a kiosk whose sessions last up to 30 minutes on claims
+/// of 5, with her one-time pass `code`.
+async fn in_a_long_session(t: &TestDirectory, code: &str) -> Kiosk {
     let settings = Settings {
         session: SessionSettings {
             limit: TimeDelta::minutes(30),
@@ -98,13 +99,24 @@ async fn a_kiosk_session_longer_than_the_lease_keeps_its_pass(t: TestDirectory) 
     );
     kiosk.start(Language::En).await.unwrap();
     kiosk.submit_email("ada@example.com").await.unwrap();
-    kiosk.submit_pass(&code).await.unwrap();
-    // Twelve minutes at the kiosk: the claim is renewed as it goes, so no
-    // other kiosk can take the pass meanwhile.
+    kiosk.submit_pass(code).await.unwrap();
+    kiosk
+}
+
+/// Twelve minutes at the kiosk, the clock ticking.
+async fn twelve_minutes(t: &TestDirectory, kiosk: &mut Kiosk) {
     for _ in 0..12 {
         t.clock.advance(TimeDelta::minutes(1));
         kiosk.tick().await.unwrap();
     }
+}
+
+async fn a_kiosk_session_longer_than_the_lease_keeps_its_pass(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let mut kiosk = in_a_long_session(&t, &code).await;
+    // Twelve minutes at the kiosk: the claim is renewed as it goes, so no
+    // other kiosk can take the pass meanwhile.
+    twelve_minutes(&t, &mut kiosk).await;
     assert!(matches!(kiosk.screen().step, StepView::Choose { .. }));
     assert!(matches!(
         t.directory.redeem("ada@example.com", &code).await,
@@ -119,6 +131,18 @@ async fn a_kiosk_session_longer_than_the_lease_keeps_its_pass(t: TestDirectory) 
     let ended = kiosk.tick().await.unwrap();
     assert!(matches!(ended.step, StepView::Welcome { .. }));
     assert_eq!(ended.notice, Some(Notice::SessionEnded));
+}
+
+async fn a_kiosk_session_goes_on_after_it_used_its_pass(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let mut kiosk = in_a_long_session(&t, &code).await;
+    // The authenticator app, confirmed: the first change uses the pass up.
+    let setup = kiosk.add_authenticator().await.unwrap();
+    let secret = crate::kiosk::secret_of(&setup);
+    let code = crate::kiosk::code(&t, &secret);
+    kiosk.confirm_authenticator(&code).await.unwrap();
+    twelve_minutes(&t, &mut kiosk).await;
+    assert_eq!(kiosk.screen().step, StepView::AuthenticatorTest);
 }
 
 async fn a_committed_session_uses_the_pass_up(t: TestDirectory) {

@@ -59,14 +59,14 @@ async fn signed_in(t: &TestDirectory, kiosk: &mut Kiosk, pass: &str) -> Screen {
     screen
 }
 
-fn secret_of(screen: &Screen) -> TotpSecret {
+pub(crate) fn secret_of(screen: &Screen) -> TotpSecret {
     let StepView::AuthenticatorSetup { secret, .. } = &screen.step else {
         panic!("not on setup: {screen:?}")
     };
     TotpSecret::from_base32(secret).unwrap()
 }
 
-fn code(t: &TestDirectory, secret: &TotpSecret) -> String {
+pub(crate) fn code(t: &TestDirectory, secret: &TotpSecret) -> String {
     secret
         .code_at(t.clock.now_plus(TimeDelta::zero()).timestamp())
         .unwrap()
