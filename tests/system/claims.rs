@@ -8,7 +8,7 @@ use tapkiosk_core::directory::{DirectoryError, IssueRequest, Settings};
 use tapkiosk_core::fido::ceremony::KeySource;
 use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, StepView};
 use tapkiosk_core::redeem::RedeemError;
-use tapkiosk_tests::{TestDirectory, on_both_backends};
+use tapkiosk_tests::{Backend, TestDirectory, on_both_backends};
 
 on_both_backends!(
     thirty_two_kiosks_race_for_one_one_time_pass,
@@ -19,6 +19,7 @@ on_both_backends!(
     a_session_cannot_commit_once_its_pass_or_holder_stops_working,
     a_kiosk_session_longer_than_the_lease_keeps_its_pass,
     a_kiosk_session_goes_on_after_it_used_its_pass,
+    a_renewal_that_fails_is_tried_again_shortly,
 );
 
 async fn one_time_pass(t: &TestDirectory) -> String {
@@ -143,6 +144,50 @@ async fn a_kiosk_session_goes_on_after_it_used_its_pass(t: TestDirectory) {
     kiosk.confirm_authenticator(&code).await.unwrap();
     twelve_minutes(&t, &mut kiosk).await;
     assert_eq!(kiosk.screen().step, StepView::AuthenticatorTest);
+}
+
+/// Makes every change to a pass fail in the database itself (`true`), or
+/// stops that (`false`).
+async fn refuse_pass_changes(t: &TestDirectory, refuse: bool) {
+    use sqlx::Executor;
+    let statements: &[&'static str] = match (t.backend, refuse) {
+        (Backend::Sqlite, true) => &[
+            "CREATE TRIGGER broken BEFORE UPDATE ON passes BEGIN SELECT RAISE(ABORT, 'broken'); END",
+        ],
+        (Backend::Sqlite, false) => &["DROP TRIGGER broken"],
+        (Backend::Postgres, true) => &[
+            "CREATE FUNCTION broken() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'broken'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER broken BEFORE UPDATE ON passes FOR EACH ROW EXECUTE FUNCTION broken()",
+        ],
+        (Backend::Postgres, false) => &["DROP TRIGGER broken ON passes"],
+    };
+    let mut conn = t.raw().await;
+    for statement in statements {
+        conn.execute(*statement).await.unwrap();
+    }
+}
+
+async fn a_renewal_that_fails_is_tried_again_shortly(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let mut kiosk = in_a_long_session(&t, &code).await;
+    // Halfway through the lease the directory refuses the renewal: the
+    // session goes on, and the kiosk does not ask again on every tick.
+    refuse_pass_changes(&t, true).await;
+    t.clock.advance(TimeDelta::seconds(150));
+    let screen = kiosk.tick().await.unwrap();
+    assert!(matches!(screen.step, StepView::Choose { .. }));
+    refuse_pass_changes(&t, false).await;
+    t.clock.advance(TimeDelta::seconds(20));
+    kiosk.tick().await.unwrap();
+    // Thirty seconds after the failure it tries again, and keeps the pass
+    // past the first lease's end.
+    t.clock.advance(TimeDelta::seconds(15));
+    kiosk.tick().await.unwrap();
+    t.clock.advance(TimeDelta::seconds(120));
+    assert!(matches!(
+        t.directory.redeem("ada@example.com", &code).await,
+        Err(RedeemError::InUse { .. })
+    ));
 }
 
 async fn a_committed_session_uses_the_pass_up(t: TestDirectory) {

@@ -28,6 +28,8 @@ use thiserror::Error;
 
 /// How long the Done screen stays before the kiosk resets by itself.
 pub const DONE_RESET: TimeDelta = TimeDelta::seconds(15);
+/// How soon a claim renewal that failed is tried again.
+const CLAIM_RETRY: TimeDelta = TimeDelta::seconds(30);
 
 /// A language the kiosk speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -737,7 +739,7 @@ impl Kiosk {
             self.notice = notice;
             self.last_activity = now;
         }
-        if !self.keep_claim(now).await? {
+        if !self.keep_claim(now).await {
             return self.end_session(Notice::SessionEnded).await;
         }
         self.collect_key_answer().await?;
@@ -749,9 +751,9 @@ impl Kiosk {
     /// lease only ends the claim of a kiosk that stopped answering. False
     /// when the claim was lost (the pass was revoked, or the kiosk was
     /// away longer than the lease).
-    async fn keep_claim(&mut self, now: DateTime<Utc>) -> Result<bool, KioskError> {
+    async fn keep_claim(&mut self, now: DateTime<Utc>) -> bool {
         let Some(session) = self.step.session().filter(|s| s.one_time) else {
-            return Ok(true);
+            return true;
         };
         let renewed = match &self.claim_renewed {
             Some((id, at)) if *id == session.id => *at,
@@ -759,15 +761,22 @@ impl Kiosk {
         };
         let lease = self.directory.settings().session.claim_lease;
         if now < renewed + lease / 2 {
-            return Ok(true);
+            return true;
         }
         match self.directory.renew_claim(session).await {
             Ok(()) => {
                 self.claim_renewed = Some((session.id.clone(), now));
-                Ok(true)
+                true
             }
-            Err(DirectoryError::ClaimLost) => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(DirectoryError::ClaimLost) => false,
+            // Half the lease is still left: try again in a while rather
+            // than on every tick, and go on with the session meanwhile.
+            Err(e) => {
+                tracing::warn!(%e, "cannot renew the session's claim; trying again shortly");
+                let retry_at = now + CLAIM_RETRY - lease / 2;
+                self.claim_renewed = Some((session.id.clone(), retry_at));
+                true
+            }
         }
     }
 
