@@ -637,6 +637,29 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
     kiosk.stop().await;
 }
 
+#[tokio::test]
+#[allow(clippy::disallowed_methods)] // the pane polls in real time
+async fn a_staging_left_on_screen_does_not_keep_the_admin_pane_open() {
+    let mut kiosk = kiosk_knowing_ada("en").await;
+    open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    kiosk.click("tbody button").await;
+    kiosk.click("#stage-key").await;
+    kiosk
+        .wait_for(By::Css("body[data-stage-phase='set_pin']"))
+        .await;
+    // Six minutes go by, a minute at a time, while the pane polls the key:
+    // the admin session (five minutes from what IT last did) ends all the
+    // same, and the pane asks for the PIN.
+    for _ in 0..6 {
+        kiosk.advance(TimeDelta::minutes(1));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    kiosk.wait_for(By::Id("unlock")).await;
+    kiosk.stop().await;
+}
+
 in_english_and_french!(it_stages_a_key_that_then_works_at_the_kiosk);
 
 async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {

@@ -27,10 +27,14 @@ async function call(command, args) {
     const result = await invoke(command, args);
     return { ok: true, result };
   } catch (error) {
-    if (error && error.code === 'admin_locked') return showPin(true);
-    say(t(`error.${error && error.code ? error.code : 'unexpected'}`, (error && error.params) || {}), true);
-    return { ok: false };
+    return failed(error);
   }
+}
+
+function failed(error) {
+  if (error && error.code === 'admin_locked') return showPin(true);
+  say(t(`error.${error && error.code ? error.code : 'unexpected'}`, (error && error.params) || {}), true);
+  return { ok: false };
 }
 
 function input(id, label, attributes = {}) {
@@ -218,10 +222,14 @@ async function details(email) {
 // IT staging: set up a security key (and its PIN) for someone. The key's
 // conversation runs in the backend; this polls its phase.
 let stagingTimer = null;
+// The running poll; an answer for an older one (the pane moved on while it
+// was on its way) is dropped.
+let stagingPoll = null;
 
 function stopStaging() {
   clearTimeout(stagingTimer);
   stagingTimer = null;
+  stagingPoll = null;
 }
 
 async function stageKey(email) {
@@ -230,14 +238,22 @@ async function stageKey(email) {
   clear(panel).append(el('h1', {}, t('admin.stage.title', { email })), el('div', { id: 'stage' }));
   focusHeading(panel);
   let shown = '';
-  const poll = async () => {
-    const status = await call('admin_stage_status');
-    if (!status.ok) return stopStaging();
-    const drawn = JSON.stringify([status.result.key, status.result.suggested, status.result.done]);
-    if (drawn !== shown) { shown = drawn; drawStaging(email, status.result); }
-    if (!status.result.done) stagingTimer = setTimeout(poll, 400);
-  };
   stopStaging();
+  const mine = {};
+  stagingPoll = mine;
+  const poll = async () => {
+    let status;
+    try {
+      status = await invoke('admin_stage_status');
+    } catch (error) {
+      if (stagingPoll === mine) { stopStaging(); failed(error); }
+      return;
+    }
+    if (stagingPoll !== mine) return;
+    const drawn = JSON.stringify([status.key, status.suggested, status.done]);
+    if (drawn !== shown) { shown = drawn; drawStaging(email, status); }
+    if (status.done) stopStaging(); else stagingTimer = setTimeout(poll, 400);
+  };
   poll();
 }
 
@@ -284,6 +300,9 @@ async function stageKeyPoll() {
 }
 
 async function showTab(name) {
+  // Leaving a staging that is still running ends it, so that it does not
+  // hold the key from the kiosk.
+  if (stagingPoll) invoke('admin_stage_cancel').catch(() => {});
   stopStaging();
   tabs.hidden = false;
   lockButton.hidden = false;
@@ -303,5 +322,5 @@ for (const name of Object.keys(sections)) {
   tabs.append(el('button', { type: 'button', 'data-tab': name, onclick: () => showTab(name) }, t(`admin.tabs.${name}`)));
 }
 lockButton.textContent = t('admin.lock');
-lockButton.addEventListener('click', async () => { await invoke('admin_lock'); showPin(false); });
+lockButton.addEventListener('click', async () => { stopStaging(); await invoke('admin_lock'); showPin(false); });
 if (status.unlocked) showTab('people'); else showPin(false);

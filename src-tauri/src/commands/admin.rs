@@ -17,6 +17,16 @@ type Answer<T> = Result<T, UiError>;
 
 /// Checks and extends the admin session.
 pub(crate) fn unlocked(state: &AppState) -> Answer<()> {
+    check_session(state, true)
+}
+
+/// Checks the admin session without extending it: for what the pane asks
+/// by itself (polls), which must not keep it open when nobody is there.
+pub(crate) fn still_unlocked(state: &AppState) -> Answer<()> {
+    check_session(state, false)
+}
+
+fn check_session(state: &AppState, extend: bool) -> Answer<()> {
     let now = state.now();
     let mut until = state
         .admin_until
@@ -24,7 +34,9 @@ pub(crate) fn unlocked(state: &AppState) -> Answer<()> {
         .map_err(|_| UiError::new("admin_locked"))?;
     match *until {
         Some(at) if at > now => {
-            *until = Some(now + ADMIN_SESSION);
+            if extend {
+                *until = Some(now + ADMIN_SESSION);
+            }
             Ok(())
         }
         _ => {

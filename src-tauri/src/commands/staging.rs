@@ -2,7 +2,7 @@
 //! (with its PIN) before their first day. One key at a time; the admin
 //! window asks for the status a few times a second while it runs.
 
-use crate::commands::admin::{email, unlocked};
+use crate::commands::admin::{email, still_unlocked, unlocked};
 use crate::{AppState, UiError};
 use serde::Serialize;
 use tapkiosk_core::Email;
@@ -53,7 +53,16 @@ fn status(staging: &Staging) -> StagingStatus {
 /// staged is dropped with it, so that its conversation does not hold the
 /// key from the kiosk and its answer cannot be saved after the next unlock.
 async fn unlocked_staging(state: &AppState) -> Answer<()> {
-    let open = unlocked(state);
+    drop_staging_unless(state, unlocked(state)).await
+}
+
+/// As [`unlocked_staging`], for the pane's status poll, which does not
+/// extend the admin session.
+async fn still_staging(state: &AppState) -> Answer<()> {
+    drop_staging_unless(state, still_unlocked(state)).await
+}
+
+async fn drop_staging_unless(state: &AppState, open: Answer<()>) -> Answer<()> {
     if open.is_err() {
         *state.staging.lock().await = None;
     }
@@ -106,7 +115,7 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
 /// Where the key is; checks its answer once it came.
 #[tauri::command]
 pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingStatus> {
-    unlocked_staging(&state).await?;
+    still_staging(&state).await?;
     let mut guard = state.staging.lock().await;
     let staging = guard.as_mut().ok_or_else(none_running)?;
     if let Some(rp) = &state.relying_party
