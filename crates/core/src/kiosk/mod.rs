@@ -361,9 +361,9 @@ pub struct Kiosk {
     language: Language,
     notice: Option<Notice>,
     last_activity: DateTime<Utc>,
-    /// The session whose claim on its one-time pass was last renewed, and
-    /// when.
-    claim_renewed: Option<(String, DateTime<Utc>)>,
+    /// The session whose claim on its one-time pass was renewed, and when
+    /// to renew it next.
+    next_renewal: Option<(String, DateTime<Utc>)>,
 }
 
 /// The name of the authenticator app method, in the person's language.
@@ -386,7 +386,7 @@ impl Kiosk {
             language,
             notice: None,
             last_activity: now,
-            claim_renewed: None,
+            next_renewal: None,
         }
     }
 
@@ -755,29 +755,26 @@ impl Kiosk {
         let Some(session) = self.step.session().filter(|s| s.one_time) else {
             return true;
         };
-        let renewed = match &self.claim_renewed {
+        let half_lease = self.directory.settings().session.claim_lease / 2;
+        let due = match &self.next_renewal {
             Some((id, at)) if *id == session.id => *at,
-            _ => session.started_at,
+            _ => session.started_at + half_lease,
         };
-        let lease = self.directory.settings().session.claim_lease;
-        if now < renewed + lease / 2 {
+        if now < due {
             return true;
         }
-        match self.directory.renew_claim(session).await {
-            Ok(()) => {
-                self.claim_renewed = Some((session.id.clone(), now));
-                true
-            }
-            Err(DirectoryError::ClaimLost) => false,
+        let next = match self.directory.renew_claim(session).await {
+            Ok(()) => now + half_lease,
+            Err(DirectoryError::ClaimLost) => return false,
             // Half the lease is still left: try again in a while rather
             // than on every tick, and go on with the session meanwhile.
             Err(e) => {
                 tracing::warn!(%e, "cannot renew the session's claim; trying again shortly");
-                let retry_at = now + CLAIM_RETRY - lease / 2;
-                self.claim_renewed = Some((session.id.clone(), retry_at));
-                true
+                now + CLAIM_RETRY
             }
-        }
+        };
+        self.next_renewal = Some((session.id.clone(), next));
+        true
     }
 
     async fn end_session(&mut self, notice: Notice) -> Result<Screen, KioskError> {
