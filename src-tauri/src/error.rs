@@ -74,7 +74,10 @@ impl From<DirectoryError> for UiError {
             }
             E::Rows(rows) => Self::with("rows", serde_json::json!({ "message": rows.to_string() })),
             E::ClaimLost => Self::new("session_ended"),
-            E::KeyNotAllowed { .. } | E::KeyUnproven { .. } => Self::new("key_not_allowed"),
+            E::KeyNotAllowed { .. } => Self::new("key_not_allowed"),
+            // Only IT staging a key meets this one (the kiosk says "not
+            // allowed"): point it at the likely cause.
+            E::KeyUnproven { .. } => Self::new("key_unproven"),
             E::KeyRegistered => Self::new("key_registered"),
             E::KeyCloned => Self::new("key_cloned"),
             E::Database(_) | E::Migrate(_) | E::NotInitialised(_) | E::WrongKey(_) => {
