@@ -531,7 +531,7 @@ in_english_and_french!(a_key_blocked_at_its_test_sign_in_can_be_left_there);
 
 async fn a_key_blocked_at_its_test_sign_in_can_be_left_there(language: &'static str) {
     let kiosk = at_the_key_test(language).await;
-    // Eight wrong PINs block the software key, as on most keys.
+    // Eight wrong PINs in a row block the software key.
     for left in (2..=7).rev() {
         kiosk.enter("key-pin", "999999").await;
         let said = format!("//p[@id='wrong-pin' and contains(., '{left}')]");
@@ -548,6 +548,9 @@ async fn a_key_blocked_at_its_test_sign_in_can_be_left_there(language: &'static 
     // The key is saved: the person can stop here.
     kiosk.click("#finish").await;
     kiosk.wait_for_step("welcome").await;
+    let ada = Email::parse("ada@example.com").unwrap();
+    let (_, keys) = kiosk.directory.keys_of(&ada).await.unwrap().unwrap();
+    assert_eq!(keys.len(), 1);
     kiosk.stop().await;
 }
 

@@ -179,7 +179,7 @@ fn every_notice_and_key_phase_has_words() {
 /// IT stages keys for other people: the staging pane has its own words for
 /// what the kiosk says to a key's owner ("your key", "ask IT").
 #[test]
-fn the_staging_pane_speaks_to_it_not_to_the_owner() {
+fn the_staging_pane_has_its_own_pin_and_phase_words() {
     let phases = variants("crates/core/src/fido/ceremony.rs", "Phase");
     assert_has(&prefixed("admin.stage.phase", phases), "staging phases");
     let pin_words = [

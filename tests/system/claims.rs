@@ -171,7 +171,7 @@ async fn a_renewal_that_fails_is_tried_again_shortly(t: TestDirectory) {
     let code = one_time_pass(&t).await;
     let mut kiosk = in_a_long_session(&t, &code).await;
     // Halfway through the lease the directory refuses the renewal: the
-    // session goes on, and the kiosk does not ask again on every tick.
+    // session goes on.
     refuse_pass_changes(&t, true).await;
     t.clock.advance(TimeDelta::seconds(150));
     let screen = kiosk.tick().await.unwrap();
