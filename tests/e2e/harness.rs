@@ -75,12 +75,12 @@ fn free_port() -> u16 {
 
 /// Waits for a process of ours to listen: there is no clock to move here.
 #[allow(clippy::disallowed_methods)]
-fn wait_for_port(port: u16) {
+fn wait_for_port(port: u16, process: &str) {
     let deadline = Instant::now() + PATIENCE;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "tauri-driver did not listen on {port}"
+            "{process} did not listen on {port}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -207,7 +207,11 @@ impl Kiosk {
             .stderr(std::fs::File::create(folder.path().join("tauri-driver.log")).unwrap())
             .spawn()
             .expect("tauri-driver must be installed (scripts/test installs it)");
-        wait_for_port(port);
+        wait_for_port(port, "tauri-driver");
+        // tauri-driver listens before the WebKitWebDriver it starts does,
+        // and drops a request it cannot pass on: a busy machine lost the
+        // new session that way.
+        wait_for_port(native_port, "WebKitWebDriver");
         let mut capabilities = thirtyfour::Capabilities::new();
         capabilities.set("browserName", "wry").unwrap();
         capabilities
@@ -218,7 +222,10 @@ impl Kiosk {
             .unwrap();
         let driver = WebDriver::new(format!("http://127.0.0.1:{port}"), capabilities)
             .await
-            .unwrap();
+            .unwrap_or_else(|error| {
+                let log = std::fs::read_to_string(folder.path().join("tauri-driver.log"));
+                panic!("no WebDriver session: {error}\ntauri-driver said: {log:?}")
+            });
         let kiosk = Self {
             _turn: turn,
             driver,
