@@ -267,7 +267,8 @@ function drawStaging(email, status) {
     return;
   }
   if (status.suggested !== null) {
-    root.append(form(async () => { if ((await call('admin_stage_name', { label: value('stage-name') })).ok) stageKeyPoll(); },
+    // The running poll draws the result: drawing it here too drew it twice.
+    root.append(form(() => call('admin_stage_name', { label: value('stage-name') }),
       input('stage-name', 'key.name_label', { value: status.suggested || t('methods.kind.fido2') }),
       el('button', { type: 'submit', class: 'primary', id: 'stage-save' }, t('admin.stage.save'))), cancel);
     return;
@@ -291,12 +292,6 @@ function drawStaging(email, status) {
   root.append(cancel);
   const first = root.querySelector('input');
   if (first) first.focus();
-}
-
-// After naming, one more status shows the result.
-async function stageKeyPoll() {
-  const status = await call('admin_stage_status');
-  if (status.ok) drawStaging(status.result.email, status.result);
 }
 
 async function showTab(name) {
