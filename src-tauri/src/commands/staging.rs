@@ -108,7 +108,12 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
         done: None,
     };
     let shown = status(&staging);
-    *state.staging.lock().await = Some(staging);
+    let mut slot = state.staging.lock().await;
+    // Asked again under the lock `admin_lock` takes after closing the
+    // session: a lock while the key was being looked up wins, and the key
+    // is not held for a pane nobody can see.
+    still_unlocked(&state)?;
+    *slot = Some(staging);
     Ok(shown)
 }
 
