@@ -436,7 +436,16 @@ impl Builder {
     }
 
     fn build(mut self) -> Result<Config, ConfigError> {
-        let organisation = self.text("organisation", "tapkiosk")?;
+        let organisation = self.get(
+            "organisation",
+            "tapkiosk".to_string(),
+            |raw| {
+                let name = non_empty(raw.text()?)?;
+                crate::totp::check_issuer(&name).map_err(|e| e.to_string())?;
+                Ok(name)
+            },
+            Clone::clone,
+        )?;
         let directory = self.get(
             "directory",
             Location::Sqlite(default_directory()),
@@ -685,19 +694,31 @@ mod tests {
 
     #[test]
     fn text_values_are_measured_in_characters() {
-        let organisation = |name: &str| {
-            let (_dir, given) = inputs(Some(&format!("organisation = \"{name}\"\n")), &[]);
-            Config::resolve(&given).map(|c| c.organisation)
+        let kiosk_name = |name: &str| {
+            let (_dir, given) = inputs(Some(&format!("kiosk_name = \"{name}\"\n")), &[]);
+            Config::resolve(&given).map(|c| c.kiosk_name)
         };
         let accented = "é".repeat(200);
-        assert_eq!(organisation(&accented).unwrap(), accented);
-        let message = organisation(&format!("{accented}é"))
-            .unwrap_err()
-            .to_string();
+        assert_eq!(kiosk_name(&accented).unwrap(), accented);
+        let message = kiosk_name(&format!("{accented}é")).unwrap_err().to_string();
         assert!(
             message.contains("between 1 and 200 characters"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_organisation_must_fit_in_authenticator_apps() {
+        let organisation = |name: &str| {
+            let (_dir, given) = inputs(Some(&format!("organisation = \"{name}\"\n")), &[]);
+            Config::resolve(&given).map(|c| c.organisation)
+        };
+        let message = organisation("Example: Paris").unwrap_err().to_string();
+        assert!(message.contains("must not contain ':'"), "{message}");
+        let message = organisation(&"é".repeat(200)).unwrap_err().to_string();
+        assert!(message.contains("too long for the QR code"), "{message}");
+        let long = "Société Générale".repeat(6);
+        assert_eq!(organisation(&long).unwrap(), long);
     }
 
     #[test]

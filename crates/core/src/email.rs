@@ -19,7 +19,11 @@ impl Email {
     /// Checks and normalises an address.
     pub fn parse(text: &str) -> Result<Self, EmailError> {
         let trimmed = text.trim();
+        // Quoted local parts (`"a:b"@example.com`) are valid mail but no
+        // work account's: they would carry a colon into the authenticator
+        // app's `Issuer:account` name.
         let valid = trimmed.len() <= 254
+            && !trimmed.starts_with('"')
             && email_address::EmailAddress::parse_with_options(
                 trimmed,
                 email_address::Options::default().without_display_text(),
@@ -81,6 +85,7 @@ mod tests {
             "ada@example",
             "Ada <ada@example.com>",
             "a b@example.com",
+            "\"ada:it\"@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} was accepted");
         }

@@ -141,6 +141,25 @@ impl fmt::Debug for TotpSecret {
     }
 }
 
+/// Checks that `issuer` (the organisation) can name the account in every
+/// authenticator app: no colon, which apps read as the end of the issuer
+/// in `Issuer:account`, and short enough that the QR code still holds it
+/// beside the longest address an email can be. Otherwise the kiosk would
+/// have no QR code to show.
+pub fn check_issuer(issuer: &str) -> Result<(), TotpError> {
+    if issuer.contains(':') {
+        return Err(TotpError(
+            "the organisation must not contain ':', which authenticator apps read as the end of its name".into(),
+        ));
+    }
+    let longest_email = format!("{}@{}.com", "a".repeat(64), "b".repeat(185));
+    let secret = TotpSecret(Zeroizing::new([0; SECRET_BYTES]));
+    let uri = secret.uri(issuer, &longest_email)?;
+    qrcode::QrCode::new(uri.as_bytes())
+        .map(drop)
+        .map_err(|_| TotpError("the organisation is too long for the QR code: shorten it".into()))
+}
+
 /// The QR code of `uri` as an SVG document.
 pub fn qr_svg(uri: &str) -> Result<String, TotpError> {
     let code = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| TotpError(e.to_string()))?;
