@@ -12,6 +12,9 @@ const progress = document.getElementById('progress');
 const countdown = document.getElementById('countdown');
 let current = null;
 let busy = false;
+// The error on screen came from a failed tick: the next good tick takes
+// it away (an error from a command stays until the person acts).
+let tickFailed = false;
 
 // Sends a command and draws its answer; one command at a time.
 async function send(command, args) {
@@ -20,6 +23,7 @@ async function send(command, args) {
   try {
     await show(await invoke(command, args));
   } catch (error) {
+    tickFailed = false;
     showError(error);
   } finally {
     busy = false;
@@ -298,9 +302,12 @@ async function tick() {
         await show(screen);
       } else {
         current = screen;
+        if (tickFailed) drawNotice(screen);
         drawCountdown(screen);
       }
+      tickFailed = false;
     } catch (error) {
+      tickFailed = true;
       showError(error);
     }
   }
