@@ -30,6 +30,7 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_set_pin",
     "admin_unlock",
     "admin_lock",
+    "admin_close",
     "admin_users",
     "admin_user",
     "admin_add_user",

@@ -39,6 +39,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::admin::admin_set_pin,
         commands::admin::admin_unlock,
         commands::admin::admin_lock,
+        commands::admin::admin_close,
         commands::admin::admin_users,
         commands::admin::admin_user,
         commands::admin::admin_add_user,
@@ -112,6 +113,18 @@ pub fn admin_window<R: Runtime, M: Manager<R>>(
     Ok(window)
 }
 
+/// However the admin window goes (Alt+F4, a window manager), the admin
+/// session goes with it: the next person to press the kiosk's control
+/// gets the PIN prompt, not an open pane.
+fn lock_when_admin_closes<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent) {
+    if window.label() == "admin" && matches!(event, tauri::WindowEvent::Destroyed) {
+        let app = window.app_handle().clone();
+        tauri::async_runtime::spawn(async move {
+            commands::admin::lock(&app.state::<AppState>()).await;
+        });
+    }
+}
+
 /// Only the app's own pages: no link, form or script can take a kiosk to
 /// the web.
 fn stays_in_app(url: &tauri::Url) -> bool {
@@ -179,6 +192,7 @@ pub fn main() -> std::process::ExitCode {
             }
         }))
         .manage(state)
+        .on_window_event(lock_when_admin_closes)
         .setup(move |app| {
             kiosk_window(app, dev)?;
             Ok(())

@@ -352,9 +352,10 @@ async fn open_admin(kiosk: &Kiosk) -> thirtyfour::WindowHandle {
 
 /// Sets the first admin PIN (typed twice), not yet submitted.
 async fn type_first_admin_pin(kiosk: &Kiosk) {
-    kiosk.enter("pin-again", "246813").await;
-    let pin = kiosk.wait_for(By::Id("pin")).await;
-    pin.send_keys("246813").await.unwrap();
+    for id in ["pin", "pin-again"] {
+        let field = kiosk.wait_for(By::Id(id)).await;
+        field.send_keys("246813").await.unwrap();
+    }
 }
 
 /// Issues a pass from the (unlocked) admin pane; returns its value.
@@ -661,6 +662,56 @@ async fn a_staging_left_on_screen_does_not_keep_the_admin_pane_open() {
     }
     kiosk.wait_for(By::Id("unlock")).await;
     kiosk.stop().await;
+}
+
+#[tokio::test]
+async fn a_pane_left_alone_hides_the_pass_it_issued_when_its_session_ends() {
+    let mut kiosk = kiosk_knowing_ada("en").await;
+    open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    issue_in_admin_pane(&kiosk, "ada@example.com").await;
+    // IT walks away from the welcome letter; six minutes later (the admin
+    // session lasts five from what IT last did) the pass is off the screen
+    // and the pane asks for the PIN, though nobody touched it.
+    kiosk.advance(TimeDelta::minutes(6));
+    kiosk.wait_for(By::Id("unlock")).await;
+    let letters = kiosk.driver.find_all(By::Id("issued-pass")).await.unwrap();
+    assert!(letters.is_empty(), "the pass is still on screen");
+    kiosk.stop().await;
+}
+
+#[tokio::test]
+async fn closing_the_admin_pane_locks_it() {
+    let kiosk = kiosk_knowing_ada("en").await;
+    let kiosk_window = open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    // The People tab, drawn once the pane is unlocked.
+    kiosk.wait_for(By::Id("new-email")).await;
+    kiosk.click("#close").await;
+    kiosk.driver.switch_to_window(kiosk_window).await.unwrap();
+    wait_for_windows(&kiosk, 1).await;
+    // The next person to press the control gets the PIN prompt, not the
+    // pane IT left a moment ago.
+    open_admin(&kiosk).await;
+    let heading = kiosk.wait_for(By::Css("h1")).await;
+    assert_eq!(
+        heading.text().await.unwrap(),
+        kiosk.words("admin.pin_title")
+    );
+    kiosk.stop().await;
+}
+
+/// Waits until the app has `count` windows.
+async fn wait_for_windows(kiosk: &Kiosk, count: usize) {
+    let deadline = std::time::Instant::now() + harness::PATIENCE;
+    while kiosk.driver.windows().await.unwrap().len() != count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app never had {count} windows"
+        );
+    }
 }
 
 in_english_and_french!(it_stages_a_key_that_then_works_at_the_kiosk);

@@ -9,6 +9,9 @@ const panel = document.getElementById('panel');
 const notice = document.getElementById('notice');
 const tabs = document.getElementById('tabs');
 const lockButton = document.getElementById('lock');
+const closeButton = document.getElementById('close');
+// Whether the PIN prompt is what the pane shows.
+let pinShown = false;
 let organisation = '';
 // Passes in user details come in Microsoft Graph's shape.
 const GRAPH_STATES = {
@@ -54,6 +57,7 @@ function form(onsubmit, ...children) {
 }
 
 async function showPin(expired) {
+  pinShown = true;
   tabs.hidden = true;
   lockButton.hidden = true;
   clear(panel);
@@ -92,8 +96,9 @@ const sections = {
       el('h2', {}, t('admin.people.add')),
       form(async () => {
         const groups = value('new-groups').split(';').map((g) => g.trim()).filter(Boolean);
-        const done = await call('admin_add_user', { email: value('new-email'), name: value('new-name') || null, groups });
-        if (done.ok) { await showTab('people'); say(t('admin.people.added', { email: value('new-email') || '' })); }
+        const email = value('new-email');
+        const done = await call('admin_add_user', { email, name: value('new-name') || null, groups });
+        if (done.ok) { await showTab('people'); say(t('admin.people.added', { email })); }
       }, input('new-email', 'admin.people.email', { type: 'email' }), input('new-name', 'admin.people.name'), input('new-groups', 'admin.people.groups'),
       el('button', { type: 'submit', class: 'primary', id: 'add-user' }, t('admin.people.add'))),
       el('h2', {}, t('admin.people.import')),
@@ -299,6 +304,7 @@ async function showTab(name) {
   // hold the key from the kiosk.
   if (stagingPoll) invoke('admin_stage_cancel').catch(() => {});
   stopStaging();
+  pinShown = false;
   tabs.hidden = false;
   lockButton.hidden = false;
   for (const button of tabs.querySelectorAll('button')) button.setAttribute('aria-current', button.dataset.tab === name ? 'page' : 'false');
@@ -318,4 +324,14 @@ for (const name of Object.keys(sections)) {
 }
 lockButton.textContent = t('admin.lock');
 lockButton.addEventListener('click', async () => { stopStaging(); await invoke('admin_lock'); showPin(false); });
+closeButton.textContent = t('admin.close');
+closeButton.addEventListener('click', () => { stopStaging(); call('admin_close'); });
+// When the admin session runs out, whatever the pane shows (a welcome
+// letter with its pass, a person's methods) goes at once, not at the next
+// click. Asking does not extend the session.
+setInterval(async () => {
+  if (pinShown) return;
+  const now = await invoke('admin_status').catch(() => null);
+  if (now && !now.unlocked && !pinShown) { stopStaging(); showPin(true); }
+}, 3000);
 if (status.unlocked) showTab('people'); else showPin(false);

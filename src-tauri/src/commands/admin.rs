@@ -11,7 +11,7 @@ use tapkiosk_core::pass::GraphPass;
 use tapkiosk_core::policy::{Lifetime, Policy};
 use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
 use tapkiosk_core::{Email, import};
-use tauri::State;
+use tauri::{Runtime, State, WebviewWindow};
 
 type Answer<T> = Result<T, UiError>;
 
@@ -98,12 +98,31 @@ pub async fn admin_unlock(state: State<'_, AppState>, pin: String) -> Answer<()>
 
 #[tauri::command]
 pub async fn admin_lock(state: State<'_, AppState>) -> Answer<()> {
+    lock(&state).await;
+    Ok(())
+}
+
+/// Locks the pane and closes its window, so that IT leaves the kiosk as
+/// they found it.
+#[tauri::command]
+pub async fn admin_close<R: Runtime>(
+    window: WebviewWindow<R>,
+    state: State<'_, AppState>,
+) -> Answer<()> {
+    lock(&state).await;
+    window.destroy().map_err(|e| {
+        tracing::error!(%e, "cannot close the admin window");
+        UiError::new("admin_close")
+    })
+}
+
+/// Ends the admin session. A key being staged goes with it (see
+/// `unlocked_staging`).
+pub async fn lock(state: &AppState) {
     if let Ok(mut until) = state.admin_until.lock() {
         *until = None;
     }
-    // A key being staged goes with the session (see `unlocked_staging`).
     *state.staging.lock().await = None;
-    Ok(())
 }
 
 #[tauri::command]
