@@ -192,7 +192,8 @@ pub struct PassRequest {
 
 /// A new pass with what the welcome letter prints. The value is in no
 /// other answer.
-#[derive(Debug, Serialize)]
+/// No `Debug`: it carries the pass in clear.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Letter {
     organisation: String,

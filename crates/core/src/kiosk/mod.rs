@@ -128,6 +128,26 @@ pub struct Screen {
     pub now: DateTime<Utc>,
 }
 
+/// A secret the screen must show (the authenticator app's secret and its
+/// QR code): serialised as it is, but never printed by `Debug`, so that a
+/// screen in a log line or a test failure does not carry it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Shown(String);
+
+impl Shown {
+    /// The secret, to draw.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<shown on screen only>")
+    }
+}
+
 /// A step as the UI sees it: no secrets but the ones it must show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -163,9 +183,9 @@ pub enum StepView {
     /// Scan the QR code, then type the code the app shows.
     AuthenticatorSetup {
         /// The QR code of the `otpauth://` URI, as SVG.
-        qr_svg: String,
+        qr_svg: Shown,
         /// The secret in groups, for typing by hand.
-        secret: String,
+        secret: Shown,
         /// The issuer shown in the app.
         issuer: String,
         /// The account shown in the app.
@@ -443,8 +463,8 @@ impl Kiosk {
                 secret,
                 qr_svg,
             } => StepView::AuthenticatorSetup {
-                qr_svg: qr_svg.clone(),
-                secret: secret.grouped().to_string(),
+                qr_svg: Shown(qr_svg.clone()),
+                secret: Shown(secret.grouped().to_string()),
                 issuer: self.settings.organisation.clone(),
                 account: session.email.to_string(),
             },
@@ -484,6 +504,21 @@ impl Kiosk {
     async fn choose(&self, session: KioskSession) -> Result<Step, KioskError> {
         let methods = self.directory.methods(&session.user_id).await?;
         Ok(Step::Choose { session, methods })
+    }
+
+    /// Choose for a session just opened. If it cannot be shown, the
+    /// session is given up at once, so that its one-time pass can be typed
+    /// again rather than being held for the claim's lease.
+    async fn choose_or_release(&self, session: KioskSession) -> Result<Step, KioskError> {
+        match self.choose(session.clone()).await {
+            Err(e) => {
+                if let Err(release) = self.directory.release_session(&session).await {
+                    tracing::warn!(%release, "cannot give the pass back");
+                }
+                Err(e)
+            }
+            chosen => chosen,
+        }
     }
 
     /// When the kiosk resets by itself: after the idle timeout, or shortly
@@ -566,7 +601,7 @@ impl Kiosk {
         let email = email.clone();
         self.touch();
         match self.directory.redeem(email.as_str(), typed).await {
-            Ok(session) => self.step = self.choose(session).await?,
+            Ok(session) => self.step = self.choose_or_release(session).await?,
             Err(RedeemError::Directory(e)) => return Err(e.into()),
             Err(refused) => self.notice = Some(notice_for(refused)),
         }
