@@ -38,3 +38,15 @@ pub async fn audit_kinds(t: &TestDirectory) -> Vec<String> {
         .map(|r| r.kind)
         .collect()
 }
+
+/// Takes the methods table away (`true`) or puts it back (`false`), as a
+/// lost server or a broken upgrade would.
+pub async fn hide_methods(t: &TestDirectory, hidden: bool) {
+    use sqlx::Executor;
+    let statement = if hidden {
+        "ALTER TABLE methods RENAME TO methods_away"
+    } else {
+        "ALTER TABLE methods_away RENAME TO methods"
+    };
+    t.raw().await.execute(statement).await.unwrap();
+}

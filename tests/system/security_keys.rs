@@ -797,18 +797,6 @@ async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
     assert!(again.is_err(), "a used one-time pass opens nothing");
 }
 
-/// Takes the methods table away (`true`) or puts it back (`false`), as a
-/// lost server or a broken upgrade would.
-async fn hide_methods(t: &TestDirectory, hidden: bool) {
-    use sqlx::Executor;
-    let statement = if hidden {
-        "ALTER TABLE methods RENAME TO methods_away"
-    } else {
-        "ALTER TABLE methods_away RENAME TO methods"
-    };
-    t.raw().await.execute(statement).await.unwrap();
-}
-
 async fn a_directory_failure_while_a_key_is_checked_gives_the_pass_back(t: TestDirectory) {
     // A key that cannot prove its model, so that its answer is refused and
     // the kiosk must read the person's methods again to go back to Choose.
@@ -829,7 +817,7 @@ async fn a_directory_failure_while_a_key_is_checked_gives_the_pass_back(t: TestD
     kiosk.submit_pass(&pass.code.grouped()).await.unwrap();
     kiosk.add_security_key().await.unwrap();
     answer_with_the_directory_broken(&t, &mut kiosk).await;
-    hide_methods(&t, false).await;
+    crate::hide_methods(&t, false).await;
     // The one-time pass was not used, and no claim holds it any more.
     let again = t
         .directory
@@ -852,7 +840,7 @@ async fn a_directory_failure_during_test_my_key_is_said(t: TestDirectory) {
 async fn answer_with_the_directory_broken(t: &TestDirectory, kiosk: &mut Kiosk) {
     let enter_pin = |s: &StepView| matches!(key_phase(s), Some(Phase::EnterPin { .. }));
     wait_until(kiosk, enter_pin).await;
-    hide_methods(t, true).await;
+    crate::hide_methods(t, true).await;
     kiosk.key_pin(PIN, None).await.unwrap();
     let welcome = wait_until(kiosk, |s| matches!(s, StepView::Welcome { .. })).await;
     assert_eq!(welcome.notice, Some(Notice::SessionFailed));
