@@ -20,6 +20,7 @@ on_both_backends!(
     a_kiosk_session_longer_than_the_lease_keeps_its_pass,
     a_kiosk_session_goes_on_after_it_used_its_pass,
     a_renewal_that_fails_is_tried_again_shortly,
+    revoking_a_used_pass_ends_the_session_it_opened,
 );
 
 async fn one_time_pass(t: &TestDirectory) -> String {
@@ -144,6 +145,34 @@ async fn a_kiosk_session_goes_on_after_it_used_its_pass(t: TestDirectory) {
     kiosk.confirm_authenticator(&code).await.unwrap();
     twelve_minutes(&t, &mut kiosk).await;
     assert_eq!(kiosk.screen().step, StepView::AuthenticatorTest);
+}
+
+async fn revoking_a_used_pass_ends_the_session_it_opened(t: TestDirectory) {
+    let code = one_time_pass(&t).await;
+    let mut kiosk = in_a_long_session(&t, &code).await;
+    let setup = kiosk.add_authenticator().await.unwrap();
+    let secret = crate::kiosk::secret_of(&setup);
+    let code = crate::kiosk::code(&t, &secret);
+    kiosk.confirm_authenticator(&code).await.unwrap();
+    // The pass is used up, but its session goes on: IT learns that the
+    // wrong person typed it, and revokes it.
+    let ada = Email::parse("ada@example.com").unwrap();
+    t.directory.revoke_pass(&ada).await.unwrap();
+    assert!(
+        t.directory.revoke_pass(&ada).await.is_err(),
+        "revoked twice"
+    );
+    // The session ends at its next claim renewal (half a lease).
+    for _ in 0..3 {
+        t.clock.advance(TimeDelta::minutes(1));
+        kiosk.tick().await.unwrap();
+    }
+    let screen = kiosk.screen();
+    assert!(
+        matches!(screen.step, StepView::Welcome { .. }),
+        "{screen:?}"
+    );
+    assert_eq!(screen.notice, Some(Notice::SessionEnded));
 }
 
 /// Makes every change to a pass fail in the database itself (`true`), or

@@ -190,9 +190,45 @@ impl Directory {
         let revoked = self
             .end_live_passes(&mut tx, &user, &policy, true, "pass_revoked")
             .await?;
-        let id = revoked.ok_or_else(|| DirectoryError::NoLivePass(email.clone()))?;
+        let cut_short = self.end_sessions_of_used_passes(&mut tx, &user).await?;
+        let id = revoked
+            .or(cut_short)
+            .ok_or_else(|| DirectoryError::NoLivePass(email.clone()))?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// A one-time pass already used may still hold a kiosk session open,
+    /// until the pass itself ends: if the wrong person typed it, IT must be
+    /// able to stop them. Revoked, the pass ends that session at its next
+    /// change or claim renewal.
+    async fn end_sessions_of_used_passes(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+    ) -> Result<Option<String>, DirectoryError> {
+        let now = self.now().timestamp();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM passes WHERE user_id = $1 AND revoked_at IS NULL \
+             AND used_at IS NOT NULL AND start_at + lifetime_minutes * 60 > $2",
+        )
+        .bind(&user.id)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("UPDATE passes SET revoked_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            let event = Event::new("pass_revoked")
+                .user(&user.email)
+                .pass(id)
+                .with("in_use", true);
+            self.audit(tx, event).await?;
+        }
+        Ok(ids.into_iter().last())
     }
 
     /// The person's passes, newest first, with their states.
