@@ -135,14 +135,18 @@ async fn a_kiosk_session_longer_than_the_lease_keeps_its_pass(t: TestDirectory) 
     assert_eq!(ended.notice, Some(Notice::SessionEnded));
 }
 
+/// Registers an authenticator app: the first change uses the pass up.
+async fn use_the_pass(t: &TestDirectory, kiosk: &mut Kiosk) {
+    let setup = kiosk.add_authenticator().await.unwrap();
+    let secret = crate::kiosk::secret_of(&setup);
+    let code = crate::kiosk::code(t, &secret);
+    kiosk.confirm_authenticator(&code).await.unwrap();
+}
+
 async fn a_kiosk_session_goes_on_after_it_used_its_pass(t: TestDirectory) {
     let code = one_time_pass(&t).await;
     let mut kiosk = in_a_long_session(&t, &code).await;
-    // The authenticator app, confirmed: the first change uses the pass up.
-    let setup = kiosk.add_authenticator().await.unwrap();
-    let secret = crate::kiosk::secret_of(&setup);
-    let code = crate::kiosk::code(&t, &secret);
-    kiosk.confirm_authenticator(&code).await.unwrap();
+    use_the_pass(&t, &mut kiosk).await;
     twelve_minutes(&t, &mut kiosk).await;
     assert_eq!(kiosk.screen().step, StepView::AuthenticatorTest);
 }
@@ -150,10 +154,7 @@ async fn a_kiosk_session_goes_on_after_it_used_its_pass(t: TestDirectory) {
 async fn revoking_a_used_pass_ends_the_session_it_opened(t: TestDirectory) {
     let code = one_time_pass(&t).await;
     let mut kiosk = in_a_long_session(&t, &code).await;
-    let setup = kiosk.add_authenticator().await.unwrap();
-    let secret = crate::kiosk::secret_of(&setup);
-    let code = crate::kiosk::code(&t, &secret);
-    kiosk.confirm_authenticator(&code).await.unwrap();
+    use_the_pass(&t, &mut kiosk).await;
     // The pass is used up, but its session goes on: IT learns that the
     // wrong person typed it, and revokes it.
     let ada = Email::parse("ada@example.com").unwrap();
