@@ -734,6 +734,11 @@ async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {
     kiosk.enter("stage-pin", KEY_PIN).await;
     kiosk.wait_for(By::Css(stage("name"))).await;
     kiosk.screenshot("admin-stage-name").await;
+    // An empty name is said to be one, in the pane's language.
+    kiosk.enter("stage-name", "").await;
+    let said = kiosk.wait_for(By::Css("#notice.error")).await;
+    let rule = kiosk.words("error.key_name_rules").replace("{max}", "64");
+    assert_eq!(said.text().await.unwrap(), rule);
     kiosk.enter("stage-name", "Ada's key").await;
     kiosk.wait_for(By::Id("stage-done")).await;
     kiosk.screenshot("admin-stage-done").await;

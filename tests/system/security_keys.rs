@@ -773,6 +773,10 @@ async fn the_kiosk_walks_a_person_through_a_new_key(t: TestDirectory) {
             suggested: "Software key (test)".into()
         }
     );
+    // A name left empty is a name to fix, not a key that failed.
+    let unnamed = kiosk.name_key("  ").await.unwrap();
+    assert_eq!(unnamed.notice, Some(Notice::KeyNameRules { max: 64 }));
+    assert!(matches!(unnamed.step, StepView::KeyName { .. }));
     kiosk.name_key("Ada's key").await.unwrap();
 
     // The test sign-in asks for the PIN again, then Done lists the key.

@@ -7,6 +7,7 @@ use crate::{AppState, UiError};
 use serde::Serialize;
 use tapkiosk_core::Email;
 use tapkiosk_core::directory::DirectoryError;
+use tapkiosk_core::directory::methods::{MAX_LABEL_CHARS, check_label};
 use tapkiosk_core::fido::ceremony::{Phase, PinProblem};
 use tapkiosk_core::fido::enrolment::Enrolment;
 use tapkiosk_core::fido::{NewKey, Uuid, model_name};
@@ -187,6 +188,10 @@ pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answ
         return Ok(done.clone());
     }
     let key = staging.key.as_ref().ok_or_else(none_running)?;
+    if check_label(&label).is_err() {
+        let max = serde_json::json!({ "max": MAX_LABEL_CHARS });
+        return Err(UiError::with("key_name_rules", max));
+    }
     let method = state
         .admin_directory
         .add_security_key_for((&staging.user_id, &staging.email), &label, key)

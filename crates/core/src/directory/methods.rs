@@ -204,7 +204,9 @@ async fn delete_method(
     Ok(())
 }
 
-pub(super) fn check_label(label: &str) -> Result<String, DirectoryError> {
+/// Checks a method's name: 1 to [`MAX_LABEL_CHARS`] characters, no
+/// control characters. Returns it trimmed.
+pub fn check_label(label: &str) -> Result<String, DirectoryError> {
     let label = label.trim();
     if label.is_empty()
         || label.chars().count() > MAX_LABEL_CHARS

@@ -6,6 +6,7 @@
 
 use super::{Kiosk, KioskError, Language, Notice, Screen, Step, name_of};
 use crate::directory::DirectoryError;
+use crate::directory::methods::{MAX_LABEL_CHARS, check_label};
 use crate::email::Email;
 use crate::fido::ceremony::{Ceremony, Phase, PinProblem};
 use crate::fido::{KeyError, NewKey, RelyingParty, Uuid};
@@ -186,6 +187,13 @@ impl Kiosk {
         };
         let (session, key) = (session.clone(), key.clone());
         self.touch();
+        // Said as what it is: a name to fix, not a key that failed.
+        if check_label(label).is_err() {
+            self.notice = Some(Notice::KeyNameRules {
+                max: MAX_LABEL_CHARS,
+            });
+            return Ok(self.screen());
+        }
         let added = self.directory.add_security_key(&session, label, &key).await;
         match added {
             Ok(_) => self.start_key_test(session, &key).await,

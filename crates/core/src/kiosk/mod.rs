@@ -98,6 +98,11 @@ pub enum Notice {
     },
     /// The key's answer was refused (details in the log).
     KeyRefused,
+    /// The name given to a key breaks the rules (1 to `max` characters).
+    KeyNameRules {
+        /// The longest name.
+        max: usize,
+    },
     /// The policy does not allow this model of key.
     KeyNotAllowed,
     /// This key is registered already.
