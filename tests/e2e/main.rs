@@ -682,6 +682,30 @@ async fn a_pane_left_alone_hides_the_pass_it_issued_when_its_session_ends() {
 }
 
 #[tokio::test]
+async fn a_double_click_on_issue_issues_one_pass() {
+    let kiosk = kiosk_knowing_ada("en").await;
+    open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    kiosk.click("button[data-tab='issue']").await;
+    let email = kiosk.wait_for(By::Id("issue-email")).await;
+    email.send_keys("ada@example.com").await.unwrap();
+    kiosk.click("#issue-replace").await;
+    // Two submits before the first answer: with Replace ticked, a second
+    // pass would revoke the one on the letter.
+    let twice = "const f = document.querySelector('form'); f.requestSubmit(); f.requestSubmit();";
+    kiosk.driver.execute(twice, vec![]).await.unwrap();
+    let shown = kiosk.wait_for(By::Id("issued-pass")).await;
+    let shown = shown.text().await.unwrap();
+    let ada = Email::parse("ada@example.com").unwrap();
+    let passes = kiosk.directory.passes(&ada).await.unwrap();
+    assert_eq!(passes.len(), 1, "one pass, not two");
+    let works = kiosk.directory.redeem("ada@example.com", &shown).await;
+    assert!(works.is_ok(), "the pass on the letter works: {works:?}");
+    kiosk.stop().await;
+}
+
+#[tokio::test]
 async fn closing_the_admin_pane_locks_it() {
     let kiosk = kiosk_knowing_ada("en").await;
     let kiosk_window = open_admin(&kiosk).await;

@@ -52,16 +52,35 @@ function value(id) {
   return document.getElementById(id).value.trim();
 }
 
+// A form sends once at a time: a double click on Issue (with Replace
+// ticked) would otherwise revoke the pass it had just issued.
 function form(onsubmit, ...children) {
-  return el('form', { class: 'admin-form', novalidate: true, onsubmit: (event) => { event.preventDefault(); onsubmit(); } }, ...children);
+  const node = el('form', { class: 'admin-form', novalidate: true }, ...children);
+  node.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (node.dataset.busy) return;
+    node.dataset.busy = 'true';
+    try { await onsubmit(); } finally { delete node.dataset.busy; }
+  });
+  return node;
+}
+
+// Each screen of the pane is a view. An answer that arrives after IT moved
+// on to another view is dropped, not drawn over it.
+let view = 0;
+function moveOn() {
+  view += 1;
+  return view;
 }
 
 async function showPin(expired) {
+  const mine = moveOn();
   pinShown = true;
   tabs.hidden = true;
   lockButton.hidden = true;
   clear(panel);
   const status = await invoke('admin_status');
+  if (mine !== view) return { ok: false };
   const first = !status.pin_set;
   panel.append(el('h1', {}, t(first ? 'admin.set_pin_title' : 'admin.pin_title')),
     first ? el('p', {}, t('admin.set_pin_lead')) : null,
@@ -81,9 +100,9 @@ async function showPin(expired) {
 }
 
 const sections = {
-  async people() {
+  async people(mine) {
     const users = await call('admin_users');
-    if (!users.ok) return;
+    if (!users.ok || mine !== view) return;
     panel.append(el('h1', {}, t('admin.tabs.people')),
       users.result.length ? el('table', { class: 'admin-table' },
         el('thead', {}, el('tr', {}, ['email', 'name', 'pass', 'methods', ''].map((k) => el('th', { scope: 'col' }, k ? t(`admin.people.${k}`) : '')))),
@@ -117,9 +136,9 @@ const sections = {
         el('button', { type: 'submit', class: 'primary', id: 'issue' }, t('admin.issue.issue'))),
       el('div', { id: 'letter' }));
   },
-  async policy() {
+  async policy(mine) {
     const policy = await call('admin_policy');
-    if (!policy.ok) return;
+    if (!policy.ok || mine !== view) return;
     const p = policy.result;
     const minutes = (m) => (m % 1440 === 0 ? `${m / 1440}d` : m % 60 === 0 ? `${m / 60}h` : `${m}m`);
     panel.append(el('h1', {}, t('admin.tabs.policy')),
@@ -160,9 +179,10 @@ const sections = {
 };
 
 async function loadAudit() {
+  const shown = document.getElementById('audit');
   const records = await call('admin_audit', { user: value('audit-user') || null, since: value('audit-since') || null });
-  if (!records.ok) return;
-  clear(document.getElementById('audit')).append(el('table', { class: 'admin-table' },
+  if (!records.ok || !shown.isConnected) return;
+  clear(shown).append(el('table', { class: 'admin-table' },
     el('thead', {}, el('tr', {}, ['when', 'what', 'who', 'detail'].map((k) => el('th', { scope: 'col' }, t(`admin.audit.${k}`))))),
     el('tbody', {}, records.result.slice().reverse().map((r) => el('tr', {},
       el('td', {}, format(r.at)), el('td', {}, t(`admin.audit.kind.${r.kind}`)), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail)))))));
@@ -199,8 +219,9 @@ async function issuePass() {
 }
 
 async function details(email) {
+  const mine = moveOn();
   const user = await call('admin_user', { email });
-  if (!user.ok) return;
+  if (!user.ok || mine !== view) return;
   clear(panel);
   const u = user.result;
   panel.append(el('h1', {}, u.summary.display_name ? `${u.summary.display_name} — ${u.summary.email}` : u.summary.email),
@@ -238,8 +259,10 @@ function stopStaging() {
 }
 
 async function stageKey(email) {
+  const here = moveOn();
   const started = await call('admin_stage_key', { email });
   if (!started.ok) return;
+  if (here !== view) { invoke('admin_stage_cancel').catch(() => {}); return; }
   clear(panel).append(el('h1', {}, t('admin.stage.title', { email })), el('div', { id: 'stage' }));
   focusHeading(panel);
   let shown = '';
@@ -309,8 +332,9 @@ async function showTab(name) {
   lockButton.hidden = false;
   for (const button of tabs.querySelectorAll('button')) button.setAttribute('aria-current', button.dataset.tab === name ? 'page' : 'false');
   clear(panel);
-  await sections[name]();
-  focusHeading(panel);
+  const mine = moveOn();
+  await sections[name](mine);
+  if (mine === view) focusHeading(panel);
 }
 
 document.addEventListener('contextmenu', (event) => event.preventDefault());
