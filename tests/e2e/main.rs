@@ -706,6 +706,46 @@ async fn a_double_click_on_issue_issues_one_pass() {
 }
 
 #[tokio::test]
+async fn a_policy_changed_elsewhere_is_not_undone_by_the_pane() {
+    use tapkiosk_core::policy::{Lifetime, OneTime};
+    let kiosk = kiosk_knowing_ada("en").await;
+    open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    kiosk.click("button[data-tab='policy']").await;
+    kiosk.wait_for(By::Id("policy-default")).await;
+    // While the tab is open, another administrator requires one-time
+    // passes (with tapctl, say).
+    let one_time = |p: &mut tapkiosk_core::policy::Policy| {
+        p.one_time = OneTime::Required;
+        Ok(())
+    };
+    kiosk.directory.update_policy(one_time).await.unwrap();
+    kiosk.enter("policy-default", "2h").await;
+    let said = kiosk.wait_for(By::Css("#notice.error")).await;
+    assert_eq!(
+        said.text().await.unwrap(),
+        kiosk.words("error.policy_moved")
+    );
+    let policy = kiosk.directory.policy().await.unwrap();
+    assert_eq!(policy.one_time, OneTime::Required, "not undone");
+    assert_eq!(policy.default_lifetime, Lifetime::from_minutes(60).unwrap());
+    // The pane now shows the policy as it is: saving again keeps both.
+    kiosk.enter("policy-default", "2h").await;
+    let saved = kiosk.words("admin.policy.saved");
+    kiosk
+        .wait_for(By::XPath(format!("//*[@id='notice' and text()='{saved}']")))
+        .await;
+    let policy = kiosk.directory.policy().await.unwrap();
+    assert_eq!(policy.one_time, OneTime::Required);
+    assert_eq!(
+        policy.default_lifetime,
+        Lifetime::from_minutes(120).unwrap()
+    );
+    kiosk.stop().await;
+}
+
+#[tokio::test]
 async fn closing_the_admin_pane_locks_it() {
     let kiosk = kiosk_knowing_ada("en").await;
     let kiosk_window = open_admin(&kiosk).await;

@@ -36,8 +36,9 @@ async function call(command, args) {
 
 function failed(error) {
   if (error && error.code === 'admin_locked') return showPin(true);
-  say(t(`error.${error && error.code ? error.code : 'unexpected'}`, (error && error.params) || {}), true);
-  return { ok: false };
+  const code = error && error.code ? error.code : 'unexpected';
+  say(t(`error.${code}`, (error && error.params) || {}), true);
+  return { ok: false, code };
 }
 
 function input(id, label, attributes = {}) {
@@ -140,6 +141,9 @@ const sections = {
     const policy = await call('admin_policy');
     if (!policy.ok || mine !== view) return;
     const p = policy.result;
+    // What this pane last read or saved: a save from elsewhere since then
+    // is not undone.
+    let read = p;
     const minutes = (m) => (m % 1440 === 0 ? `${m / 1440}d` : m % 60 === 0 ? `${m / 60}h` : `${m}m`);
     panel.append(el('h1', {}, t('admin.tabs.policy')),
       form(async () => {
@@ -156,8 +160,9 @@ const sections = {
           one_time: document.getElementById('policy-one-time').checked ? 'required' : 'optional',
           keys: aaguids.length ? { kind: 'allow_list', aaguids } : { kind: 'any_key' },
         };
-        const done = await call('admin_set_policy', { policy: updated });
-        if (done.ok) say(t('admin.policy.saved'));
+        const done = await call('admin_set_policy', { read, policy: updated });
+        if (done.ok) { read = done.result; say(t('admin.policy.saved')); }
+        if (done.code === 'policy_moved') { await showTab('policy'); say(t('error.policy_moved'), true); }
       },
       checkbox('policy-enabled', 'admin.policy.enabled', p.enabled),
       input('policy-groups', 'admin.policy.groups', { value: p.target.kind === 'groups' ? p.target.groups.join('; ') : '' }),

@@ -6,7 +6,7 @@ use crate::{AppState, UiError};
 use serde::{Deserialize, Serialize};
 use tapkiosk_core::audit::{Filter, Record};
 use tapkiosk_core::clock::parse_time;
-use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest};
 use tapkiosk_core::pass::GraphPass;
 use tapkiosk_core::policy::{Lifetime, Policy};
 use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
@@ -264,11 +264,33 @@ pub async fn admin_policy(state: State<'_, AppState>) -> Answer<Policy> {
     Ok(state.admin_directory.policy().await?)
 }
 
+/// Replaces the policy the pane read (`read`) with `policy`, unless
+/// someone changed it meanwhile (another pane, `tapctl policy`): then the
+/// pane must show the new one first rather than silently undo it.
 #[tauri::command]
-pub async fn admin_set_policy(state: State<'_, AppState>, policy: Policy) -> Answer<Policy> {
+pub async fn admin_set_policy(
+    state: State<'_, AppState>,
+    read: Policy,
+    policy: Policy,
+) -> Answer<Policy> {
     unlocked(&state)?;
-    state.admin_directory.set_policy(&policy).await?;
-    Ok(policy)
+    let mut moved = false;
+    let replacement = policy.clone();
+    let stored = state.admin_directory.update_policy(|current| {
+        if *current != read {
+            moved = true;
+            return Err(DirectoryError::Invalid(
+                "the policy changed meanwhile".into(),
+            ));
+        }
+        *current = replacement;
+        Ok(())
+    });
+    match stored.await {
+        Ok(_) => Ok(policy),
+        Err(_) if moved => Err(UiError::new("policy_moved")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[tauri::command]
