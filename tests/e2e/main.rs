@@ -358,6 +358,16 @@ async fn type_first_admin_pin(kiosk: &Kiosk) {
     }
 }
 
+/// A kiosk that knows Ada, with the admin pane open and unlocked (its
+/// first PIN just set); also returns the kiosk's window.
+async fn unlocked_admin_pane(language: &'static str) -> (Kiosk, thirtyfour::WindowHandle) {
+    let kiosk = kiosk_knowing_ada(language).await;
+    let kiosk_window = open_admin(&kiosk).await;
+    type_first_admin_pin(&kiosk).await;
+    kiosk.click("#unlock").await;
+    (kiosk, kiosk_window)
+}
+
 /// Issues a pass from the (unlocked) admin pane; returns its value.
 async fn issue_in_admin_pane(kiosk: &Kiosk, email: &str) -> String {
     kiosk.click("button[data-tab='issue']").await;
@@ -644,10 +654,7 @@ async fn a_security_key_is_enrolled_tested_removed_and_replaced(language: &'stat
 #[tokio::test]
 #[allow(clippy::disallowed_methods)] // the pane polls in real time
 async fn a_staging_left_on_screen_does_not_keep_the_admin_pane_open() {
-    let mut kiosk = kiosk_knowing_ada("en").await;
-    open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
-    kiosk.click("#unlock").await;
+    let (mut kiosk, _) = unlocked_admin_pane("en").await;
     kiosk.click("tbody button").await;
     kiosk.click("#stage-key").await;
     kiosk
@@ -666,10 +673,7 @@ async fn a_staging_left_on_screen_does_not_keep_the_admin_pane_open() {
 
 #[tokio::test]
 async fn a_pane_left_alone_hides_the_pass_it_issued_when_its_session_ends() {
-    let mut kiosk = kiosk_knowing_ada("en").await;
-    open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
-    kiosk.click("#unlock").await;
+    let (mut kiosk, _) = unlocked_admin_pane("en").await;
     issue_in_admin_pane(&kiosk, "ada@example.com").await;
     // IT walks away from the welcome letter; six minutes later (the admin
     // session lasts five from what IT last did) the pass is off the screen
@@ -683,10 +687,7 @@ async fn a_pane_left_alone_hides_the_pass_it_issued_when_its_session_ends() {
 
 #[tokio::test]
 async fn a_double_click_on_issue_issues_one_pass() {
-    let kiosk = kiosk_knowing_ada("en").await;
-    open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
-    kiosk.click("#unlock").await;
+    let (kiosk, _) = unlocked_admin_pane("en").await;
     kiosk.click("button[data-tab='issue']").await;
     let email = kiosk.wait_for(By::Id("issue-email")).await;
     email.send_keys("ada@example.com").await.unwrap();
@@ -708,10 +709,7 @@ async fn a_double_click_on_issue_issues_one_pass() {
 #[tokio::test]
 async fn a_policy_changed_elsewhere_is_not_undone_by_the_pane() {
     use tapkiosk_core::policy::{Lifetime, OneTime};
-    let kiosk = kiosk_knowing_ada("en").await;
-    open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
-    kiosk.click("#unlock").await;
+    let (kiosk, _) = unlocked_admin_pane("en").await;
     kiosk.click("button[data-tab='policy']").await;
     kiosk.wait_for(By::Id("policy-default")).await;
     // While the tab is open, another administrator requires one-time
@@ -747,10 +745,7 @@ async fn a_policy_changed_elsewhere_is_not_undone_by_the_pane() {
 
 #[tokio::test]
 async fn closing_the_admin_pane_locks_it() {
-    let kiosk = kiosk_knowing_ada("en").await;
-    let kiosk_window = open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
-    kiosk.click("#unlock").await;
+    let (kiosk, kiosk_window) = unlocked_admin_pane("en").await;
     // The People tab, drawn once the pane is unlocked.
     kiosk.wait_for(By::Id("new-email")).await;
     kiosk.click("#close").await;
@@ -781,10 +776,7 @@ async fn wait_for_windows(kiosk: &Kiosk, count: usize) {
 in_english_and_french!(it_stages_a_key_that_then_works_at_the_kiosk);
 
 async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {
-    let kiosk = kiosk_knowing_ada(language).await;
-    let kiosk_window = open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
-    kiosk.click("#unlock").await;
+    let (kiosk, kiosk_window) = unlocked_admin_pane(language).await;
     kiosk.click("tbody button").await;
     kiosk.click("#stage-key").await;
     let stage = |phase: &str| format!("body[data-stage-phase='{phase}']");
