@@ -391,16 +391,26 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
     kiosk.screenshot("admin-pin").await;
     kiosk.click("#unlock").await;
 
-    // The policy's key allow-list: a typo is refused, a model is saved.
+    // A lifetime the pane cannot read is said to be one, in IT's words.
     kiosk.click("button[data-tab='policy']").await;
+    kiosk.enter("policy-default", "1h 30m").await;
+    let said = kiosk.wait_for(By::Css("#notice.error")).await;
+    let rule = kiosk.words("admin.policy.bad_lifetime");
+    assert_eq!(
+        said.text().await.unwrap(),
+        rule.replace("{value}", "1h 30m")
+    );
+    kiosk.enter("policy-default", "1h").await;
+    let saved = kiosk.words("admin.policy.saved");
+    let saved = By::XPath(format!("//*[@id='notice' and text()='{saved}']"));
+    kiosk.wait_for(saved.clone()).await;
+
+    // The policy's key allow-list: a typo is refused, a model is saved.
     kiosk.enter("policy-keys", "not-a-model").await;
     kiosk.wait_for(By::Css("#notice.error")).await;
     let yubikey = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
     kiosk.enter("policy-keys", yubikey).await;
-    let saved = kiosk.words("admin.policy.saved");
-    kiosk
-        .wait_for(By::XPath(format!("//*[@id='notice' and text()='{saved}']")))
-        .await;
+    kiosk.wait_for(saved).await;
     kiosk.screenshot("admin-policy").await;
     let keys = kiosk.directory.policy().await.unwrap().keys;
     assert_eq!(

@@ -152,6 +152,10 @@ const sections = {
         const badModel = aaguids.find((a) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a));
         if (badModel) return say(t('admin.policy.bad_key', { value: badModel }), true);
         const parse = (text) => { const m = /^(\d+)([mhd])$/.exec(text); return m ? Number(m[1]) * { m: 1, h: 60, d: 1440 }[m[2]] : NaN; };
+        // Said here, in IT's words: the backend cannot even read such a policy.
+        const badLifetime = ['policy-min', 'policy-max', 'policy-default'].map(value)
+          .find((text) => !(parse(text) >= 10 && parse(text) <= 43200));
+        if (badLifetime !== undefined) return say(t('admin.policy.bad_lifetime', { value: badLifetime }), true);
         const updated = {
           enabled: document.getElementById('policy-enabled').checked,
           target: groups.length ? { kind: 'groups', groups } : { kind: 'all_users' },
