@@ -65,6 +65,7 @@ impl From<DirectoryError> for UiError {
                 "live_pass_exists",
                 serde_json::json!({ "email": email, "status": status }),
             ),
+            E::PolicyChanged => Self::new("policy_moved"),
             E::NoLivePass(email) => {
                 Self::with("no_live_pass", serde_json::json!({ "email": email }))
             }

@@ -13,6 +13,7 @@ on_both_backends!(
     revoking_ends_the_live_pass,
     policy_changes_are_validated_and_audited,
     batches_issue_every_pass_or_none,
+    a_policy_save_does_not_undo_one_made_since_it_was_read,
 );
 
 async fn a_pass_follows_its_start_and_lifetime(t: TestDirectory) {
@@ -233,4 +234,34 @@ async fn batches_issue_every_pass_or_none(t: TestDirectory) {
     assert_eq!(delivered.len(), 2);
     assert_eq!(issued[0].status, PassStatus::NotYetValid);
     assert!(issued[0].pass.one_time);
+}
+
+async fn a_policy_save_does_not_undo_one_made_since_it_was_read(t: TestDirectory) {
+    let read = t.directory.policy().await.unwrap();
+    let mine = Policy {
+        length: 16,
+        ..read.clone()
+    };
+    // Another administrator requires one-time passes meanwhile.
+    let theirs = t
+        .directory
+        .update_policy(|p| {
+            p.one_time = OneTime::Required;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let saved = t.directory.replace_policy(&read, &mine).await;
+    assert!(
+        matches!(saved, Err(DirectoryError::PolicyChanged)),
+        "{saved:?}"
+    );
+    assert_eq!(t.directory.policy().await.unwrap(), theirs);
+    // Saved over what is there now, it goes through.
+    let mine = Policy {
+        length: 16,
+        ..theirs.clone()
+    };
+    t.directory.replace_policy(&theirs, &mine).await.unwrap();
+    assert_eq!(t.directory.policy().await.unwrap(), mine);
 }

@@ -6,7 +6,7 @@ use crate::{AppState, UiError};
 use serde::{Deserialize, Serialize};
 use tapkiosk_core::audit::{Filter, Record};
 use tapkiosk_core::clock::parse_time;
-use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use tapkiosk_core::directory::IssueRequest;
 use tapkiosk_core::pass::GraphPass;
 use tapkiosk_core::policy::{Lifetime, Policy};
 use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
@@ -274,23 +274,8 @@ pub async fn admin_set_policy(
     policy: Policy,
 ) -> Answer<Policy> {
     unlocked(&state)?;
-    let mut moved = false;
-    let replacement = policy.clone();
-    let stored = state.admin_directory.update_policy(|current| {
-        if *current != read {
-            moved = true;
-            return Err(DirectoryError::Invalid(
-                "the policy changed meanwhile".into(),
-            ));
-        }
-        *current = replacement;
-        Ok(())
-    });
-    match stored.await {
-        Ok(_) => Ok(policy),
-        Err(_) if moved => Err(UiError::new("policy_moved")),
-        Err(e) => Err(e.into()),
-    }
+    state.admin_directory.replace_policy(&read, &policy).await?;
+    Ok(policy)
 }
 
 #[tauri::command]

@@ -180,6 +180,9 @@ pub enum DirectoryError {
         /// The live pass's state.
         status: &'static str,
     },
+    /// A policy saved over one that changed since it was read.
+    #[error("the policy was changed by someone else since it was read")]
+    PolicyChanged,
     /// Revoking when there is nothing to revoke.
     #[error("{0} has no live pass to revoke")]
     NoLivePass(Email),

@@ -37,6 +37,26 @@ impl Directory {
         .map(drop)
     }
 
+    /// Replaces the policy with `policy` only if it is still `read` (what
+    /// the caller showed before the change), so that a save does not
+    /// silently undo another administrator's.
+    pub async fn replace_policy(
+        &self,
+        read: &Policy,
+        policy: &Policy,
+    ) -> Result<(), DirectoryError> {
+        let replacement = policy.clone();
+        self.update_policy(move |current| {
+            if current != read {
+                return Err(DirectoryError::PolicyChanged);
+            }
+            *current = replacement;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
     /// Changes the policy in one transaction: `change` edits the current
     /// policy, and the result is checked and stored, so that two
     /// administrators changing different settings at once lose neither.
