@@ -81,6 +81,10 @@ impl From<DirectoryError> for UiError {
             E::KeyUnproven { .. } => Self::new("key_unproven"),
             E::KeyRegistered => Self::new("key_registered"),
             E::KeyCloned => Self::new("key_cloned"),
+            E::Tampered(_) => {
+                tracing::error!(%error, "directory tampered with");
+                Self::new("directory_tampered")
+            }
             E::Database(_) | E::Migrate(_) | E::NotInitialised(_) | E::WrongKey(_) => {
                 tracing::error!(%error, "directory failure");
                 Self::new("directory_unavailable")

@@ -279,6 +279,9 @@ impl Kiosk {
             .add_user(&NewUser::new(email.clone(), Some(name), &[]).unwrap())
             .await
             .unwrap();
+        if !one_time {
+            tapkiosk_tests::allow_multi_use(&self.directory).await;
+        }
         let request = IssueRequest {
             one_time: Some(one_time),
             ..IssueRequest::new(email)

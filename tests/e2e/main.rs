@@ -722,10 +722,10 @@ async fn a_policy_changed_elsewhere_is_not_undone_by_the_pane() {
     let (kiosk, _) = unlocked_admin_pane("en").await;
     kiosk.click("button[data-tab='policy']").await;
     kiosk.wait_for(By::Id("policy-default")).await;
-    // While the tab is open, another administrator requires one-time
-    // passes (with tapctl, say).
+    // While the tab is open, another administrator lets passes be
+    // multi-use (with tapctl, say).
     let one_time = |p: &mut tapkiosk_core::policy::Policy| {
-        p.one_time = OneTime::Required;
+        p.one_time = OneTime::Optional;
         Ok(())
     };
     kiosk.directory.update_policy(one_time).await.unwrap();
@@ -736,7 +736,7 @@ async fn a_policy_changed_elsewhere_is_not_undone_by_the_pane() {
         kiosk.words("error.policy_moved")
     );
     let policy = kiosk.directory.policy().await.unwrap();
-    assert_eq!(policy.one_time, OneTime::Required, "not undone");
+    assert_eq!(policy.one_time, OneTime::Optional, "not undone");
     assert_eq!(policy.default_lifetime, Lifetime::from_minutes(60).unwrap());
     // The pane now shows the policy as it is: saving again keeps both.
     kiosk.enter("policy-default", "2h").await;
@@ -745,7 +745,7 @@ async fn a_policy_changed_elsewhere_is_not_undone_by_the_pane() {
         .wait_for(By::XPath(format!("//*[@id='notice' and text()='{saved}']")))
         .await;
     let policy = kiosk.directory.policy().await.unwrap();
-    assert_eq!(policy.one_time, OneTime::Required);
+    assert_eq!(policy.one_time, OneTime::Optional);
     assert_eq!(
         policy.default_lifetime,
         Lifetime::from_minutes(120).unwrap()

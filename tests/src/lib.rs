@@ -82,9 +82,11 @@ pub async fn new_location(backend: Backend, folder: &tempfile::TempDir) -> Locat
     }
 }
 
-/// A fresh directory on `backend` with default settings.
+/// A fresh directory on `backend` with default settings, whose policy lets
+/// passes be one-time or multi-use (a new directory requires one-time
+/// passes; most tests choose the kind of each pass they issue).
 pub async fn spawn(backend: Backend) -> TestDirectory {
-    spawn_with(
+    let t = spawn_with(
         backend,
         Settings {
             actor: "test".into(),
@@ -92,10 +94,24 @@ pub async fn spawn(backend: Backend) -> TestDirectory {
             ..Settings::default()
         },
     )
-    .await
+    .await;
+    allow_multi_use(&t.directory).await;
+    t
 }
 
-/// A fresh directory on `backend` with `settings`.
+/// Lets passes be multi-use (a new directory requires one-time passes).
+pub async fn allow_multi_use(directory: &Directory) {
+    directory
+        .update_policy(|policy| {
+            policy.one_time = tapkiosk_core::policy::OneTime::Optional;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// A fresh directory on `backend` with `settings` and a new directory's
+/// policy.
 pub async fn spawn_with(backend: Backend, settings: Settings) -> TestDirectory {
     let folder = tempfile::tempdir().unwrap();
     let location = new_location(backend, &folder).await;

@@ -47,7 +47,8 @@ async fn drop_append_only_triggers(t: &TestDirectory, conn: &mut sqlx::AnyConnec
 async fn an_untouched_log_verifies(t: TestDirectory) {
     some_history(&t).await;
     let verification = t.directory.verify_audit().await.unwrap();
-    assert_eq!(verification.events, 6);
+    // Created, the test policy, and some_history's five.
+    assert_eq!(verification.events, 7);
     assert_eq!(verification.broken, None);
 }
 
@@ -133,7 +134,7 @@ async fn the_log_refuses_updates_and_filters_by_user_and_time(t: TestDirectory) 
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(count, 6);
+    assert_eq!(count, 7);
 
     let ada = tapkiosk_core::Email::parse("ada@example.com").unwrap();
     let filter = tapkiosk_core::audit::Filter {

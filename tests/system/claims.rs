@@ -6,7 +6,7 @@ use tapkiosk_core::Email;
 use tapkiosk_core::config::SessionSettings;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest, Settings};
 use tapkiosk_core::fido::ceremony::KeySource;
-use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, StepView};
+use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, SESSION_CHECK, StepView};
 use tapkiosk_core::redeem::RedeemError;
 use tapkiosk_tests::{Backend, TestDirectory, on_both_backends};
 
@@ -21,6 +21,7 @@ on_both_backends!(
     a_kiosk_session_goes_on_after_it_used_its_pass,
     a_renewal_that_fails_is_tried_again_shortly,
     revoking_a_used_pass_ends_the_session_it_opened,
+    revoking_or_disabling_ends_any_session_within_seconds,
 );
 
 async fn one_time_pass(t: &TestDirectory) -> String {
@@ -325,4 +326,44 @@ async fn a_session_cannot_commit_once_its_pass_or_holder_stops_working(t: TestDi
         t.directory.commit_session(&session).await,
         Err(DirectoryError::ClaimLost)
     ));
+}
+
+async fn revoking_or_disabling_ends_any_session_within_seconds(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let multi_use = |replace| IssueRequest {
+        one_time: Some(false),
+        replace,
+        ..IssueRequest::new(ada.clone())
+    };
+    for (what, replace) in [("revoke", false), ("disable", true)] {
+        let code = t
+            .directory
+            .issue_pass(&multi_use(replace))
+            .await
+            .unwrap()
+            .code;
+        let mut kiosk = in_a_long_session(&t, code.expose()).await;
+        t.clock.advance(SESSION_CHECK);
+        kiosk.tick().await.unwrap();
+        assert!(
+            matches!(kiosk.screen().step, StepView::Choose { .. }),
+            "{what}"
+        );
+        match what {
+            "revoke" => t.directory.revoke_pass(&ada).await.map(drop).unwrap(),
+            _ => t
+                .directory
+                .set_user_enabled(&ada, false)
+                .await
+                .map(drop)
+                .unwrap(),
+        }
+        t.clock.advance(SESSION_CHECK);
+        let ended = kiosk.tick().await.unwrap();
+        assert!(
+            matches!(ended.step, StepView::Welcome { .. }),
+            "{what}: {ended:?}"
+        );
+        assert_eq!(ended.notice, Some(Notice::SessionEnded), "{what}");
+    }
 }

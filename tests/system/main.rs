@@ -12,6 +12,7 @@ mod passes;
 mod redeem;
 mod security_keys;
 mod storage;
+mod tampering;
 mod users;
 
 use tapkiosk_core::Email;

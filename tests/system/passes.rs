@@ -16,6 +16,27 @@ on_both_backends!(
     a_policy_save_does_not_undo_one_made_since_it_was_read,
 );
 
+#[tokio::test]
+async fn a_new_directory_issues_one_time_passes_only() {
+    let t = tapkiosk_tests::spawn_with(tapkiosk_tests::Backend::Sqlite, Default::default()).await;
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    assert!(issued.pass.one_time);
+    let multi_use = IssueRequest {
+        one_time: Some(false),
+        replace: true,
+        ..IssueRequest::new(ada)
+    };
+    assert!(matches!(
+        t.directory.issue_pass(&multi_use).await,
+        Err(DirectoryError::Policy(PolicyError::OneTimeRequired))
+    ));
+}
+
 async fn a_pass_follows_its_start_and_lifetime(t: TestDirectory) {
     let ada = add(&t, "ada@example.com").await;
     let start = t.clock.now_plus(TimeDelta::hours(2));
@@ -164,7 +185,11 @@ async fn revoking_ends_the_live_pass(t: TestDirectory) {
 }
 
 async fn policy_changes_are_validated_and_audited(t: TestDirectory) {
-    assert_eq!(t.directory.policy().await.unwrap(), Policy::default());
+    let spawned = Policy {
+        one_time: OneTime::Optional,
+        ..Policy::default()
+    };
+    assert_eq!(t.directory.policy().await.unwrap(), spawned);
     let bad = Policy {
         default_lifetime: Lifetime::parse("10h").unwrap(),
         ..Policy::default()
@@ -173,7 +198,7 @@ async fn policy_changes_are_validated_and_audited(t: TestDirectory) {
         t.directory.set_policy(&bad).await,
         Err(DirectoryError::Policy(PolicyError::DefaultOutside { .. }))
     ));
-    assert_eq!(t.directory.policy().await.unwrap(), Policy::default());
+    assert_eq!(t.directory.policy().await.unwrap(), spawned);
     let good = Policy {
         max_lifetime: Lifetime::parse("30d").unwrap(),
         ..Policy::default()

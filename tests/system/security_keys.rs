@@ -94,8 +94,10 @@ async fn a_restriction_committed_while_a_key_is_stored_applies() {
         .execute("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
         .await
         .unwrap();
-    sqlx::query("UPDATE policy SET settings = $1 WHERE id = 1")
+    let mac = t.key().record_mac("policy", &[restricted.as_bytes()]);
+    sqlx::query("UPDATE policy SET settings = $1, mac = $2 WHERE id = 1")
         .bind(restricted)
+        .bind(mac.to_vec())
         .execute(&mut admin)
         .await
         .unwrap();

@@ -39,6 +39,7 @@ async fn users_are_added_listed_and_shown(t: TestDirectory) {
         audit_kinds(&t).await,
         [
             "directory_initialised",
+            "policy_changed",
             "user_added",
             "user_added",
             "pass_issued"

@@ -42,6 +42,23 @@ pub struct DirectoryKey {
     pass_key: Zeroizing<[u8; 32]>,
     audit_key: Zeroizing<[u8; 32]>,
     secret_key: Zeroizing<[u8; 32]>,
+    record_key: Zeroizing<[u8; 32]>,
+}
+
+/// The fields of a pass row that its stored MAC covers: everything that
+/// decides whose pass it is and when it works.
+#[derive(Debug, Clone, Copy)]
+pub struct PassBinding<'a> {
+    /// The pass's id.
+    pub id: &'a str,
+    /// Its owner's user id.
+    pub user_id: &'a str,
+    /// Its start, in epoch seconds as stored.
+    pub start_at: i64,
+    /// Its lifetime in minutes.
+    pub lifetime_minutes: i64,
+    /// Whether it is one-time.
+    pub one_time: bool,
 }
 
 /// Problems with finding, storing or moving the directory key.
@@ -119,11 +136,13 @@ impl DirectoryKey {
         let pass_key = derive(b"tapkiosk pass hmac v1");
         let audit_key = derive(b"tapkiosk audit chain v1");
         let secret_key = derive(b"tapkiosk secret encryption v1");
+        let record_key = derive(b"tapkiosk record mac v1");
         Self {
             master,
             pass_key,
             audit_key,
             secret_key,
+            record_key,
         }
     }
 
@@ -135,15 +154,51 @@ impl DirectoryKey {
         Ok(Self::from_master(Zeroizing::new(master)))
     }
 
-    /// The HMAC-SHA256 under which a pass value is stored.
+    /// The HMAC-SHA256 of a pass value alone. Never stored as it is: see
+    /// [`bind_pass`](Self::bind_pass).
     pub fn pass_mac(&self, code: &PassCode) -> [u8; 32] {
         mac_of(self.pass_key.as_ref(), &[code.expose().as_bytes()])
     }
 
-    /// Whether `code` is the pass whose HMAC is `stored`, compared in
-    /// constant time.
-    pub fn pass_matches(&self, code: &PassCode, stored: &[u8]) -> bool {
-        self.pass_mac(code).ct_eq(stored).into()
+    /// What a pass row stores: the value's HMAC bound to the row's id,
+    /// owner, start, lifetime and one-time flag, so that a MAC copied onto
+    /// another person's row, or a row whose lifetime was stretched, no
+    /// longer matches any value.
+    pub fn bind_pass(&self, binding: &PassBinding<'_>, value_mac: &[u8]) -> [u8; 32] {
+        mac_of(
+            self.pass_key.as_ref(),
+            &[
+                b"tapkiosk pass binding v2",
+                binding.id.as_bytes(),
+                binding.user_id.as_bytes(),
+                &binding.start_at.to_be_bytes(),
+                &binding.lifetime_minutes.to_be_bytes(),
+                &[u8::from(binding.one_time)],
+                value_mac,
+            ],
+        )
+    }
+
+    /// Whether `code` is the pass stored as `stored` in the row `binding`
+    /// describes, compared in constant time.
+    pub fn pass_matches(&self, code: &PassCode, binding: &PassBinding<'_>, stored: &[u8]) -> bool {
+        self.bind_pass(binding, &self.pass_mac(code))
+            .ct_eq(stored)
+            .into()
+    }
+
+    /// Vouches for a stored record (the policy, an administrator's
+    /// credential) that only tapkiosk may write: `kind` names the record,
+    /// `parts` are its fields.
+    pub fn record_mac(&self, kind: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut all: Vec<&[u8]> = vec![b"tapkiosk record v1", kind.as_bytes()];
+        all.extend_from_slice(parts);
+        mac_of(self.record_key.as_ref(), &all)
+    }
+
+    /// Whether `stored` is the [`record_mac`](Self::record_mac) of the record.
+    pub fn record_matches(&self, kind: &str, parts: &[&[u8]], stored: &[u8]) -> bool {
+        self.record_mac(kind, parts).ct_eq(stored).into()
     }
 
     /// Links an audit event to the one before it. Keyed, so that someone
@@ -506,15 +561,56 @@ mod tests {
     use rand::rngs::OsRng;
 
     #[test]
-    fn pass_macs_depend_on_the_key_and_the_value() {
+    fn pass_macs_depend_on_the_key_the_value_and_the_row() {
         let key = DirectoryKey::generate(&mut OsRng);
         let other = DirectoryKey::generate(&mut OsRng);
         let code = PassCode::parse("ABCD-EFGH-JKMN").unwrap();
-        let stored = key.pass_mac(&code);
-        assert!(key.pass_matches(&PassCode::parse("abcd efgh jkmn").unwrap(), &stored));
-        assert!(!key.pass_matches(&PassCode::parse("ABCD-EFGH-JKMP").unwrap(), &stored));
-        assert!(!other.pass_matches(&code, &stored));
-        assert!(!key.pass_matches(&code, &stored[..31]));
+        let row = PassBinding {
+            id: "pass-1",
+            user_id: "user-1",
+            start_at: 1_000,
+            lifetime_minutes: 60,
+            one_time: true,
+        };
+        let stored = key.bind_pass(&row, &key.pass_mac(&code));
+        assert!(key.pass_matches(&PassCode::parse("abcd efgh jkmn").unwrap(), &row, &stored));
+        assert!(!key.pass_matches(&PassCode::parse("ABCD-EFGH-JKMP").unwrap(), &row, &stored));
+        assert!(!other.pass_matches(&code, &row, &stored));
+        assert!(!key.pass_matches(&code, &row, &stored[..31]));
+        for moved in [
+            PassBinding {
+                id: "pass-2",
+                ..row
+            },
+            PassBinding {
+                user_id: "user-2",
+                ..row
+            },
+            PassBinding {
+                start_at: 1_001,
+                ..row
+            },
+            PassBinding {
+                lifetime_minutes: 61,
+                ..row
+            },
+            PassBinding {
+                one_time: false,
+                ..row
+            },
+        ] {
+            assert!(!key.pass_matches(&code, &moved, &stored), "{moved:?}");
+        }
+    }
+
+    #[test]
+    fn record_macs_cover_kind_and_fields() {
+        let key = DirectoryKey::generate(&mut OsRng);
+        let mac = key.record_mac("policy", &[b"{}"]);
+        assert!(key.record_matches("policy", &[b"{}"], &mac));
+        assert!(!key.record_matches("policy", &[b"{ }"], &mac));
+        assert!(!key.record_matches("admin", &[b"{}"], &mac));
+        assert!(!key.record_matches("policy", &[b"{", b"}"], &mac));
     }
 
     #[test]

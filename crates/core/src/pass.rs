@@ -165,6 +165,17 @@ pub struct Pass {
 }
 
 impl Pass {
+    /// The fields its stored MAC covers.
+    pub fn binding(&self) -> crate::keys::PassBinding<'_> {
+        crate::keys::PassBinding {
+            id: &self.id,
+            user_id: &self.user_id,
+            start_at: self.start_at.timestamp(),
+            lifetime_minutes: self.lifetime_minutes,
+            one_time: self.one_time,
+        }
+    }
+
     /// When it stops working.
     pub fn end_at(&self) -> DateTime<Utc> {
         self.start_at + TimeDelta::minutes(self.lifetime_minutes)

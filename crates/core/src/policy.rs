@@ -195,8 +195,10 @@ pub enum PolicyError {
 }
 
 impl Default for Policy {
-    /// Entra's defaults: enabled for everyone, 1 h minimum, 8 h maximum,
-    /// 1 h default, 12 characters, one-time use optional.
+    /// Entra's defaults (enabled for everyone, 1 h minimum, 8 h maximum,
+    /// 1 h default, 12 characters) but one-time use required: a kiosk
+    /// pass is for one visit, and a multi-use pass typed by the wrong
+    /// person keeps working until it expires.
     fn default() -> Self {
         Self {
             enabled: true,
@@ -205,7 +207,7 @@ impl Default for Policy {
             max_lifetime: Lifetime(8 * 60),
             default_lifetime: Lifetime(60),
             length: 12,
-            one_time: OneTime::Optional,
+            one_time: OneTime::Required,
             keys: KeyRestriction::AnyKey,
         }
     }
@@ -323,17 +325,19 @@ mod tests {
 
     #[test]
     fn settle_fills_defaults_and_enforces_one_time() {
-        let policy = Policy {
-            one_time: OneTime::Required,
-            ..Policy::default()
-        };
+        let policy = Policy::default();
+        assert_eq!(policy.one_time, OneTime::Required, "a new directory's");
         assert_eq!(policy.settle(None, None), Ok((Lifetime(60), true)));
         assert_eq!(
             policy.settle(None, Some(false)),
             Err(PolicyError::OneTimeRequired)
         );
+        let optional = Policy {
+            one_time: OneTime::Optional,
+            ..Policy::default()
+        };
         assert_eq!(
-            Policy::default().settle(Some(Lifetime(120)), None),
+            optional.settle(Some(Lifetime(120)), None),
             Ok((Lifetime(120), false))
         );
         assert!(

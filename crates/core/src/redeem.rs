@@ -15,6 +15,7 @@ use crate::pass::{PassCode, PassStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 /// A person signed in at a kiosk with a pass.
@@ -90,6 +91,20 @@ impl From<sqlx::Error> for RedeemError {
 
 /// A user id no one has, for the look-ups made for unknown emails.
 const NO_USER: &str = "00000000-0000-0000-0000-000000000000";
+/// The row compared with when fewer than [`RECENT_PASSES`] exist.
+fn no_pass() -> crate::pass::Pass {
+    crate::pass::Pass {
+        id: String::new(),
+        user_id: NO_USER.to_string(),
+        created_at: DateTime::UNIX_EPOCH,
+        start_at: DateTime::UNIX_EPOCH,
+        lifetime_minutes: 0,
+        one_time: false,
+        revoked_at: None,
+        used_at: None,
+    }
+}
+
 /// How many passes a typed pass is compared with: the live one first, then the
 /// newest. Older ones have long expired and count as any wrong pass.
 const RECENT_PASSES: usize = 10;
@@ -187,14 +202,17 @@ impl Directory {
         .bind(user_id)
         .fetch_all(&mut **tx)
         .await?;
+        let value_mac = self.key.pass_mac(&code);
         let mut matched = None;
         for i in 0..RECENT_PASSES {
-            let stored: Vec<u8> = rows
-                .get(i)
-                .map(|r| r.try_get("value_mac"))
-                .transpose()?
-                .unwrap_or_default();
-            if self.key.pass_matches(&code, &stored) && matched.is_none() {
+            // Rows beyond those found are compared as an empty row, so that
+            // the number of HMACs does not depend on the rows.
+            let (pass, stored) = match rows.get(i) {
+                Some(row) => (pass_from_row(row)?, row.try_get("value_mac")?),
+                None => (no_pass(), Vec::new()),
+            };
+            let bound = self.key.bind_pass(&pass.binding(), &value_mac);
+            if bool::from(bound.ct_eq(&stored)) && matched.is_none() {
                 matched = rows.get(i);
             }
         }
@@ -205,6 +223,9 @@ impl Directory {
             return Ok(Outcome::Failed("wrong_pass"));
         };
         let pass = pass_from_row(row)?;
+        if pass.status(true, now).is_live() && self.pass_has_ended(tx, &pass.id).await? {
+            return Ok(Outcome::Refused(RedeemError::Revoked, "pass_tampered"));
+        }
         if !user.enabled {
             return Ok(Outcome::Refused(
                 RedeemError::AccountDisabled,
@@ -260,6 +281,20 @@ impl Directory {
             started_at: now,
             ends_at: (now + self.settings.session.limit).min(pass.end_at()),
         }))
+    }
+
+    /// Whether the audit log says the pass was used up, revoked or
+    /// replaced: a row edited back to "live" in the database is caught here.
+    async fn pass_has_ended(&self, tx: &mut Tx, pass_id: &str) -> Result<bool, RedeemError> {
+        let ended: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit_events WHERE pass_id = $1 \
+             AND kind IN ('pass_used', 'pass_revoked', 'pass_replaced')",
+        )
+        .bind(pass_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+        Ok(ended > 0)
     }
 
     async fn locked_until(
@@ -391,6 +426,11 @@ impl Directory {
             if used.rows_affected() != 1 {
                 return Err(DirectoryError::ClaimLost);
             }
+            let event = Event::new("pass_used")
+                .user(&session.email)
+                .pass(&session.pass_id)
+                .with("session", &session.id);
+            self.audit(&mut tx, event).await?;
         }
         Ok(tx)
     }
@@ -401,25 +441,33 @@ impl Directory {
     /// used up still counts (returns `true` then).
     async fn ensure_usable(
         &self,
-        tx: &mut Tx,
+        conn: &mut sqlx::AnyConnection,
         session: &KioskSession,
     ) -> Result<bool, DirectoryError> {
-        let user = self.find_user(tx, &session.email).await?;
+        let user = self.find_user(conn, &session.email).await?;
         let Some(user) = user.filter(|u| u.id == session.user_id && u.enabled) else {
             return Err(DirectoryError::ClaimLost);
         };
         let row = sqlx::query(select_passes!("WHERE id = $1"))
             .bind(&session.pass_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or(DirectoryError::ClaimLost)?;
         let used_by: Option<String> = row.try_get("used_by")?;
-        let policy = self.policy_on(tx).await?;
+        let policy = self.policy_on(conn).await?;
         match pass_from_row(&row)?.status(policy.allows(&user.groups), self.now()) {
             PassStatus::Usable => Ok(false),
             PassStatus::Used if used_by.as_deref() == Some(session.id.as_str()) => Ok(true),
             _ => Err(DirectoryError::ClaimLost),
         }
+    }
+
+    /// Fails with [`DirectoryError::ClaimLost`] once the session's pass or
+    /// holder stops working: revoked, expired, disabled, removed, or no
+    /// longer allowed by the policy. Reads only; any kind of pass.
+    pub async fn check_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
+        let mut conn = self.pool.acquire().await?;
+        self.ensure_usable(&mut conn, session).await.map(drop)
     }
 
     /// Extends a session's claim on its one-time pass by another lease

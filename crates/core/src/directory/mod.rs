@@ -218,6 +218,12 @@ pub enum DirectoryError {
     /// This key credential is already registered.
     #[error("this security key is already registered")]
     KeyRegistered,
+    /// A record that only tapkiosk writes no longer matches its MAC: someone
+    /// changed the database directly.
+    #[error(
+        "{0} in the directory was changed outside tapkiosk (its MAC does not match): restore it from a backup, or set it again with tapctl"
+    )]
+    Tampered(&'static str),
     /// A key's signature counter did not move forward: it may be cloned.
     #[error("this security key's signature counter went backwards: it may have been cloned")]
     KeyCloned,
@@ -315,6 +321,7 @@ impl Directory {
         migrator(location).run(&directory.pool).await?;
         let created = directory.create_meta().await?;
         directory.check_key().await?;
+        directory.seal_records().await?;
         Ok((directory, created))
     }
 
@@ -328,6 +335,7 @@ impl Directory {
         let directory = Self::connect(location, key, clock, settings).await?;
         directory.check_key().await?;
         migrator(location).run(&directory.pool).await?;
+        directory.seal_records().await?;
         Ok(directory)
     }
 
@@ -374,8 +382,8 @@ impl Directory {
         // row taken and then fails the key check with a clear message.
         let inserted = sqlx::query(
             "INSERT INTO directory_meta \
-             (id, key_check, write_turn, audit_head_seq, audit_head_mac, audit_head_tag, created_at) \
-             VALUES (1, $1, 0, 0, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+             (id, key_check, write_turn, audit_head_seq, audit_head_mac, audit_head_tag, created_at, records_sealed) \
+             VALUES (1, $1, 0, 0, $2, $3, $4, 1) ON CONFLICT (id) DO NOTHING",
         )
         .bind(self.key.check_value().to_vec())
         .bind(vec![0u8; 32])
@@ -388,8 +396,9 @@ impl Directory {
         }
         let policy = serde_json::to_string(&crate::policy::Policy::default())
             .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        sqlx::query("INSERT INTO policy (id, settings, updated_at) VALUES (1, $1, $2)")
-            .bind(policy)
+        sqlx::query("INSERT INTO policy (id, settings, mac, updated_at) VALUES (1, $1, $2, $3)")
+            .bind(&policy)
+            .bind(self.policy_mac(&policy))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -413,6 +422,45 @@ impl Directory {
         } else {
             Err(DirectoryError::WrongKey(self.location.to_string()))
         }
+    }
+
+    /// Binds the rows written before records carried MACs (a directory
+    /// created by an older tapkiosk): each pass's MAC to its row, and the
+    /// policy to its MAC. Done once; the flag says so.
+    async fn seal_records(&self) -> Result<(), DirectoryError> {
+        let sealed: i64 = sqlx::query("SELECT records_sealed FROM directory_meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("records_sealed")?;
+        if sealed != 0 {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(select_passes!("")).fetch_all(&mut *tx).await?;
+        for row in &rows {
+            let pass = pass_from_row(row)?;
+            let value_mac: Vec<u8> = row.try_get("value_mac")?;
+            sqlx::query("UPDATE passes SET value_mac = $1 WHERE id = $2")
+                .bind(self.key.bind_pass(&pass.binding(), &value_mac).to_vec())
+                .bind(&pass.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let settings: String = sqlx::query("SELECT settings FROM policy WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("settings")?;
+        sqlx::query("UPDATE policy SET mac = $1 WHERE id = 1")
+            .bind(self.policy_mac(&settings))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE directory_meta SET records_sealed = 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let event = Event::new("records_sealed").with("passes", rows.len());
+        self.audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Begins a write transaction holding the directory's write turn.

@@ -155,7 +155,11 @@ impl Directory {
         )
         .bind(&pass.id)
         .bind(&pass.user_id)
-        .bind(self.key.pass_mac(&code).to_vec())
+        .bind(
+            self.key
+                .bind_pass(&pass.binding(), &self.key.pass_mac(&code))
+                .to_vec(),
+        )
         .bind(pass.created_at.timestamp())
         .bind(pass.start_at.timestamp())
         .bind(pass.lifetime_minutes)

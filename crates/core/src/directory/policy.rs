@@ -16,25 +16,45 @@ impl Directory {
         &self,
         conn: &mut sqlx::AnyConnection,
     ) -> Result<Policy, DirectoryError> {
-        let settings: String = sqlx::query("SELECT settings FROM policy WHERE id = 1")
+        let row = sqlx::query("SELECT settings, mac FROM policy WHERE id = 1")
             .fetch_one(&mut *conn)
-            .await?
-            .try_get("settings")?;
+            .await?;
+        let settings: String = row.try_get("settings")?;
+        let mac: Option<Vec<u8>> = row.try_get("mac")?;
+        if !mac.is_some_and(|mac| {
+            self.key
+                .record_matches("policy", &[settings.as_bytes()], &mac)
+        }) {
+            return Err(DirectoryError::Tampered("the pass policy"));
+        }
         serde_json::from_str(&settings)
             .map_err(|e| DirectoryError::Invalid(format!("the stored policy cannot be read: {e}")))
+    }
+
+    /// The MAC stored beside the policy's settings.
+    pub(crate) fn policy_mac(&self, settings: &str) -> Vec<u8> {
+        self.key
+            .record_mac("policy", &[settings.as_bytes()])
+            .to_vec()
     }
 
     /// Replaces the policy after checking its rules. It applies to new
     /// passes; existing passes keep their lifetime but stop working if the
     /// policy is turned off or no longer targets their holder.
     pub async fn set_policy(&self, policy: &Policy) -> Result<(), DirectoryError> {
-        let replacement = policy.clone();
-        self.update_policy(move |current| {
-            *current = replacement;
-            Ok(())
-        })
-        .await
-        .map(drop)
+        policy.validate()?;
+        let mut tx = self.write().await?;
+        // Setting the whole policy is also how IT mends one that was
+        // changed outside tapkiosk, so a stored policy that fails its MAC
+        // is replaced rather than refused (and the log says so).
+        let before = match self.policy_on(&mut tx).await {
+            Ok(before) => Some(before),
+            Err(DirectoryError::Tampered(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.store_policy(&mut tx, before.as_ref(), policy).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Replaces the policy with `policy` only if it is still `read` (what
@@ -69,18 +89,31 @@ impl Directory {
         let mut policy = before.clone();
         change(&mut policy)?;
         policy.validate()?;
-        let settings =
-            serde_json::to_string(&policy).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-        sqlx::query("UPDATE policy SET settings = $1, updated_at = $2 WHERE id = 1")
-            .bind(settings)
-            .bind(self.now().timestamp())
-            .execute(&mut *tx)
-            .await?;
-        let event = Event::new("policy_changed")
-            .with("before", &before)
-            .with("after", &policy);
-        self.audit(&mut tx, event).await?;
+        self.store_policy(&mut tx, Some(&before), &policy).await?;
         tx.commit().await?;
         Ok(policy)
+    }
+
+    async fn store_policy(
+        &self,
+        tx: &mut super::Tx,
+        before: Option<&Policy>,
+        policy: &Policy,
+    ) -> Result<(), DirectoryError> {
+        let settings =
+            serde_json::to_string(policy).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        sqlx::query("UPDATE policy SET settings = $1, mac = $2, updated_at = $3 WHERE id = 1")
+            .bind(&settings)
+            .bind(self.policy_mac(&settings))
+            .bind(self.now().timestamp())
+            .execute(&mut **tx)
+            .await?;
+        let mut event = Event::new("policy_changed")
+            .with("before", before)
+            .with("after", policy);
+        if before.is_none() {
+            event = event.with("replaced_tampered", true);
+        }
+        self.audit(tx, event).await
     }
 }

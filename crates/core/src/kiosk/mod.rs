@@ -30,6 +30,10 @@ use thiserror::Error;
 pub const DONE_RESET: TimeDelta = TimeDelta::seconds(15);
 /// How soon a claim renewal that failed is tried again.
 const CLAIM_RETRY: TimeDelta = TimeDelta::seconds(30);
+/// How often a running session checks that its pass and holder still work,
+/// so that revoking a pass or disabling a person ends the session within
+/// seconds, whatever kind of pass opened it.
+pub const SESSION_CHECK: TimeDelta = TimeDelta::seconds(5);
 
 /// A language the kiosk speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -389,6 +393,8 @@ pub struct Kiosk {
     /// The session whose claim on its one-time pass was renewed, and when
     /// to renew it next.
     next_renewal: Option<(String, DateTime<Utc>)>,
+    /// The session last checked, and when to check it next.
+    next_check: Option<(String, DateTime<Utc>)>,
 }
 
 /// The name of the authenticator app method, in the person's language.
@@ -412,6 +418,7 @@ impl Kiosk {
             notice: None,
             last_activity: now,
             next_renewal: None,
+            next_check: None,
         }
     }
 
@@ -779,7 +786,7 @@ impl Kiosk {
             self.notice = notice;
             self.last_activity = now;
         }
-        if !self.keep_claim(now).await {
+        if !self.keep_claim(now).await || !self.session_still_works(now).await {
             return self.end_session(Notice::SessionEnded).await;
         }
         self.collect_key_answer().await?;
@@ -815,6 +822,33 @@ impl Kiosk {
         };
         self.next_renewal = Some((session.id.clone(), next));
         true
+    }
+
+    /// Checks every [`SESSION_CHECK`] that the session's pass and holder
+    /// still work (not revoked, disabled, removed or outside the policy).
+    /// False when they do not; a directory that cannot be asked is asked
+    /// again at the next check, and the session goes on meanwhile.
+    async fn session_still_works(&mut self, now: DateTime<Utc>) -> bool {
+        let Some(session) = self.step.session() else {
+            return true;
+        };
+        let due = match &self.next_check {
+            Some((id, at)) if *id == session.id => *at,
+            _ => session.started_at + SESSION_CHECK,
+        };
+        if now < due {
+            return true;
+        }
+        let works = match self.directory.check_session(session).await {
+            Ok(()) => true,
+            Err(DirectoryError::ClaimLost) => false,
+            Err(e) => {
+                tracing::warn!(%e, "cannot check the session's pass; trying again shortly");
+                true
+            }
+        };
+        self.next_check = Some((session.id.clone(), now + SESSION_CHECK));
+        works
     }
 
     async fn end_session(&mut self, notice: Notice) -> Result<Screen, KioskError> {
