@@ -27,8 +27,12 @@ const KIOSK_COMMANDS: &[&str] = &[
 
 const ADMIN_COMMANDS: &[&str] = &[
     "admin_status",
-    "admin_set_pin",
     "admin_unlock",
+    "admin_enrol",
+    "admin_admins",
+    "admin_add_admin",
+    "admin_reset_admin",
+    "admin_remove_admin",
     "admin_lock",
     "admin_close",
     "admin_users",

@@ -3,7 +3,7 @@
 //! to the log.
 
 use serde::Serialize;
-use tapkiosk_core::directory::{AdminPinError, DirectoryError};
+use tapkiosk_core::directory::{AdminError, DirectoryError};
 use tapkiosk_core::kiosk::KioskError;
 
 /// An error as the UI receives it.
@@ -93,19 +93,25 @@ impl From<DirectoryError> for UiError {
     }
 }
 
-impl From<AdminPinError> for UiError {
-    fn from(error: AdminPinError) -> Self {
+impl From<AdminError> for UiError {
+    fn from(error: AdminError) -> Self {
         match error {
-            AdminPinError::NotSet => Self::new("admin_pin_not_set"),
-            AdminPinError::AlreadySet => Self::new("admin_pin_already_set"),
-            AdminPinError::Format => Self::new("admin_pin_format"),
-            AdminPinError::Wrong { left } => {
-                Self::with("admin_pin_wrong", serde_json::json!({ "left": left }))
+            AdminError::BadName => Self::new("admin_name_rules"),
+            AdminError::Format => Self::new("admin_pin_format"),
+            AdminError::Exists(name) => {
+                Self::with("admin_exists", serde_json::json!({ "name": name }))
             }
-            AdminPinError::LockedOut { until } => {
+            AdminError::NotFound(name) => {
+                Self::with("admin_not_found", serde_json::json!({ "name": name }))
+            }
+            AdminError::LastAdmin(name) => {
+                Self::with("admin_last", serde_json::json!({ "name": name }))
+            }
+            AdminError::Wrong => Self::new("admin_wrong"),
+            AdminError::LockedOut { until } => {
                 Self::with("admin_locked_out", serde_json::json!({ "until": until }))
             }
-            AdminPinError::Directory(e) => e.into(),
+            AdminError::Directory(e) => e.into(),
         }
     }
 }

@@ -52,6 +52,17 @@ impl Options {
     }
 }
 
+/// An unlocked admin pane: who, until when, and the directory acting as
+/// them (their name in the audit log).
+pub struct AdminSession {
+    /// The admin.
+    pub name: tapkiosk_core::directory::AdminName,
+    /// When the session lapses unless used.
+    pub until: DateTime<Utc>,
+    /// The directory acting as `admin:NAME`.
+    pub directory: Directory,
+}
+
 /// The app's shared state.
 pub struct AppState {
     /// The directory, acting as this kiosk.
@@ -62,8 +73,8 @@ pub struct AppState {
     pub config: Config,
     /// The kiosk window's flow (one session at a time).
     pub kiosk: tokio::sync::Mutex<Kiosk>,
-    /// Until when the admin pane is unlocked.
-    pub admin_until: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// The admin signed in at the pane, while it is unlocked.
+    pub admin_session: std::sync::Mutex<Option<AdminSession>>,
     /// The relying party for security keys, if they are on.
     pub relying_party: Option<Arc<RelyingParty>>,
     /// Where security keys are found (the kiosk's reader).
@@ -149,7 +160,7 @@ impl AppState {
             admin_directory,
             config,
             kiosk: tokio::sync::Mutex::new(kiosk),
-            admin_until: std::sync::Mutex::new(None),
+            admin_session: std::sync::Mutex::new(None),
             relying_party,
             keys,
             staging: tokio::sync::Mutex::new(None),

@@ -9,7 +9,7 @@ mod harness;
 use chrono::TimeDelta;
 use harness::{Kiosk, Screen, oathtool_code, read_qr};
 use tapkiosk_core::Email;
-use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_core::directory::{AdminName, IssueRequest};
 use tapkiosk_core::user::NewUser;
 use thirtyfour::prelude::*;
 
@@ -328,6 +328,13 @@ async fn kiosk_knowing_ada(language: &'static str) -> Kiosk {
         .add_user(&NewUser::new(ada, Some("Ada Lovelace"), &[]).unwrap())
         .await
         .unwrap();
+    let admin = AdminName::parse(ADMIN).unwrap();
+    kiosk.directory.add_admin(&admin).await.unwrap();
+    kiosk
+        .directory
+        .set_admin_pin(&admin, ADMIN_PIN)
+        .await
+        .unwrap();
     kiosk
 }
 
@@ -350,20 +357,25 @@ async fn open_admin(kiosk: &Kiosk) -> thirtyfour::WindowHandle {
     kiosk_window
 }
 
-/// Sets the first admin PIN (typed twice), not yet submitted.
-async fn type_first_admin_pin(kiosk: &Kiosk) {
-    for id in ["pin", "pin-again"] {
-        let field = kiosk.wait_for(By::Id(id)).await;
-        field.send_keys("246813").await.unwrap();
+/// The admin that `kiosk_knowing_ada` adds (as `tapctl admin add` and
+/// `tapctl admin set-pin` would), and their PIN.
+const ADMIN: &str = "it";
+const ADMIN_PIN: &str = "246813";
+
+/// Types into the fields with these ids, in order.
+async fn type_into(kiosk: &Kiosk, fields: &[(&str, &str)]) {
+    for (id, text) in fields {
+        let field = kiosk.wait_for(By::Id(*id)).await;
+        field.send_keys(*text).await.unwrap();
     }
 }
 
-/// A kiosk that knows Ada, with the admin pane open and unlocked (its
-/// first PIN just set); also returns the kiosk's window.
+/// A kiosk that knows Ada, with the admin pane open and `it` signed in;
+/// also returns the kiosk's window.
 async fn unlocked_admin_pane(language: &'static str) -> (Kiosk, thirtyfour::WindowHandle) {
     let kiosk = kiosk_knowing_ada(language).await;
     let kiosk_window = open_admin(&kiosk).await;
-    type_first_admin_pin(&kiosk).await;
+    type_into(&kiosk, &[("admin-name", ADMIN), ("pin", ADMIN_PIN)]).await;
     kiosk.click("#unlock").await;
     (kiosk, kiosk_window)
 }
@@ -384,12 +396,24 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
     let heading = kiosk.wait_for(By::Css("h1")).await;
     assert_eq!(
         heading.text().await.unwrap(),
-        kiosk.words("admin.set_pin_title"),
+        kiosk.words("admin.pin_title"),
         "the admin pane speaks the first configured language"
     );
-    type_first_admin_pin(&kiosk).await;
-    kiosk.screenshot("admin-pin").await;
-    kiosk.click("#unlock").await;
+    // A new admin, added with tapctl, chooses their PIN with the code it
+    // printed (typed loosely).
+    let grace = AdminName::parse("grace").unwrap();
+    let code = kiosk.directory.add_admin(&grace).await.unwrap();
+    kiosk.click("#enrol-instead").await;
+    let typed = code.grouped().to_lowercase();
+    let fields = [
+        ("admin-name", "Grace"),
+        ("enrol-code", typed.as_str()),
+        ("pin", "135792"),
+        ("pin-again", "135792"),
+    ];
+    type_into(&kiosk, &fields).await;
+    kiosk.screenshot("admin-enrol").await;
+    kiosk.click("#enrol").await;
 
     // A lifetime the pane cannot read is said to be one, in IT's words.
     kiosk.click("button[data-tab='policy']").await;
@@ -769,6 +793,48 @@ async fn closing_the_admin_pane_locks_it() {
         heading.text().await.unwrap(),
         kiosk.words("admin.pin_title")
     );
+    kiosk.stop().await;
+}
+
+#[tokio::test]
+async fn admins_are_added_and_removed_in_the_pane_under_their_own_name() {
+    let (kiosk, _) = unlocked_admin_pane("en").await;
+    kiosk.click("button[data-tab='admins']").await;
+    kiosk.enter("new-admin", "bob").await;
+    let shown = kiosk.wait_for(By::Id("enrol-code-value")).await;
+    let code = shown.text().await.unwrap();
+    kiosk.screenshot("admin-admins").await;
+    // The code shown once is the one that works.
+    let bob = AdminName::parse("bob").unwrap();
+    kiosk
+        .directory
+        .enrol_admin(&bob, &code, "975310")
+        .await
+        .unwrap();
+    // Remove asks to be pressed twice.
+    let remove = "tr[data-admin='bob'] button[data-action='remove']";
+    kiosk.click(remove).await;
+    assert_eq!(kiosk.directory.admins().await.unwrap().len(), 2);
+    kiosk.click(remove).await;
+    let deadline = std::time::Instant::now() + harness::PATIENCE;
+    while kiosk.directory.admins().await.unwrap().len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob was never removed"
+        );
+    }
+    let by_it: Vec<(String, String)> = kiosk
+        .directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.actor == "admin:it")
+        .map(|e| (e.kind, e.detail["admin"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let expected = [("admin_added", "bob"), ("admin_removed", "bob")]
+        .map(|(kind, name)| (kind.to_string(), name.to_string()));
+    assert_eq!(by_it, expected);
     kiosk.stop().await;
 }
 

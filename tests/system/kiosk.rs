@@ -2,7 +2,7 @@
 
 use crate::add;
 use chrono::TimeDelta;
-use tapkiosk_core::directory::{AdminPinError, IssueRequest};
+use tapkiosk_core::directory::IssueRequest;
 use tapkiosk_core::kiosk::{Kiosk, KioskError, KioskSettings, Language, Notice, Screen, StepView};
 use tapkiosk_core::redeem::RedeemError;
 use tapkiosk_core::totp::TotpSecret;
@@ -18,7 +18,6 @@ on_both_backends!(
     security_info_removes_a_lost_method_and_adds_another,
     commands_off_their_step_are_refused,
     back_goes_where_it_makes_sense,
-    the_admin_pin_is_set_once_and_locks_out_guessing,
     a_directory_failure_after_the_pass_gives_it_back,
 );
 
@@ -387,42 +386,4 @@ async fn back_goes_where_it_makes_sense(t: TestDirectory) {
         kiosk.back().await.unwrap().step,
         StepView::Choose { .. }
     ));
-}
-
-async fn the_admin_pin_is_set_once_and_locks_out_guessing(t: TestDirectory) {
-    assert!(!t.directory.admin_pin_is_set().await.unwrap());
-    assert!(matches!(
-        t.directory.check_admin_pin("123456").await,
-        Err(AdminPinError::NotSet)
-    ));
-    assert!(matches!(
-        t.directory.set_admin_pin("12345").await,
-        Err(AdminPinError::Format)
-    ));
-    assert!(matches!(
-        t.directory.set_admin_pin("12345a").await,
-        Err(AdminPinError::Format)
-    ));
-    t.directory.set_admin_pin("246813").await.unwrap();
-    assert!(matches!(
-        t.directory.set_admin_pin("135792").await,
-        Err(AdminPinError::AlreadySet)
-    ));
-    t.directory.check_admin_pin("246813").await.unwrap();
-    for left in (1..=4).rev() {
-        match t.directory.check_admin_pin("000000").await {
-            Err(AdminPinError::Wrong { left: l }) => assert_eq!(l, left),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert!(matches!(
-        t.directory.check_admin_pin("000000").await,
-        Err(AdminPinError::LockedOut { .. })
-    ));
-    assert!(matches!(
-        t.directory.check_admin_pin("246813").await,
-        Err(AdminPinError::LockedOut { .. })
-    ));
-    t.clock.advance(TimeDelta::minutes(5));
-    t.directory.check_admin_pin("246813").await.unwrap();
 }

@@ -74,30 +74,57 @@ function moveOn() {
   return view;
 }
 
-async function showPin(expired) {
-  const mine = moveOn();
+// The sign-in screen: each admin signs in with their own name and PIN;
+// one added with tapctl first chooses a PIN with their enrolment code.
+async function showPin(expired, enrolling = false) {
+  moveOn();
   pinShown = true;
   tabs.hidden = true;
   lockButton.hidden = true;
   clear(panel);
-  const status = await invoke('admin_status');
-  if (mine !== view) return { ok: false };
-  const first = !status.pin_set;
-  panel.append(el('h1', {}, t(first ? 'admin.set_pin_title' : 'admin.pin_title')),
-    first ? el('p', {}, t('admin.set_pin_lead')) : null,
-    form(async () => {
-      const pin = value('pin');
-      if (first && pin !== value('pin-again')) return say(t('admin.pins_differ'), true);
-      const done = await call(first ? 'admin_set_pin' : 'admin_unlock', { pin });
-      if (done.ok) { say(''); showTab('people'); }
-    },
-    input('pin', 'admin.pin', { type: 'password', inputmode: 'numeric' }),
-    first ? input('pin-again', 'admin.pin_again', { type: 'password', inputmode: 'numeric' }) : null,
-    el('button', { type: 'submit', class: 'primary', id: 'unlock' }, t('admin.unlock'))));
+  const pin = { type: 'password', inputmode: 'numeric' };
+  const signIn = async () => {
+    if (enrolling && value('pin') !== value('pin-again')) return say(t('admin.pins_differ'), true);
+    const done = enrolling
+      ? await call('admin_enrol', { name: value('admin-name'), code: value('enrol-code'), pin: value('pin') })
+      : await call('admin_unlock', { name: value('admin-name'), pin: value('pin') });
+    if (done.ok) { say(''); showTab('people'); }
+  };
+  panel.append(el('h1', {}, t(enrolling ? 'admin.enrol_title' : 'admin.pin_title')),
+    el('p', {}, t(enrolling ? 'admin.enrol_lead' : 'admin.pin_lead')),
+    form(signIn,
+      input('admin-name', 'admin.name'),
+      enrolling ? input('enrol-code', 'admin.enrol_code') : null,
+      input('pin', enrolling ? 'admin.new_pin' : 'admin.pin', pin),
+      enrolling ? input('pin-again', 'admin.pin_again', pin) : null,
+      el('button', { type: 'submit', class: 'primary', id: enrolling ? 'enrol' : 'unlock' }, t(enrolling ? 'admin.enrol' : 'admin.unlock'))),
+    el('button', { type: 'button', class: 'secondary', id: enrolling ? 'sign-in-instead' : 'enrol-instead', onclick: () => { say(''); showPin(false, !enrolling); } },
+      t(enrolling ? 'admin.sign_in_instead' : 'admin.enrol_instead')));
   if (expired) say(t('error.admin_locked'), true);
   focusHeading(panel);
-  document.getElementById('pin').focus();
+  document.getElementById('admin-name').focus();
   return { ok: false };
+}
+
+// A button that asks to be pressed a second time before it acts: resetting
+// or removing an admin is not undone by pressing Back.
+function armed(action, label, onconfirm) {
+  const button = el('button', { type: 'button', class: 'secondary', 'data-action': action }, label);
+  button.addEventListener('click', () => {
+    if (button.dataset.armed) return onconfirm();
+    button.dataset.armed = 'true';
+    button.textContent = t('admin.admins.confirm', { action: label });
+    return null;
+  });
+  return button;
+}
+
+// An enrolment code, shown once, for the admin named in it.
+function enrolment(result) {
+  return el('div', { class: 'letter', id: 'enrolment' },
+    el('p', {}, t('admin.admins.code_for', { name: result.name })),
+    el('p', { class: 'pass-value', id: 'enrol-code-value' }, result.code),
+    el('p', {}, t('admin.admins.code_hint')));
 }
 
 const sections = {
@@ -185,6 +212,32 @@ const sections = {
       el('div', { id: 'audit' }));
     await loadAudit();
   },
+  async admins(mine, shown = null) {
+    const admins = await call('admin_admins');
+    if (!admins.ok || mine !== view) return;
+    const act = async (command, name) => {
+      const done = await call(command, { name });
+      if (!done.ok) return;
+      const next = moveOn();
+      clear(panel);
+      await sections.admins(next, done.result || null);
+      if (next === view) focusHeading(panel);
+    };
+    panel.append(el('h1', {}, t('admin.tabs.admins')),
+      shown ? enrolment(shown) : null,
+      el('table', { class: 'admin-table' },
+        el('thead', {}, el('tr', {}, ['name', 'state', ''].map((k) => el('th', { scope: 'col' }, k ? t(`admin.admins.${k}`) : '')))),
+        el('tbody', {}, admins.result.map((admin) => el('tr', { 'data-admin': admin.name },
+          el('td', {}, admin.name),
+          el('td', {}, t(admin.enrolled ? 'admin.admins.enrolled' : 'admin.admins.waiting')),
+          el('td', {},
+            armed('reset', t('admin.admins.reset'), () => act('admin_reset_admin', admin.name)),
+            armed('remove', t('admin.admins.remove'), () => act('admin_remove_admin', admin.name))))))),
+      el('h2', {}, t('admin.admins.add')),
+      form(() => act('admin_add_admin', value('new-admin')),
+        input('new-admin', 'admin.name'),
+        el('button', { type: 'submit', class: 'primary', id: 'add-admin' }, t('admin.admins.add'))));
+  }
 };
 
 async function loadAudit() {
@@ -365,6 +418,6 @@ closeButton.addEventListener('click', () => { stopStaging(); call('admin_close')
 setInterval(async () => {
   if (pinShown) return;
   const now = await invoke('admin_status').catch(() => null);
-  if (now && !now.unlocked && !pinShown) { stopStaging(); showPin(true); }
+  if (now && !now.admin && !pinShown) { stopStaging(); showPin(true); }
 }, 3000);
-if (status.unlocked) showTab('people'); else showPin(false);
+if (status.admin) showTab('people'); else showPin(false);

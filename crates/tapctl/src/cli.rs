@@ -26,7 +26,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the directory and its key, or check an existing one.
-    Init,
+    Init {
+        /// While the directory has no admin, add this one and print their
+        /// enrolment code for the admin pane.
+        #[arg(long, value_name = "NAME")]
+        admin: Option<String>,
+    },
+    /// IT's own credentials for the kiosk's admin pane: add, list, reset,
+    /// remove, set a PIN.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Show the effective configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -51,6 +60,42 @@ pub struct Json {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add an admin and print their one-time enrolment code (valid 24 h),
+    /// with which they choose their PIN at the pane.
+    Add {
+        /// Their name at the pane and in the audit log (lowercase letters,
+        /// digits, '.', '_', '-', '@').
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// List the admins (never a PIN or code).
+    List(Json),
+    /// Forget an admin's PIN and lockout, and print a new enrolment code.
+    Reset {
+        /// The admin.
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove an admin (never the last one).
+    Remove {
+        /// The admin.
+        name: String,
+    },
+    /// Set an admin's PIN here: asked twice on a terminal, else the first
+    /// line of standard input.
+    SetPin {
+        /// The admin.
+        name: String,
+        /// Read the PIN from this file instead.
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

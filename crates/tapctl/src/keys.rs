@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 /// Creates the key (if this machine has none) and the directory (if it is
 /// new), or checks that they belong together.
-pub async fn init(config: &Config) -> Result<ExitCode> {
+pub async fn init(config: &Config, admin: Option<&str>) -> Result<ExitCode> {
     let store = KeyStore::from_env();
     let key = match store.load()? {
         Some(key) => key,
@@ -30,7 +30,7 @@ pub async fn init(config: &Config) -> Result<ExitCode> {
             key
         }
     };
-    let (_, created) = Directory::init(
+    let (directory, created) = Directory::init(
         &config.directory,
         key,
         Arc::new(SystemClock),
@@ -46,6 +46,9 @@ pub async fn init(config: &Config) -> Result<ExitCode> {
             config.directory
         );
     }
+    let result = crate::admins::first_admin(&directory, admin).await;
+    directory.close().await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -158,6 +161,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The passphrase from a file, the terminal (asked twice for a new one) or
 /// the first line of standard input.
 fn passphrase(file: Option<&Path>, new: bool) -> Result<Zeroizing<String>> {
+    secret(file, new, "Passphrase")
+}
+
+/// A secret (`what`: "Passphrase", "PIN") from a file, the terminal (asked
+/// twice for a new one) or the first line of standard input.
+pub fn secret(file: Option<&Path>, new: bool, what: &str) -> Result<Zeroizing<String>> {
     if let Some(path) = file {
         let text = Zeroizing::new(
             std::fs::read_to_string(path)
@@ -168,11 +177,11 @@ fn passphrase(file: Option<&Path>, new: bool) -> Result<Zeroizing<String>> {
         ));
     }
     if std::io::stdin().is_terminal() {
-        let first = Zeroizing::new(rpassword::prompt_password("Passphrase: ")?);
+        let first = Zeroizing::new(rpassword::prompt_password(format!("{what}: "))?);
         if new {
-            let again = Zeroizing::new(rpassword::prompt_password("Passphrase again: ")?);
+            let again = Zeroizing::new(rpassword::prompt_password(format!("{what} again: "))?);
             if first != again {
-                bail!("the two passphrases differ");
+                bail!("the two {}s differ", what.to_lowercase());
             }
         }
         return Ok(first);

@@ -2,6 +2,7 @@
 //! A thin adapter: it parses arguments, calls one `tapkiosk-core` function
 //! and prints the result as text or JSON. Exit code 0 only on success.
 
+mod admins;
 mod audit;
 mod cli;
 mod keys;
@@ -44,7 +45,7 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Init => keys::init(&config).await,
+        Command::Init { admin } => keys::init(&config, admin.as_deref()).await,
         Command::Config(ConfigCommand::Show(json)) => print::config(&config, json.json),
         Command::Key(command) => keys::run(&config, command).await,
         command => {
@@ -54,7 +55,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Command::Policy(command) => people::policy(&directory, command).await,
                 Command::Pass(command) => passes::run(&directory, command).await,
                 Command::Audit(args) => audit::run(&directory, args).await,
-                Command::Init | Command::Config(_) | Command::Key(_) => {
+                Command::Admin(command) => admins::run(&directory, command).await,
+                Command::Init { .. } | Command::Config(_) | Command::Key(_) => {
                     unreachable!("handled above")
                 }
             };

@@ -10,6 +10,7 @@ use tapkiosk_core::Email;
 use tapkiosk_core::audit::Record;
 use tapkiosk_core::config::{Config, KEYS};
 use tapkiosk_core::directory::IssuedPass;
+use tapkiosk_core::directory::admins::AdminSummary;
 use tapkiosk_core::pass::{Pass, PassStatus};
 use tapkiosk_core::policy::{KeyRestriction, OneTime, Policy, Target};
 use tapkiosk_core::user::{UserDetail, UserSummary};
@@ -42,7 +43,7 @@ pub fn json(value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-fn local(time: DateTime<Utc>) -> String {
+pub fn local(time: DateTime<Utc>) -> String {
     time.with_timezone(&Local)
         .format("%Y-%m-%d %H:%M %:z")
         .to_string()
@@ -91,6 +92,28 @@ pub fn users(users: &[UserSummary], as_json: bool) -> Result<()> {
             pass,
             user.methods
         );
+    }
+    Ok(())
+}
+
+pub fn admins(admins: &[AdminSummary], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&admins);
+    }
+    if admins.is_empty() {
+        say!("No admin can open the admin pane yet: add one with `tapctl admin add NAME`.");
+    }
+    for admin in admins {
+        let state = match (admin.enrolled, admin.enrol_until) {
+            (true, _) => "PIN set".to_string(),
+            (false, Some(until)) => format!("enrolment code valid until {}", local(until)),
+            (false, None) => "no PIN, no code: `tapctl admin reset`".to_string(),
+        };
+        let locked = admin
+            .locked_until
+            .map(|until| format!("  LOCKED until {}", local(until)))
+            .unwrap_or_default();
+        say!("{:<24} {state}{locked}", admin.name);
     }
     Ok(())
 }

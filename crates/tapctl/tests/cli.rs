@@ -955,3 +955,66 @@ fn the_key_lives_in_the_os_credential_store() {
     second.ok(&["key", "import", &export, "--passphrase-file", &passphrase]);
     assert!(second.ok(&["user", "list"]).contains("ada@example.com"));
 }
+
+/// The enrolment code in `tapctl admin add`'s text answer.
+fn enrolment_code(output: &str) -> String {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|line| line.len() == 19 && line.matches('-').count() == 3)
+        .unwrap_or_else(|| panic!("no code in {output}"))
+        .to_string()
+}
+
+#[test]
+fn init_names_the_first_admin_and_admins_are_managed_with_tapctl() {
+    let kiosk = Kiosk::new();
+    let first = kiosk.ok(&["init", "--admin", "Alice"]);
+    assert!(
+        first.contains("Enrolment code for the admin alice"),
+        "{first}"
+    );
+    let code = enrolment_code(&first);
+    // Again: the directory has an admin now, so no second code.
+    let again = kiosk.ok(&["init", "--admin", "mallory"]);
+    assert!(!again.contains("Enrolment code"), "{again}");
+    let listed = kiosk.json(&["admin", "list", "--json"]);
+    assert_eq!(listed[0]["name"], "alice");
+    assert_eq!(listed[0]["enrolled"], false);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let added = kiosk.json(&["admin", "add", "bob", "--json"]);
+    assert_ne!(added["enrolmentCode"].as_str().unwrap(), code);
+    kiosk.fails(&["admin", "add", "bob"], "already an admin called bob");
+    kiosk.fails(&["admin", "add", "bob smith"], "an admin name has");
+    // A PIN from standard input, refused until it has 6 to 12 digits.
+    kiosk
+        .tapctl(&["admin", "set-pin", "bob"])
+        .write_stdin("12345\n")
+        .assert()
+        .failure()
+        .stderr(contains("6 to 12 digits"));
+    kiosk
+        .tapctl(&["admin", "set-pin", "bob"])
+        .write_stdin("135792\n")
+        .assert()
+        .success();
+    let listed = kiosk.ok(&["admin", "list"]);
+    assert!(listed.contains("PIN set"), "{listed}");
+    assert!(listed.contains("enrolment code valid until"), "{listed}");
+
+    let reset = kiosk.ok(&["admin", "reset", "bob"]);
+    assert_ne!(enrolment_code(&reset), added["enrolmentCode"]);
+    kiosk.ok(&["admin", "remove", "bob"]);
+    kiosk.fails(&["admin", "remove", "alice"], "only admin");
+    kiosk.fails(&["admin", "remove", "bob"], "no admin called bob");
+    let audit = kiosk.ok(&["audit"]);
+    for kind in [
+        "admin_added",
+        "admin_pin_set",
+        "admin_reset",
+        "admin_removed",
+    ] {
+        assert!(audit.contains(kind), "{kind} in {audit}");
+    }
+}

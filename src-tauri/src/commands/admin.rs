@@ -1,55 +1,65 @@
 //! The admin window's commands. All but the PIN ones need an unlocked admin
 //! session, which times out after a few idle minutes.
 
-use crate::state::ADMIN_SESSION;
+use crate::state::{ADMIN_SESSION, AdminSession};
 use crate::{AppState, UiError};
 use serde::{Deserialize, Serialize};
 use tapkiosk_core::audit::{Filter, Record};
 use tapkiosk_core::clock::parse_time;
-use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_core::directory::admins::AdminSummary;
+use tapkiosk_core::directory::{AdminName, IssueRequest};
 use tapkiosk_core::pass::GraphPass;
 use tapkiosk_core::policy::{Lifetime, Policy};
 use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
-use tapkiosk_core::{Email, import};
+use tapkiosk_core::{Directory, Email, import};
 use tauri::{Runtime, State, WebviewWindow};
 
 type Answer<T> = Result<T, UiError>;
 
-/// Checks and extends the admin session.
-pub(crate) fn unlocked(state: &AppState) -> Answer<()> {
+/// Checks and extends the admin session; the directory it gives writes
+/// the signed-in admin's name into the audit log.
+pub(crate) fn unlocked(state: &AppState) -> Answer<Directory> {
     check_session(state, true)
 }
 
 /// Checks the admin session without extending it: for what the pane asks
 /// by itself (polls), which must not keep it open when nobody is there.
-pub(crate) fn still_unlocked(state: &AppState) -> Answer<()> {
+pub(crate) fn still_unlocked(state: &AppState) -> Answer<Directory> {
     check_session(state, false)
 }
 
-fn check_session(state: &AppState, extend: bool) -> Answer<()> {
+fn check_session(state: &AppState, extend: bool) -> Answer<Directory> {
     let now = state.now();
-    let mut until = state
-        .admin_until
+    let mut session = state
+        .admin_session
         .lock()
         .map_err(|_| UiError::new("admin_locked"))?;
-    match *until {
-        Some(at) if at > now => {
+    match session.as_mut() {
+        Some(open) if open.until > now => {
             if extend {
-                *until = Some(now + ADMIN_SESSION);
+                open.until = now + ADMIN_SESSION;
             }
-            Ok(())
+            Ok(open.directory.clone())
         }
         _ => {
-            *until = None;
+            *session = None;
             Err(UiError::new("admin_locked"))
         }
     }
 }
 
-fn unlock(state: &AppState) {
-    if let Ok(mut until) = state.admin_until.lock() {
-        *until = Some(state.now() + ADMIN_SESSION);
+fn unlock(state: &AppState, name: &AdminName) {
+    if let Ok(mut session) = state.admin_session.lock() {
+        *session = Some(AdminSession {
+            name: name.clone(),
+            until: state.now() + ADMIN_SESSION,
+            directory: state.admin_directory.acting_as(format!("admin:{name}")),
+        });
     }
+}
+
+fn admin_name(text: &str) -> Answer<AdminName> {
+    AdminName::parse(text).map_err(UiError::from)
 }
 
 pub(crate) fn email(text: &str) -> Answer<Email> {
@@ -58,8 +68,8 @@ pub(crate) fn email(text: &str) -> Answer<Email> {
 
 #[derive(Debug, Serialize)]
 pub struct AdminStatus {
-    pin_set: bool,
-    unlocked: bool,
+    /// The admin signed in, while the pane is unlocked.
+    admin: Option<AdminName>,
     organisation: String,
     /// The pane speaks the kiosk's first configured language.
     language: String,
@@ -67,33 +77,81 @@ pub struct AdminStatus {
 
 #[tauri::command]
 pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
-    let pin_set = state.admin_directory.admin_pin_is_set().await?;
-    let unlocked = state
-        .admin_until
-        .lock()
-        .map(|u| u.is_some_and(|at| at > state.now()))
-        .unwrap_or(false);
+    let admin = still_unlocked(&state).ok().and_then(|_| {
+        state
+            .admin_session
+            .lock()
+            .ok()?
+            .as_ref()
+            .map(|s| s.name.clone())
+    });
     Ok(AdminStatus {
-        pin_set,
-        unlocked,
+        admin,
         organisation: state.config.organisation.clone(),
         language: state.config.languages.first().cloned().unwrap_or_default(),
     })
 }
 
-/// Sets the first PIN (refused once one is set) and unlocks.
+/// Signs an admin in with their name and PIN.
 #[tauri::command]
-pub async fn admin_set_pin(state: State<'_, AppState>, pin: String) -> Answer<()> {
-    state.admin_directory.set_admin_pin(&pin).await?;
-    unlock(&state);
+pub async fn admin_unlock(state: State<'_, AppState>, name: String, pin: String) -> Answer<()> {
+    let name = admin_name(&name)?;
+    state.admin_directory.sign_in_admin(&name, &pin).await?;
+    unlock(&state, &name);
+    Ok(())
+}
+
+/// An admin added with `tapctl admin add` chooses their PIN with the
+/// enrolment code it printed, and is signed in.
+#[tauri::command]
+pub async fn admin_enrol(
+    state: State<'_, AppState>,
+    name: String,
+    code: String,
+    pin: String,
+) -> Answer<()> {
+    let name = admin_name(&name)?;
+    state
+        .admin_directory
+        .enrol_admin(&name, &code, &pin)
+        .await?;
+    unlock(&state, &name);
     Ok(())
 }
 
 #[tauri::command]
-pub async fn admin_unlock(state: State<'_, AppState>, pin: String) -> Answer<()> {
-    state.admin_directory.check_admin_pin(&pin).await?;
-    unlock(&state);
-    Ok(())
+pub async fn admin_admins(state: State<'_, AppState>) -> Answer<Vec<AdminSummary>> {
+    let directory = unlocked(&state)?;
+    Ok(directory.admins().await?)
+}
+
+/// An enrolment code for a new admin or one being reset, shown once.
+#[derive(Debug, Serialize)]
+pub struct Enrolment {
+    name: AdminName,
+    code: String,
+}
+
+#[tauri::command]
+pub async fn admin_add_admin(state: State<'_, AppState>, name: String) -> Answer<Enrolment> {
+    let directory = unlocked(&state)?;
+    let name = admin_name(&name)?;
+    let code = directory.add_admin(&name).await?.grouped();
+    Ok(Enrolment { name, code })
+}
+
+#[tauri::command]
+pub async fn admin_reset_admin(state: State<'_, AppState>, name: String) -> Answer<Enrolment> {
+    let directory = unlocked(&state)?;
+    let name = admin_name(&name)?;
+    let code = directory.reset_admin(&name).await?.grouped();
+    Ok(Enrolment { name, code })
+}
+
+#[tauri::command]
+pub async fn admin_remove_admin(state: State<'_, AppState>, name: String) -> Answer<()> {
+    let directory = unlocked(&state)?;
+    Ok(directory.remove_admin(&admin_name(&name)?).await?)
 }
 
 #[tauri::command]
@@ -119,16 +177,16 @@ pub async fn admin_close<R: Runtime>(
 /// Ends the admin session. A key being staged goes with it (see
 /// `unlocked_staging`).
 pub async fn lock(state: &AppState) {
-    if let Ok(mut until) = state.admin_until.lock() {
-        *until = None;
+    if let Ok(mut session) = state.admin_session.lock() {
+        *session = None;
     }
     *state.staging.lock().await = None;
 }
 
 #[tauri::command]
 pub async fn admin_users(state: State<'_, AppState>) -> Answer<Vec<UserSummary>> {
-    unlocked(&state)?;
-    Ok(state.admin_directory.list_users().await?)
+    let directory = unlocked(&state)?;
+    Ok(directory.list_users().await?)
 }
 
 #[derive(Debug, Serialize)]
@@ -141,11 +199,8 @@ pub struct UserView {
 
 #[tauri::command]
 pub async fn admin_user(state: State<'_, AppState>, email: String) -> Answer<UserView> {
-    unlocked(&state)?;
-    let detail = state
-        .admin_directory
-        .show_user(&self::email(&email)?)
-        .await?;
+    let directory = unlocked(&state)?;
+    let detail = directory.show_user(&self::email(&email)?).await?;
     let passes = detail
         .passes
         .iter()
@@ -165,18 +220,18 @@ pub async fn admin_add_user(
     name: Option<String>,
     groups: Vec<String>,
 ) -> Answer<()> {
-    unlocked(&state)?;
+    let directory = unlocked(&state)?;
     let user = NewUser::new(self::email(&email)?, name.as_deref(), &groups)?;
-    Ok(state.admin_directory.add_user(&user).await?)
+    Ok(directory.add_user(&user).await?)
 }
 
 #[tauri::command]
 pub async fn admin_import_users(state: State<'_, AppState>, csv: String) -> Answer<usize> {
-    unlocked(&state)?;
+    let directory = unlocked(&state)?;
     let users = import::parse_users(&csv).map_err(|rows| {
         UiError::with("rows", serde_json::json!({ "message": rows.to_string() }))
     })?;
-    Ok(state.admin_directory.import_users(&users).await?)
+    Ok(directory.import_users(&users).await?)
 }
 
 /// What the admin asks for.
@@ -207,7 +262,7 @@ pub struct Letter {
 
 #[tauri::command]
 pub async fn admin_issue_pass(state: State<'_, AppState>, request: PassRequest) -> Answer<Letter> {
-    unlocked(&state)?;
+    let directory = unlocked(&state)?;
     let start = match request.start.as_deref().filter(|s| !s.is_empty()) {
         Some(text) => Some(parse_time(text).map_err(|_| UiError::new("invalid_start"))?),
         None => None,
@@ -223,7 +278,7 @@ pub async fn admin_issue_pass(state: State<'_, AppState>, request: PassRequest) 
         one_time: request.one_time,
         replace: request.replace,
     };
-    let issued = state.admin_directory.issue_pass(&request).await?;
+    let issued = directory.issue_pass(&request).await?;
     Ok(Letter {
         organisation: state.config.organisation.clone(),
         email: issued.email.to_string(),
@@ -237,11 +292,8 @@ pub async fn admin_issue_pass(state: State<'_, AppState>, request: PassRequest) 
 
 #[tauri::command]
 pub async fn admin_revoke_pass(state: State<'_, AppState>, email: String) -> Answer<()> {
-    unlocked(&state)?;
-    state
-        .admin_directory
-        .revoke_pass(&self::email(&email)?)
-        .await?;
+    let directory = unlocked(&state)?;
+    directory.revoke_pass(&self::email(&email)?).await?;
     Ok(())
 }
 
@@ -251,17 +303,16 @@ pub async fn admin_remove_method(
     email: String,
     method: String,
 ) -> Answer<()> {
-    unlocked(&state)?;
-    Ok(state
-        .admin_directory
+    let directory = unlocked(&state)?;
+    Ok(directory
         .remove_method_of(&self::email(&email)?, &method)
         .await?)
 }
 
 #[tauri::command]
 pub async fn admin_policy(state: State<'_, AppState>) -> Answer<Policy> {
-    unlocked(&state)?;
-    Ok(state.admin_directory.policy().await?)
+    let directory = unlocked(&state)?;
+    Ok(directory.policy().await?)
 }
 
 /// Replaces the policy the pane read (`read`) with `policy`, unless
@@ -273,8 +324,8 @@ pub async fn admin_set_policy(
     read: Policy,
     policy: Policy,
 ) -> Answer<Policy> {
-    unlocked(&state)?;
-    state.admin_directory.replace_policy(&read, &policy).await?;
+    let directory = unlocked(&state)?;
+    directory.replace_policy(&read, &policy).await?;
     Ok(policy)
 }
 
@@ -284,7 +335,7 @@ pub async fn admin_audit(
     user: Option<String>,
     since: Option<String>,
 ) -> Answer<Vec<Record>> {
-    unlocked(&state)?;
+    let directory = unlocked(&state)?;
     let filter = Filter {
         user: user
             .as_deref()
@@ -298,5 +349,5 @@ pub async fn admin_audit(
             .transpose()
             .map_err(|_| UiError::new("invalid_start"))?,
     };
-    Ok(state.admin_directory.audit_log(&filter).await?)
+    Ok(directory.audit_log(&filter).await?)
 }

@@ -5,13 +5,13 @@
 use crate::commands::admin::{email, still_unlocked, unlocked};
 use crate::{AppState, UiError};
 use serde::Serialize;
-use tapkiosk_core::Email;
 use tapkiosk_core::directory::DirectoryError;
 use tapkiosk_core::directory::methods::{MAX_LABEL_CHARS, check_label};
 use tapkiosk_core::fido::ceremony::{Phase, PinProblem};
 use tapkiosk_core::fido::enrolment::Enrolment;
 use tapkiosk_core::fido::{NewKey, Uuid, model_name};
 use tapkiosk_core::user::MethodSummary;
+use tapkiosk_core::{Directory, Email};
 use tauri::State;
 
 type Answer<T> = Result<T, UiError>;
@@ -53,17 +53,17 @@ fn status(staging: &Staging) -> StagingStatus {
 /// The admin session must still be open; once it is not, a key being
 /// staged is dropped with it, so that its conversation does not hold the
 /// key from the kiosk and its answer cannot be saved after the next unlock.
-async fn unlocked_staging(state: &AppState) -> Answer<()> {
+async fn unlocked_staging(state: &AppState) -> Answer<Directory> {
     drop_staging_unless(state, unlocked(state)).await
 }
 
 /// As [`unlocked_staging`], for the pane's status poll, which does not
 /// extend the admin session.
-async fn still_staging(state: &AppState) -> Answer<()> {
+async fn still_staging(state: &AppState) -> Answer<Directory> {
     drop_staging_unless(state, still_unlocked(state)).await
 }
 
-async fn drop_staging_unless(state: &AppState, open: Answer<()>) -> Answer<()> {
+async fn drop_staging_unless(state: &AppState, open: Answer<Directory>) -> Answer<Directory> {
     if open.is_err() {
         *state.staging.lock().await = None;
     }
@@ -77,14 +77,14 @@ fn none_running() -> UiError {
 /// Starts setting up a key for `email`; their keys are excluded.
 #[tauri::command]
 pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answer<StagingStatus> {
-    unlocked_staging(&state).await?;
+    let directory = unlocked_staging(&state).await?;
     let email = self::email(&email)?;
     let rp = state
         .relying_party
         .clone()
         .ok_or_else(|| UiError::new("keys_off"))?;
-    let person = state.admin_directory.show_user(&email).await?;
-    let keys = state.admin_directory.keys_of(&email).await?;
+    let person = directory.show_user(&email).await?;
+    let keys = directory.keys_of(&email).await?;
     let (user_id, keys) =
         keys.ok_or_else(|| UiError::with("user_disabled", serde_json::json!({ "email": email })))?;
     let passkeys: Vec<_> = keys.into_iter().map(|k| k.passkey).collect();
@@ -93,7 +93,7 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
         .summary
         .display_name
         .unwrap_or_else(|| email.to_string());
-    let policy = state.admin_directory.policy().await?;
+    let policy = directory.policy().await?;
     let person = (handle, email.as_str(), name.as_str());
     let allowed = policy.keys.allow_list();
     let enrolment =
@@ -121,7 +121,7 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
 /// Where the key is; checks its answer once it came.
 #[tauri::command]
 pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingStatus> {
-    still_staging(&state).await?;
+    let directory = still_staging(&state).await?;
     let mut guard = state.staging.lock().await;
     let staging = guard.as_mut().ok_or_else(none_running)?;
     if let Some(rp) = &state.relying_party
@@ -131,7 +131,7 @@ pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingSta
             Ok(key) => staging.key = Some(key),
             Err(e) => {
                 tracing::warn!(%e, "a staged key's answer was refused");
-                let refused = state.admin_directory.refuse_key(&staging.email, e.into());
+                let refused = directory.refuse_key(&staging.email, e.into());
                 let refused = refused.await;
                 *guard = None;
                 return Err(match refused {
@@ -180,7 +180,7 @@ pub async fn admin_stage_retry(state: State<'_, AppState>) -> Answer<()> {
 /// Registers the checked key to the person under `label`.
 #[tauri::command]
 pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answer<MethodSummary> {
-    unlocked_staging(&state).await?;
+    let directory = unlocked_staging(&state).await?;
     let mut guard = state.staging.lock().await;
     let staging = guard.as_mut().ok_or_else(none_running)?;
     // Save pressed twice: the key is already the person's.
@@ -192,8 +192,7 @@ pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answ
         let max = serde_json::json!({ "max": MAX_LABEL_CHARS });
         return Err(UiError::with("key_name_rules", max));
     }
-    let method = state
-        .admin_directory
+    let method = directory
         .add_security_key_for((&staging.user_id, &staging.email), &label, key)
         .await?;
     staging.done = Some(method.clone());

@@ -6,14 +6,14 @@
 //! directory's write turn (see [`Directory::write`]), so a crash at any point
 //! leaves either all of an operation or none of it.
 
-mod admin;
+pub mod admins;
 pub mod methods;
 mod passes;
 mod policy;
 pub mod security_keys;
 mod users;
 
-pub use admin::AdminPinError;
+pub use admins::{AdminError, AdminName};
 pub use passes::{IssueRequest, IssuedPass};
 
 use crate::audit::Event;
