@@ -30,6 +30,7 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_unlock",
     "admin_enrol",
     "admin_admins",
+    "admin_lift_lockout",
     "admin_add_admin",
     "admin_reset_admin",
     "admin_remove_admin",

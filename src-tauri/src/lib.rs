@@ -39,6 +39,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::admin::admin_unlock,
         commands::admin::admin_enrol,
         commands::admin::admin_admins,
+        commands::admin::admin_lift_lockout,
         commands::admin::admin_add_admin,
         commands::admin::admin_reset_admin,
         commands::admin::admin_remove_admin,

@@ -30,6 +30,7 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn directory(backend: Backend) -> TestDirectory {
     let lockout = LockoutSettings {
         threshold: u32::MAX,
+        kiosk_threshold: u32::MAX,
         window: TimeDelta::minutes(1),
         ..LockoutSettings::default()
     };

@@ -27,6 +27,8 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 struct Display {
     number: String,
     _process: Child,
+    /// Held open until the process exits; then the display ends.
+    _stdin: Option<std::process::ChildStdin>,
 }
 
 /// The screen the kiosk runs on.
@@ -48,8 +50,15 @@ fn display(screen: Screen) -> &'static str {
     };
     &cell
         .get_or_init(|| {
-            let mut process = Command::new("Xvfb")
-                .args(["-displayfd", "1", "-screen", "0", size, "-nolisten", "tcp"])
+            // A display outlives no test run: the shell ends its Xvfb when
+            // our end of its standard input closes, as it does when this
+            // process exits (statics are never dropped).
+            let script = format!(
+                "Xvfb -displayfd 1 -screen 0 {size} -nolisten tcp 2>/dev/null & x=$!; read _; kill $x"
+            );
+            let mut process = Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -58,9 +67,11 @@ fn display(screen: Screen) -> &'static str {
             let stdout = process.stdout.as_mut().expect("piped stdout");
             std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number)
                 .expect("Xvfb prints its display");
+            let stdin = process.stdin.take();
             Display {
                 number: format!(":{}", number.trim()),
                 _process: process,
+                _stdin: stdin,
             }
         })
         .number
@@ -99,10 +110,11 @@ fn wait_for_app_exit() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        if Instant::now() > deadline {
-            let _ = Command::new("pkill").arg("-f").arg(&app).status();
-            return;
-        }
+        assert!(
+            Instant::now() < deadline,
+            "the last test's app is still running: {}",
+            app.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -437,13 +449,45 @@ impl Kiosk {
         assert!(status.success(), "screenshot {name} failed");
     }
 
-    /// Ends the session and the driver.
-    pub async fn stop(mut self) {
+    /// Ends the session, then (as a test that fails does, on drop) the
+    /// driver and everything it started.
+    pub async fn stop(self) {
         let _ = self.driver.clone().quit().await;
+    }
+}
+
+impl Drop for Kiosk {
+    /// Ends tauri-driver and what it started (WebKitWebDriver, the app),
+    /// by process id: a test that fails leaves nothing running either.
+    fn drop(&mut self) {
+        let family = descendants(self.driver_process.id());
         let _ = self.driver_process.kill();
         let _ = self.driver_process.wait();
+        for pid in &family {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         wait_for_app_exit();
     }
+}
+
+/// The processes started under `pid`, at any depth.
+fn descendants(pid: u32) -> Vec<u32> {
+    let children: Vec<u32> = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    children
+        .iter()
+        .flat_map(|&child| std::iter::once(child).chain(descendants(child)))
+        .collect()
 }
 
 /// The `otpauth://` URI in the QR code image on screen.

@@ -838,6 +838,42 @@ async fn admins_are_added_and_removed_in_the_pane_under_their_own_name() {
     kiosk.stop().await;
 }
 
+#[tokio::test]
+async fn it_lifts_a_lockout_from_the_pane() {
+    use tapkiosk_core::redeem::RedeemError;
+    let (kiosk, _) = unlocked_admin_pane("en").await;
+    let code = kiosk
+        .person_with_pass("grace@example.com", "Grace Hopper", true)
+        .await;
+    for _ in 0..5 {
+        let _ = kiosk
+            .directory
+            .redeem("grace@example.com", "ZZZZ-ZZZZ-ZZZZ")
+            .await;
+    }
+    assert!(matches!(
+        kiosk.directory.redeem("grace@example.com", &code).await,
+        Err(RedeemError::LockedOut { .. })
+    ));
+    kiosk.click("button[data-tab='people']").await;
+    kiosk.click("tbody tr:nth-child(2) button").await;
+    kiosk.click("#lift-lockout").await;
+    let lifted = kiosk
+        .words("admin.people.lockout_lifted")
+        .replace("{email}", "grace@example.com");
+    kiosk
+        .wait_for(By::XPath(format!(
+            "//*[@id='notice' and text()='{lifted}']"
+        )))
+        .await;
+    kiosk
+        .directory
+        .redeem("grace@example.com", &code)
+        .await
+        .unwrap();
+    kiosk.stop().await;
+}
+
 /// Waits until the app has `count` windows.
 async fn wait_for_windows(kiosk: &Kiosk, count: usize) {
     let deadline = std::time::Instant::now() + harness::PATIENCE;

@@ -16,7 +16,96 @@ on_both_backends!(
     unknown_emails_lock_out_like_known_ones,
     multi_use_passes_sign_in_repeatedly_and_each_is_audited,
     the_live_pass_works_after_many_replacements_in_one_second,
+    it_lifts_a_lockout_at_once,
+    escalation_is_forgotten_after_a_quiet_day,
+    a_kiosk_trying_many_emails_is_throttled,
 );
+
+/// Five wrong passes for `email`: the fifth locks it.
+async fn lock_out(t: &TestDirectory, email: &str) -> chrono::DateTime<chrono::Utc> {
+    for _ in 0..4 {
+        let _ = t.directory.redeem(email, WRONG).await;
+    }
+    match t.directory.redeem(email, WRONG).await {
+        Err(RedeemError::LockedOut { until }) => until,
+        other => panic!("expected a lockout, got {other:?}"),
+    }
+}
+
+async fn it_lifts_a_lockout_at_once(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    lock_out(&t, "ada@example.com").await;
+    assert!(t.directory.lift_lockout(&ada).await.unwrap());
+    assert!(
+        !t.directory.lift_lockout(&ada).await.unwrap(),
+        "lifted twice"
+    );
+    t.directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+        .unwrap();
+    let kinds = crate::audit_kinds(&t).await;
+    assert!(kinds.iter().any(|k| k == "lockout_lifted"), "{kinds:?}");
+}
+
+async fn escalation_is_forgotten_after_a_quiet_day(t: TestDirectory) {
+    let first = lock_out(&t, "ada@example.com").await;
+    assert_eq!(first, t.clock.now_plus(TimeDelta::minutes(5)));
+    t.clock.advance(TimeDelta::minutes(6));
+    // Again soon after: the lockout doubles.
+    let second = lock_out(&t, "ada@example.com").await;
+    assert_eq!(second, t.clock.now_plus(TimeDelta::minutes(10)));
+    // A quiet day after it ended: back to the first length.
+    t.clock
+        .advance(TimeDelta::minutes(10) + TimeDelta::hours(24));
+    let later = lock_out(&t, "ada@example.com").await;
+    assert_eq!(later, t.clock.now_plus(TimeDelta::minutes(5)));
+}
+
+async fn a_kiosk_trying_many_emails_is_throttled(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada))
+        .await
+        .unwrap();
+    // Four guesses on each of five people: no email reaches its lockout,
+    // but the kiosk reaches its 20.
+    let mut answers = Vec::new();
+    for person in 0..5 {
+        for _ in 0..4 {
+            let email = format!("person{person}@example.com");
+            answers.push(t.directory.redeem(&email, WRONG).await.unwrap_err());
+        }
+    }
+    assert!(
+        answers[..19]
+            .iter()
+            .all(|a| matches!(a, RedeemError::InvalidCredentials))
+    );
+    assert!(
+        matches!(answers[19], RedeemError::LockedOut { .. }),
+        "{:?}",
+        answers[19]
+    );
+    // Meanwhile even the right pass waits at this kiosk.
+    assert!(matches!(
+        t.directory
+            .redeem("ada@example.com", issued.code.expose())
+            .await,
+        Err(RedeemError::LockedOut { .. })
+    ));
+    t.clock.advance(TimeDelta::minutes(5));
+    t.directory
+        .redeem("ada@example.com", issued.code.expose())
+        .await
+        .unwrap();
+}
 
 const WRONG: &str = "ZZZZ-ZZZZ-ZZZZ";
 

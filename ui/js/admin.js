@@ -295,6 +295,10 @@ async function details(email) {
     el('button', { type: 'button', class: 'danger', id: 'revoke', onclick: async () => {
       if ((await call('admin_revoke_pass', { email })).ok) { await details(email); say(t('admin.people.revoked', { email })); }
     } }, t('admin.people.revoke')),
+    el('button', { type: 'button', class: 'secondary', id: 'lift-lockout', onclick: async () => {
+      const done = await call('admin_lift_lockout', { email });
+      if (done.ok) say(t(done.result ? 'admin.people.lockout_lifted' : 'admin.people.not_locked', { email }));
+    } }, t('admin.people.lift_lockout')),
     el('h2', {}, t('admin.people.methods')),
     u.methods.length ? null : el('p', {}, t('methods.none')),
     el('ul', { class: 'methods' }, u.methods.map((m) => el('li', {}, el('span', { class: 'method-name' }, m.label),

@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 16] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -56,7 +56,14 @@ pub const KEYS: [(&str, &str); 15] = [
         "lockout.duration",
         "first lockout's length; each further one doubles",
     ),
-    ("lockout.max_duration", "longest lockout"),
+    (
+        "lockout.max_duration",
+        "longest lockout; a quiet time this long forgets the escalation",
+    ),
+    (
+        "lockout.kiosk_threshold",
+        "wrong passes at one kiosk, any emails, within lockout.window that throttle it (1 … 1000)",
+    ),
     (
         "session.limit",
         "longest kiosk session (1m … 8h); never beyond the pass",
@@ -557,11 +564,21 @@ impl Builder {
                 reason: "must not be shorter than lockout.duration".into(),
             });
         }
+        let kiosk_threshold = self.get(
+            "lockout.kiosk_threshold",
+            defaults.kiosk_threshold,
+            |raw| match raw.text()?.trim().parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 1000".to_string()),
+            },
+            u32::to_string,
+        )?;
         Ok(LockoutSettings {
             threshold,
             window,
             duration,
             max_duration,
+            kiosk_threshold,
         })
     }
 }

@@ -18,19 +18,25 @@ pub struct LockoutSettings {
     /// The first lockout's length.
     #[serde(with = "crate::duration::serde_delta")]
     pub duration: TimeDelta,
-    /// The longest a lockout grows to.
+    /// The longest a lockout grows to; also the quiet time after a lockout
+    /// ends that forgets its escalation.
     #[serde(with = "crate::duration::serde_delta")]
     pub max_duration: TimeDelta,
+    /// Wrong passes at one kiosk, across all emails, within `window` that
+    /// throttle the kiosk's sign-ins as a lockout would.
+    pub kiosk_threshold: u32,
 }
 
 impl Default for LockoutSettings {
-    /// 5 failures within 15 minutes lock for 5 minutes, then 10, 20… up to a day.
+    /// 5 failures within 15 minutes lock for 5 minutes, then 10, 20… up to a
+    /// day; 20 at one kiosk, whatever the emails, throttle that kiosk.
     fn default() -> Self {
         Self {
             threshold: 5,
             window: TimeDelta::minutes(15),
             duration: TimeDelta::minutes(5),
             max_duration: TimeDelta::hours(24),
+            kiosk_threshold: 20,
         }
     }
 }

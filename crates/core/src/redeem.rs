@@ -83,6 +83,13 @@ pub enum RedeemError {
     Directory(#[from] DirectoryError),
 }
 
+fn into_directory_error(error: RedeemError) -> DirectoryError {
+    match error {
+        RedeemError::Directory(e) => e,
+        other => DirectoryError::Invalid(other.to_string()),
+    }
+}
+
 impl From<sqlx::Error> for RedeemError {
     fn from(error: sqlx::Error) -> Self {
         Self::Directory(error.into())
@@ -127,14 +134,17 @@ impl Directory {
     ) -> Result<KioskSession, RedeemError> {
         let mut tx = self.write().await?;
         let lock_key = self.typed_identity(typed_email);
+        let kiosk_key = self.kiosk_identity();
         let now = self.now();
-        if let Some(until) = self.locked_until(&mut tx, &lock_key).await? {
-            let event = Event::new("sign_in_failed")
-                .who(&lock_key)
-                .with("reason", "locked_out");
-            self.audit(&mut tx, event).await?;
-            tx.commit().await?;
-            return Err(RedeemError::LockedOut { until });
+        for (key, reason) in [(&kiosk_key, "kiosk_throttled"), (&lock_key, "locked_out")] {
+            if let Some(until) = self.locked_until(&mut tx, key).await? {
+                let event = Event::new("sign_in_failed")
+                    .who(&lock_key)
+                    .with("reason", reason);
+                self.audit(&mut tx, event).await?;
+                tx.commit().await?;
+                return Err(RedeemError::LockedOut { until });
+            }
         }
         let result = match self
             .check_pass(&mut tx, typed_email, typed_pass, now)
@@ -162,7 +172,14 @@ impl Directory {
                     .who(&lock_key)
                     .with("reason", reason);
                 self.audit(&mut tx, event).await?;
-                match self.record_failure(&mut tx, &lock_key).await? {
+                let settings = self.settings.lockout;
+                let email_lock = self
+                    .record_failure(&mut tx, &lock_key, settings.threshold)
+                    .await?;
+                let kiosk_lock = self
+                    .record_failure(&mut tx, &kiosk_key, settings.kiosk_threshold)
+                    .await?;
+                match email_lock.max(kiosk_lock) {
                     Some(until) => Err(RedeemError::LockedOut { until }),
                     None => Err(RedeemError::InvalidCredentials),
                 }
@@ -319,6 +336,7 @@ impl Directory {
         &self,
         tx: &mut Tx,
         key: &str,
+        threshold: u32,
     ) -> Result<Option<DateTime<Utc>>, RedeemError> {
         let settings = self.settings.lockout;
         let now = self.now();
@@ -339,16 +357,10 @@ impl Directory {
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get("n")?;
-        if failures < i64::from(settings.threshold) {
+        if failures < i64::from(threshold) {
             return Ok(None);
         }
-        let level: i64 = sqlx::query("SELECT level FROM lockouts WHERE email = $1")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get("level"))
-            .transpose()?
-            .unwrap_or(0);
+        let level = self.lockout_level(tx, key).await?;
         let until = now + settings.lock_for(u32::try_from(level).unwrap_or(u32::MAX));
         sqlx::query(
             "INSERT INTO lockouts (email, locked_until, level) VALUES ($1, $2, $3) \
@@ -369,6 +381,22 @@ impl Directory {
             .with("failures", failures);
         self.audit(tx, event).await?;
         Ok(Some(until))
+    }
+
+    /// How many lockouts came before for `key`. The escalation decays: a
+    /// lockout that ended longer ago than the longest lockout is forgotten,
+    /// so a person who mistyped twice last month starts again at the first.
+    async fn lockout_level(&self, tx: &mut Tx, key: &str) -> Result<i64, RedeemError> {
+        let row = sqlx::query("SELECT level, locked_until FROM lockouts WHERE email = $1")
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else { return Ok(0) };
+        let ended = from_seconds(row.try_get("locked_until")?);
+        if ended + self.settings.lockout.max_duration <= self.now() {
+            return Ok(0);
+        }
+        Ok(row.try_get("level")?)
     }
 
     async fn clear_failures(&self, tx: &mut Tx, key: &str) -> Result<(), RedeemError> {
@@ -520,6 +548,35 @@ impl Directory {
 }
 
 impl Directory {
+    /// This kiosk in the lockouts table: wrong passes across all emails are
+    /// counted here too, so that one kiosk cannot be used to try a few
+    /// passes on each of many people.
+    fn kiosk_identity(&self) -> String {
+        format!("kiosk:{}", self.settings.kiosk)
+    }
+
+    /// Lifts the lockout of an email (and forgets its wrong passes and its
+    /// escalation), for IT helping someone who is locked out. Returns
+    /// whether it was locked.
+    pub async fn lift_lockout(&self, email: &Email) -> Result<bool, DirectoryError> {
+        let mut tx = self.write().await?;
+        let key = email.to_string();
+        let locked = self
+            .locked_until(&mut tx, &key)
+            .await
+            .map_err(into_directory_error)?
+            .is_some();
+        self.clear_failures(&mut tx, &key)
+            .await
+            .map_err(into_directory_error)?;
+        let event = Event::new("lockout_lifted")
+            .who(&key)
+            .with("was_locked", locked);
+        self.audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(locked)
+    }
+
     /// How the email typed at a kiosk is stored in lockouts and the audit
     /// log: normalised when it is an email, otherwise a keyed hash, because
     /// people do type their pass into the email field.

@@ -128,6 +128,12 @@ pub enum UserCommand {
         #[command(flatten)]
         json: Json,
     },
+    /// Lift the sign-in lockout of an email at once (and forget its wrong
+    /// passes).
+    Unlock {
+        /// Work email.
+        email: String,
+    },
     /// Stop a person from signing in.
     Disable {
         /// Work email.

@@ -33,6 +33,14 @@ pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCod
             directory.remove_method_of(&email, &method).await?;
             say!("Removed that method of {email}.");
         }
+        UserCommand::Unlock { email } => {
+            let email = Email::parse(&email)?;
+            if directory.lift_lockout(&email).await? {
+                say!("Lifted the lockout of {email}: they can sign in again.");
+            } else {
+                say!("{email} was not locked out.");
+            }
+        }
         UserCommand::Disable { email } => {
             let email = Email::parse(&email)?;
             directory.set_user_enabled(&email, false).await?;

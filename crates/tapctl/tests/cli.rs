@@ -427,30 +427,69 @@ fn a_pass_whose_value_cannot_be_shown_is_not_issued() {
     );
 }
 
-/// Registers an authenticator app for `email` the way the kiosk does,
-/// through the core, so that there is a method to remove.
-fn register_a_method(kiosk: &Kiosk, email: &str) {
+/// The kiosk's directory, opened through the core as the app opens it.
+fn open_directory(kiosk: &Kiosk) -> (tokio::runtime::Runtime, tapkiosk_core::Directory) {
     use tapkiosk_core::directory::Settings;
-    use tapkiosk_core::{Directory, KeyStore, Location, SystemClock, totp::TotpSecret};
-    let pass = kiosk.json(&["pass", "issue", email, "--json"]);
-    let pass = pass["temporaryAccessPass"].as_str().unwrap().to_string();
+    use tapkiosk_core::{Directory, KeyStore, Location, SystemClock};
     let key = KeyStore::File(kiosk.path("directory.key"))
         .load()
         .unwrap()
         .unwrap();
     let location = Location::Sqlite(kiosk.directory.clone().into());
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let clock = std::sync::Arc::new(SystemClock);
+    let directory = runtime
+        .block_on(Directory::open(&location, key, clock, Settings::default()))
+        .unwrap();
+    (runtime, directory)
+}
+
+/// Locks `email` out the way a guesser at the kiosk does: five wrong passes.
+fn lock_out(kiosk: &Kiosk, email: &str) -> bool {
+    use tapkiosk_core::redeem::RedeemError;
+    let (runtime, directory) = open_directory(kiosk);
     runtime.block_on(async {
-        let clock = std::sync::Arc::new(SystemClock);
-        let directory = Directory::open(&location, key, clock, Settings::default())
-            .await
-            .unwrap();
+        let mut last = None;
+        for _ in 0..5 {
+            last = directory.redeem(email, "ZZZZ-ZZZZ-ZZZZ").await.err();
+        }
+        directory.close().await;
+        matches!(last, Some(RedeemError::LockedOut { .. }))
+    })
+}
+
+#[test]
+fn it_lifts_a_lockout_with_tapctl() {
+    let kiosk = Kiosk::initialised();
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    let said = kiosk.ok(&["user", "unlock", "ada@example.com"]);
+    assert!(said.contains("was not locked out"), "{said}");
+    assert!(lock_out(&kiosk, "ada@example.com"));
+    let said = kiosk.ok(&["user", "unlock", "ADA@example.com"]);
+    assert!(
+        said.contains("Lifted the lockout of ada@example.com"),
+        "{said}"
+    );
+    let said = kiosk.ok(&["user", "unlock", "ada@example.com"]);
+    assert!(said.contains("was not locked out"), "{said}");
+    kiosk.fails(&["user", "unlock", "not an email"], "email");
+}
+
+/// Registers an authenticator app for `email` the way the kiosk does,
+/// through the core, so that there is a method to remove.
+fn register_a_method(kiosk: &Kiosk, email: &str) {
+    use tapkiosk_core::totp::TotpSecret;
+    let pass = kiosk.json(&["pass", "issue", email, "--json"]);
+    let pass = pass["temporaryAccessPass"].as_str().unwrap().to_string();
+    let (runtime, directory) = open_directory(kiosk);
+    runtime.block_on(async {
         let session = directory.redeem(email, &pass).await.unwrap();
         let secret = TotpSecret::generate(&mut rand::rngs::OsRng);
         directory
             .add_totp_method(&session, "Phone", &secret, 1)
             .await
             .unwrap();
+        directory.close().await;
     });
 }
 

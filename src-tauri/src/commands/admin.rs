@@ -119,6 +119,13 @@ pub async fn admin_enrol(
     Ok(())
 }
 
+/// Lifts the sign-in lockout of a person's email; whether it was locked.
+#[tauri::command]
+pub async fn admin_lift_lockout(state: State<'_, AppState>, email: String) -> Answer<bool> {
+    let directory = unlocked(&state)?;
+    Ok(directory.lift_lockout(&self::email(&email)?).await?)
+}
+
 #[tauri::command]
 pub async fn admin_admins(state: State<'_, AppState>) -> Answer<Vec<AdminSummary>> {
     let directory = unlocked(&state)?;
