@@ -874,6 +874,37 @@ async fn it_lifts_a_lockout_from_the_pane() {
     kiosk.stop().await;
 }
 
+#[tokio::test]
+async fn the_pane_warns_that_an_allow_list_without_roots_trusts_each_key() {
+    use tapkiosk_core::policy::KeyRestriction;
+    let (kiosk, _) = unlocked_admin_pane("en").await;
+    kiosk.click("button[data-tab='policy']").await;
+    kiosk.wait_for(By::Id("policy-keys")).await;
+    let shown = kiosk
+        .driver
+        .find_all(By::Id("keys-unproven"))
+        .await
+        .unwrap();
+    assert!(shown.is_empty(), "no warning while any key is allowed");
+    let yubikey = "cb69481e-8ff7-4039-93ec-0a2729a154a8".parse().unwrap();
+    kiosk
+        .directory
+        .update_policy(|p| {
+            p.keys = KeyRestriction::AllowList([yubikey].into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    kiosk.click("button[data-tab='people']").await;
+    kiosk.click("button[data-tab='policy']").await;
+    let warning = kiosk.wait_for(By::Id("keys-unproven")).await;
+    assert_eq!(
+        warning.text().await.unwrap(),
+        kiosk.words("admin.policy.keys_unproven")
+    );
+    kiosk.stop().await;
+}
+
 /// Waits until the app has `count` windows.
 async fn wait_for_windows(kiosk: &Kiosk, count: usize) {
     let deadline = std::time::Instant::now() + harness::PATIENCE;

@@ -13,6 +13,9 @@ const closeButton = document.getElementById('close');
 // Whether the PIN prompt is what the pane shows.
 let pinShown = false;
 let organisation = '';
+// Whether key models can be proven: without, an allow-list trusts what
+// each key says it is, and the Policy tab says so.
+let attestationRoots = false;
 // Passes in user details come in Microsoft Graph's shape.
 const GRAPH_STATES = {
   NotYetValid: 'not_yet_valid', EnabledByPolicy: 'usable', Expired: 'expired',
@@ -203,6 +206,7 @@ const sections = {
       input('policy-length', 'admin.policy.length', { type: 'number', min: 8, max: 48, value: p.length }),
       checkbox('policy-one-time', 'admin.policy.one_time', p.one_time === 'required'),
       input('policy-keys', 'admin.policy.keys', { value: p.keys.kind === 'allow_list' ? p.keys.aaguids.join('; ') : '' }),
+      p.keys.kind === 'allow_list' && !attestationRoots ? el('p', { class: 'hint', id: 'keys-unproven' }, t('admin.policy.keys_unproven')) : null,
       el('button', { type: 'submit', class: 'primary', id: 'save-policy' }, t('admin.policy.save'))));
   },
   async audit() {
@@ -407,6 +411,7 @@ document.addEventListener('contextmenu', (event) => event.preventDefault());
 const status = await invoke('admin_status');
 await use(status.language);
 organisation = status.organisation;
+attestationRoots = status.attestation_roots;
 document.getElementById('admin-title').textContent = `${t('admin.title')} — ${organisation}`;
 tabs.setAttribute('aria-label', t('admin.tabs.label'));
 for (const name of Object.keys(sections)) {

@@ -296,7 +296,39 @@ fn read_file(path: &Path, explicit: bool) -> Result<Vec<(String, Raw)>, ConfigEr
         .map_err(|e: toml::de::Error| error(e.message().to_string()))?;
     let mut values = Vec::new();
     flatten("", table, &mut values);
+    check_file_mode(path, &values).map_err(error)?;
     Ok(values)
+}
+
+/// The configuration decides which directory a kiosk trusts and how hard
+/// guessing is: whoever may write the file may weaken both. A file holding
+/// a database password must not be readable by others either.
+fn check_file_mode(path: &Path, values: &[(String, Raw)]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| e.to_string())?
+        .permissions()
+        .mode();
+    let shown = path.display();
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "group or others can change it: run `chmod go-w {shown}`"
+        ));
+    }
+    let has_password = values.iter().any(|(key, raw)| {
+        key == "directory"
+            && raw.text().is_ok_and(|text| {
+                url::Url::parse(text.trim()).is_ok_and(|url| {
+                    url.password().is_some() || url.query_pairs().any(|(k, _)| k == "password")
+                })
+            })
+    });
+    if has_password && mode & 0o044 != 0 {
+        return Err(format!(
+            "it holds a database password that group or others can read: run `chmod 600 {shown}`"
+        ));
+    }
+    Ok(())
 }
 
 fn flatten(prefix: &str, table: toml::Table, out: &mut Vec<(String, Raw)>) {
@@ -845,7 +877,36 @@ mod tests {
             Some("directory = \"postgres://tap:s3cret@db.example.com/tapkiosk\"\n"),
             &[],
         );
+        set_mode(&inputs, 0o600);
         let config = Config::resolve(&inputs).unwrap();
         assert!(!config.shown["directory"].0.contains("s3cret"));
+    }
+
+    fn set_mode(inputs: &Inputs, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = inputs.file.as_ref().unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_file_others_may_change_or_read_a_password_in_is_refused() {
+        let plain = "organisation = \"Example Ltd\"\n";
+        let secret = "directory = \"postgres://tap@db.example.com/tap?password=s3cret\"\n";
+        for (text, mode, refused) in [
+            (plain, 0o644, None),
+            (plain, 0o664, Some("chmod go-w")),
+            (plain, 0o646, Some("chmod go-w")),
+            (secret, 0o600, None),
+            (secret, 0o640, Some("chmod 600")),
+            (secret, 0o604, Some("chmod 600")),
+        ] {
+            let (_dir, inputs) = inputs(Some(text), &[]);
+            set_mode(&inputs, mode);
+            match (Config::resolve(&inputs), refused) {
+                (Ok(_), None) => {}
+                (Err(e), Some(fix)) => assert!(e.to_string().contains(fix), "{mode:o}: {e}"),
+                (other, _) => panic!("{mode:o} {text}: {:?}", other.map(|_| ())),
+            }
+        }
     }
 }

@@ -517,6 +517,33 @@ pub fn export(
     })
 }
 
+/// The most Argon2 work an export file may ask of the machine that imports
+/// it: an export is read before anything in it is authenticated, so a file
+/// asking for terabytes of memory must be refused, not attempted. Exports
+/// written here ask for 64 MiB and 3 passes.
+const MAX_KDF_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_KDF_ITERATIONS: u32 = 10;
+const MAX_KDF_PARALLELISM: u32 = 8;
+
+fn check_kdf_costs(export: &Export) -> Result<(), String> {
+    if export.memory_kib > MAX_KDF_MEMORY_KIB {
+        return Err(format!(
+            "it asks Argon2 for {} MiB of memory; at most {} MiB are accepted",
+            export.memory_kib / 1024,
+            MAX_KDF_MEMORY_KIB / 1024
+        ));
+    }
+    if !(1..=MAX_KDF_ITERATIONS).contains(&export.iterations)
+        || !(1..=MAX_KDF_PARALLELISM).contains(&export.parallelism)
+    {
+        return Err(format!(
+            "it asks Argon2 for {} passes on {} lanes; 1 to {MAX_KDF_ITERATIONS} passes on 1 to {MAX_KDF_PARALLELISM} lanes are accepted",
+            export.iterations, export.parallelism
+        ));
+    }
+    Ok(())
+}
+
 /// Unwraps a key made by [`export`].
 pub fn import(text: &str, passphrase: &str) -> Result<DirectoryKey, KeyError> {
     let malformed = |reason: String| KeyError::Malformed {
@@ -539,6 +566,7 @@ pub fn import(text: &str, passphrase: &str) -> Result<DirectoryKey, KeyError> {
     if nonce.len() != 24 {
         return Err(malformed("the nonce must be 24 bytes".into()));
     }
+    check_kdf_costs(&export).map_err(malformed)?;
     let wrapping = wrapping_key(passphrase, &salt, &export)?;
     let cipher = XChaCha20Poly1305::new(wrapping.as_ref().into());
     let master = Zeroizing::new(
@@ -680,5 +708,26 @@ mod tests {
             import("{}", "correct horse battery"),
             Err(KeyError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn exports_asking_for_too_much_work_are_refused_before_any() {
+        let key = DirectoryKey::generate(&mut OsRng);
+        let text = export(&key, "correct horse battery", &mut OsRng).unwrap();
+        for (field, cost) in [
+            ("\"memory_kib\": 65536", "\"memory_kib\": 4294967295"),
+            ("\"iterations\": 3", "\"iterations\": 4000000000"),
+            ("\"iterations\": 3", "\"iterations\": 0"),
+            ("\"parallelism\": 1", "\"parallelism\": 4096"),
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+            let costly = text.replacen(field, cost, 1);
+            match import(&costly, "correct horse battery") {
+                Err(KeyError::Malformed { reason, .. }) => {
+                    assert!(reason.contains("accepted"), "{reason}")
+                }
+                other => panic!("{cost}: {other:?}"),
+            }
+        }
     }
 }

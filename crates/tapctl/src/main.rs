@@ -52,7 +52,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let directory = open(&config).await?;
             let result = match command {
                 Command::User(command) => people::user(&directory, command).await,
-                Command::Policy(command) => people::policy(&directory, command).await,
+                Command::Policy(command) => {
+                    let roots = config.webauthn.attestation_roots.is_some();
+                    people::policy(&directory, command, roots).await
+                }
                 Command::Pass(command) => passes::run(&directory, command).await,
                 Command::Audit(args) => audit::run(&directory, args).await,
                 Command::Admin(command) => admins::run(&directory, command).await,

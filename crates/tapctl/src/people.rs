@@ -71,7 +71,13 @@ pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<ExitCode> {
+/// `roots_configured`: whether `webauthn.attestation_roots` names a file,
+/// without which a key allow-list trusts the model each key reports.
+pub async fn policy(
+    directory: &Directory,
+    command: PolicyCommand,
+    roots_configured: bool,
+) -> Result<ExitCode> {
     match command {
         PolicyCommand::Show(json) => print::policy(&directory.policy().await?, json.json)?,
         PolicyCommand::Set {
@@ -135,6 +141,12 @@ pub async fn policy(directory: &Directory, command: PolicyCommand) -> Result<Exi
                 })
                 .await?;
             print::policy(&policy, json.json)?;
+            if matches!(policy.keys, KeyRestriction::AllowList(_)) && !roots_configured {
+                eprintln!(
+                    "tapctl: warning: no webauthn.attestation_roots are configured, so the allow-list \
+                     trusts the model each key reports, and a key can claim any model"
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

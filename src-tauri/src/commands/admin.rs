@@ -13,6 +13,7 @@ use tapkiosk_core::policy::{Lifetime, Policy};
 use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
 use tapkiosk_core::{Directory, Email, import};
 use tauri::{Runtime, State, WebviewWindow};
+use zeroize::Zeroizing;
 
 type Answer<T> = Result<T, UiError>;
 
@@ -73,6 +74,9 @@ pub struct AdminStatus {
     organisation: String,
     /// The pane speaks the kiosk's first configured language.
     language: String,
+    /// Whether key models can be proven (`webauthn.attestation_roots`);
+    /// without, a key allow-list trusts the model each key reports.
+    attestation_roots: bool,
 }
 
 #[tauri::command]
@@ -89,12 +93,17 @@ pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
         admin,
         organisation: state.config.organisation.clone(),
         language: state.config.languages.first().cloned().unwrap_or_default(),
+        attestation_roots: state.config.webauthn.attestation_roots.is_some(),
     })
 }
 
 /// Signs an admin in with their name and PIN.
 #[tauri::command]
-pub async fn admin_unlock(state: State<'_, AppState>, name: String, pin: String) -> Answer<()> {
+pub async fn admin_unlock(
+    state: State<'_, AppState>,
+    name: String,
+    pin: Zeroizing<String>,
+) -> Answer<()> {
     let name = admin_name(&name)?;
     state.admin_directory.sign_in_admin(&name, &pin).await?;
     unlock(&state, &name);
@@ -107,8 +116,8 @@ pub async fn admin_unlock(state: State<'_, AppState>, name: String, pin: String)
 pub async fn admin_enrol(
     state: State<'_, AppState>,
     name: String,
-    code: String,
-    pin: String,
+    code: Zeroizing<String>,
+    pin: Zeroizing<String>,
 ) -> Answer<()> {
     let name = admin_name(&name)?;
     state

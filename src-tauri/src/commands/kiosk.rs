@@ -4,6 +4,7 @@
 use crate::{AppState, UiError};
 use tapkiosk_core::kiosk::{Language, Screen};
 use tauri::{AppHandle, Runtime, State};
+use zeroize::Zeroizing;
 
 type Answer = Result<Screen, UiError>;
 
@@ -63,9 +64,15 @@ pub async fn add_security_key(state: State<'_, AppState>) -> Answer {
 }
 
 #[tauri::command]
-pub async fn key_pin(state: State<'_, AppState>, pin: String, again: Option<String>) -> Answer {
+pub async fn key_pin(
+    state: State<'_, AppState>,
+    pin: Zeroizing<String>,
+    again: Option<Zeroizing<String>>,
+) -> Answer {
     let mut kiosk = state.kiosk.lock().await;
-    Ok(kiosk.key_pin(&pin, again.as_deref()).await?)
+    Ok(kiosk
+        .key_pin(&pin, again.as_deref().map(String::as_str))
+        .await?)
 }
 
 #[tauri::command]

@@ -13,6 +13,7 @@ use tapkiosk_core::fido::{NewKey, Uuid, model_name};
 use tapkiosk_core::user::MethodSummary;
 use tapkiosk_core::{Directory, Email};
 use tauri::State;
+use zeroize::Zeroizing;
 
 type Answer<T> = Result<T, UiError>;
 
@@ -148,13 +149,16 @@ pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingSta
 #[tauri::command]
 pub async fn admin_stage_pin(
     state: State<'_, AppState>,
-    pin: String,
-    again: Option<String>,
+    pin: Zeroizing<String>,
+    again: Option<Zeroizing<String>>,
 ) -> Answer<()> {
     unlocked_staging(&state).await?;
     let guard = state.staging.lock().await;
     let staging = guard.as_ref().ok_or_else(none_running)?;
-    match staging.enrolment.give_pin(&pin, again.as_deref()) {
+    match staging
+        .enrolment
+        .give_pin(&pin, again.as_deref().map(String::as_str))
+    {
         // A second press of Enter: the first PIN is already on its way.
         Ok(()) | Err(PinProblem::NotAsked) => Ok(()),
         Err(PinProblem::PinsDiffer) => Err(UiError::new("pins_differ")),

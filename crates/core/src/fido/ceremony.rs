@@ -25,6 +25,7 @@ use webauthn_authenticator_rs::transport::Token;
 use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampleStatus};
 use webauthn_authenticator_rs::ui::UiCallback;
 use webauthn_rs_proto::AuthenticatorTransport;
+use zeroize::Zeroizing;
 
 /// How long the key waits for a PIN before giving up.
 const PIN_WAIT: Duration = Duration::from_secs(120);
@@ -182,7 +183,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Ceremony {
     shared: Arc<Mutex<Shared>>,
-    pins: Sender<String>,
+    pins: Sender<Zeroizing<String>>,
 }
 
 /// What the worker asks of the key.
@@ -257,7 +258,7 @@ impl Ceremony {
             _ => return Err(PinProblem::NotAsked),
         }
         // The worker may have finished; then the PIN is not needed.
-        let _ = self.pins.send(pin.to_string());
+        let _ = self.pins.send(Zeroizing::new(pin.to_string()));
         shared.phase = Phase::Checking;
         Ok(())
     }
@@ -287,7 +288,7 @@ impl Ceremony {
 #[derive(Debug)]
 struct Prompts {
     shared: Arc<Mutex<Shared>>,
-    pins: Mutex<Receiver<String>>,
+    pins: Mutex<Receiver<Zeroizing<String>>>,
 }
 
 impl Prompts {
@@ -317,7 +318,7 @@ impl Prompts {
 
     /// Waits for the person's PIN; `None` when it does not come in time or
     /// the ceremony was dropped.
-    fn wait_for_pin(&self, phase: Phase) -> Option<String> {
+    fn wait_for_pin(&self, phase: Phase) -> Option<Zeroizing<String>> {
         let pins = self.pins.lock().ok()?;
         {
             let mut shared = self.shared.lock().ok()?;
@@ -341,7 +342,9 @@ impl UiCallback for Prompts {
             // worker ends on PinBlocked (see `with_tokens`).
             return None;
         }
+        // The client takes a plain String: the one copy we cannot zero.
         self.wait_for_pin(Phase::EnterPin { wrong, tries_left })
+            .map(|pin| pin.to_string())
     }
 
     fn request_touch(&self) {
