@@ -85,7 +85,11 @@ impl From<DirectoryError> for UiError {
                 tracing::error!(%error, "directory tampered with");
                 Self::new("directory_tampered")
             }
-            E::Database(_) | E::Migrate(_) | E::NotInitialised(_) | E::WrongKey(_) => {
+            E::Database(_)
+            | E::Migrate(_)
+            | E::NotInitialised(_)
+            | E::WrongKey(_)
+            | E::SchemaOutdated(_) => {
                 tracing::error!(%error, "directory failure");
                 Self::new("directory_unavailable")
             }

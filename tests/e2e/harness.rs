@@ -366,6 +366,26 @@ impl Kiosk {
         element.click().await.unwrap();
     }
 
+    /// Clicks a button that closes its own window: the window may be gone
+    /// before WebDriver answers the click, which is then no failure.
+    pub async fn click_to_close(&self, selector: &str) {
+        let element = self
+            .driver
+            .query(By::Css(selector))
+            .and_clickable()
+            .wait(PATIENCE, Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap();
+        use thirtyfour::error::WebDriverErrorInner;
+        if let Err(error) = element.click().await {
+            assert!(
+                matches!(error.as_inner(), WebDriverErrorInner::NoSuchWindow(_)),
+                "clicking {selector}: {error}"
+            );
+        }
+    }
+
     /// The words of `key` in the test's language, from ui/i18n.
     pub fn words(&self, key: &str) -> String {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -782,7 +782,7 @@ async fn closing_the_admin_pane_locks_it() {
     let (kiosk, kiosk_window) = unlocked_admin_pane("en").await;
     // The People tab, drawn once the pane is unlocked.
     kiosk.wait_for(By::Id("new-email")).await;
-    kiosk.click("#close").await;
+    kiosk.click_to_close("#close").await;
     kiosk.driver.switch_to_window(kiosk_window).await.unwrap();
     wait_for_windows(&kiosk, 1).await;
     // The next person to press the control gets the PIN prompt, not the

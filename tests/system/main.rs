@@ -11,6 +11,7 @@ mod claims;
 mod kiosk;
 mod passes;
 mod redeem;
+mod roles;
 mod security_keys;
 mod storage;
 mod tampering;

@@ -216,14 +216,18 @@ async fn a_directory_from_before_bound_records_keeps_its_passes(t: TestDirectory
     run(&t, "UPDATE policy SET mac = NULL").await;
     run(&t, "UPDATE directory_meta SET records_sealed = 0").await;
     t.directory.close().await;
-    let reopened = Directory::open(
-        &t.location,
-        t.key(),
-        Arc::new(t.clock.clone()),
-        t.directory.settings().clone(),
-    )
-    .await
-    .unwrap();
+    let clock = Arc::new(t.clock.clone());
+    let settings = t.directory.settings().clone();
+    // A kiosk does not upgrade the directory: it says who must.
+    let refused = Directory::open(&t.location, t.key(), clock.clone(), settings.clone()).await;
+    assert!(
+        matches!(refused, Err(DirectoryError::SchemaOutdated(_))),
+        "{:?}",
+        refused.map(drop)
+    );
+    let reopened = Directory::migrate(&t.location, t.key(), clock, settings)
+        .await
+        .unwrap();
     reopened.policy().await.unwrap();
     reopened
         .redeem("ada@example.com", issued.code.expose())

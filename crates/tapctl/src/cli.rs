@@ -32,6 +32,11 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         admin: Option<String>,
     },
+    /// Upgrade the directory's schema, as its owner (kiosks never do).
+    Migrate,
+    /// The database itself: the PostgreSQL role kiosks connect as.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// IT's own credentials for the kiosk's admin pane: add, list, reset,
     /// remove, set a PIN.
     #[command(subcommand)]
@@ -60,6 +65,19 @@ pub struct Json {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Give an existing PostgreSQL role what a kiosk needs: rows, but no
+    /// schema changes and no changing or deleting audit events.
+    GrantKiosk {
+        /// The role (created beforehand: CREATE ROLE name LOGIN PASSWORD '…').
+        role: String,
+        /// Print the GRANT statements instead of running them.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,22 @@ pub async fn init(config: &Config, admin: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `tapctl migrate`: upgrades the schema and binds older records to the key.
+pub async fn migrate(config: &Config) -> Result<ExitCode> {
+    let key = KeyStore::from_env().require()?;
+    let directory = Directory::migrate(
+        &config.directory,
+        key,
+        Arc::new(SystemClock),
+        crate::settings(config),
+    )
+    .await
+    .with_context(|| format!("cannot upgrade the directory {}", config.directory))?;
+    directory.close().await;
+    say!("The directory {} is up to date.", config.directory);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Whether `key` opens the configured directory.
 enum Fit {
     /// The directory does not exist yet.
@@ -82,6 +98,8 @@ async fn fit(config: &Config, key: DirectoryKey) -> Result<Fit> {
             Ok(Fit::Opens)
         }
         Err(DirectoryError::NotInitialised(_)) => Ok(Fit::NewDirectory),
+        // The key was checked before the schema.
+        Err(DirectoryError::SchemaOutdated(_)) => Ok(Fit::Opens),
         Err(DirectoryError::WrongKey(location)) => Ok(Fit::OtherKey(location)),
         Err(e) => Err(e.into()),
     }

@@ -12,7 +12,7 @@ mod print;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand};
+use cli::{Cli, Command, ConfigCommand, DbCommand};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tapkiosk_core::config::{Config, Inputs, KEYS};
@@ -48,6 +48,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init { admin } => keys::init(&config, admin.as_deref()).await,
         Command::Config(ConfigCommand::Show(json)) => print::config(&config, json.json),
         Command::Key(command) => keys::run(&config, command).await,
+        Command::Migrate => keys::migrate(&config).await,
+        Command::Db(DbCommand::GrantKiosk { role, print: true }) => {
+            for statement in tapkiosk_core::directory::roles::kiosk_grants(&role)? {
+                print::say!("{statement};");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         command => {
             let directory = open(&config).await?;
             let result = match command {
@@ -59,7 +66,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Command::Pass(command) => passes::run(&directory, command).await,
                 Command::Audit(args) => audit::run(&directory, args).await,
                 Command::Admin(command) => admins::run(&directory, command).await,
-                Command::Init { .. } | Command::Config(_) | Command::Key(_) => {
+                Command::Db(DbCommand::GrantKiosk { role, .. }) => {
+                    directory.grant_kiosk_role(&role).await?;
+                    print::say!(
+                        "{role} can now do what a kiosk does, and nothing to the schema or the audit log."
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Command::Init { .. } | Command::Config(_) | Command::Key(_) | Command::Migrate => {
                     unreachable!("handled above")
                 }
             };

@@ -1063,3 +1063,23 @@ fn init_names_the_first_admin_and_admins_are_managed_with_tapctl() {
         assert!(audit.contains(kind), "{kind} in {audit}");
     }
 }
+
+#[test]
+fn migrate_upgrades_and_grant_kiosk_names_its_grants() {
+    let kiosk = Kiosk::initialised();
+    assert!(kiosk.ok(&["migrate"]).contains("is up to date"));
+    let grants = kiosk.ok(&["db", "grant-kiosk", "tapkiosk_kiosk", "--print"]);
+    assert!(
+        grants.contains("GRANT SELECT, INSERT ON audit_events TO tapkiosk_kiosk;"),
+        "{grants}"
+    );
+    assert!(!grants.contains("UPDATE ON audit_events"), "{grants}");
+    kiosk.fails(
+        &["db", "grant-kiosk", "tapkiosk_kiosk"],
+        "an SQLite directory is protected by its file's permissions",
+    );
+    kiosk.fails(
+        &["db", "grant-kiosk", "Robert'); DROP"],
+        "is not a role name",
+    );
+}

@@ -10,6 +10,7 @@ pub mod admins;
 pub mod methods;
 mod passes;
 mod policy;
+pub mod roles;
 pub mod security_keys;
 mod users;
 
@@ -152,6 +153,9 @@ pub enum DirectoryError {
     /// `tapctl init` has not been run for this directory.
     #[error("the directory {0} is not initialised: run `tapctl init`")]
     NotInitialised(String),
+    /// The schema is older than this program's.
+    #[error("the directory {0} was made by an older tapkiosk: run `tapctl migrate` to upgrade it")]
+    SchemaOutdated(String),
     /// The key in this kiosk's store is not the directory's key.
     #[error(
         "the directory key held here does not belong to the directory {0}: import the directory's key with `tapctl key import`"
@@ -325,8 +329,24 @@ impl Directory {
         Ok((directory, created))
     }
 
-    /// Opens an initialised directory, upgrading its schema if needed.
+    /// Opens an initialised directory whose schema is up to date. Kiosks
+    /// never change the schema: they may run as a database role that cannot
+    /// (see [`Directory::grant_kiosk_role`]); `tapctl migrate` upgrades it.
     pub async fn open(
+        location: &Location,
+        key: DirectoryKey,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self, DirectoryError> {
+        let directory = Self::connect(location, key, clock, settings).await?;
+        directory.check_key().await?;
+        directory.check_schema().await?;
+        Ok(directory)
+    }
+
+    /// Opens an initialised directory as its owner, upgrading its schema
+    /// (and binding older records to the key) if needed.
+    pub async fn migrate(
         location: &Location,
         key: DirectoryKey,
         clock: Arc<dyn Clock>,
@@ -337,6 +357,29 @@ impl Directory {
         migrator(location).run(&directory.pool).await?;
         directory.seal_records().await?;
         Ok(directory)
+    }
+
+    /// Refuses a schema older than this program's, or records not yet
+    /// bound to the key: `tapctl migrate` brings both up to date.
+    async fn check_schema(&self) -> Result<(), DirectoryError> {
+        let latest = migrator(&self.location)
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("v")?;
+        let sealed: i64 = sqlx::query("SELECT records_sealed FROM directory_meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_or(Ok(0), |row| row.try_get("records_sealed"))?;
+        if applied.unwrap_or(0) < latest || sealed == 0 {
+            return Err(DirectoryError::SchemaOutdated(self.location.to_string()));
+        }
+        Ok(())
     }
 
     async fn connect(
