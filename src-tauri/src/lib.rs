@@ -164,6 +164,33 @@ fn init_logging() {
         .init();
 }
 
+/// How often the kiosk writes an audit checkpoint outside the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Writes a checkpoint of the audit log to the system log (the kiosk's
+/// standard error, which systemd keeps in the journal) and, when configured,
+/// to a file, at start and every [`CHECKPOINT_EVERY`]: a directory rolled
+/// back to an older copy then fails `tapctl audit verify --checkpoint`.
+/// The period is the kiosk's own pace, not a rule of time that a test
+/// would move: tests check the checkpoint written at start.
+#[allow(clippy::disallowed_methods)]
+async fn write_checkpoints(directory: tapkiosk_core::Directory, file: Option<std::path::PathBuf>) {
+    loop {
+        match directory.audit_checkpoint().await {
+            Ok(checkpoint) => {
+                tracing::info!(target: "tapkiosk::audit", "{checkpoint}");
+                if let Some(path) = &file
+                    && let Err(e) = checkpoint.append_to(path)
+                {
+                    tracing::error!(%e, path = %path.display(), "cannot write the audit checkpoint");
+                }
+            }
+            Err(e) => tracing::warn!(%e, "cannot take an audit checkpoint"),
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+}
+
 /// Starts the kiosk. Exit code 0 on a normal quit.
 pub fn main() -> std::process::ExitCode {
     init_logging();
@@ -200,6 +227,12 @@ pub fn main() -> std::process::ExitCode {
         .on_window_event(lock_when_admin_closes)
         .setup(move |app| {
             kiosk_window(app, dev)?;
+            let state = app.state::<AppState>();
+            let checkpoints = write_checkpoints(
+                state.directory.clone(),
+                state.config.audit_checkpoint_file.clone(),
+            );
+            tauri::async_runtime::spawn(checkpoints);
             Ok(())
         })
         .run(tauri::generate_context!("../tauri.conf.json"));

@@ -21,6 +21,9 @@ use tapkiosk_core::{
 };
 use thirtyfour::prelude::*;
 
+/// The file the app appends audit checkpoints to, in the test's folder.
+const CHECKPOINTS: &str = "audit-checkpoints.log";
+
 /// How long to wait for the app to show something.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -182,12 +185,13 @@ impl Kiosk {
         std::fs::write(
             &config,
             format!(
-                "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\nlanguages = {}\n",
+                "organisation = \"Example Ltd\"\nkiosk_name = \"lobby\"\nlanguages = {}\n[audit]\ncheckpoint_file = \"{}\"\n",
                 if language == "fr" {
                     "[\"fr\", \"en\"]"
                 } else {
                     "[\"en\", \"fr\"]"
-                }
+                },
+                folder.path().join(CHECKPOINTS).display()
             ),
         )
         .unwrap();
@@ -353,36 +357,49 @@ impl Kiosk {
         field.send_keys(format!("{text}\u{E007}")).await.unwrap();
     }
 
-    /// Clicks the element `selector` once it is there.
-    pub async fn click(&self, selector: &str) {
-        let element = self
-            .driver
+    /// The element `selector`, once it is there and clickable.
+    async fn clickable(&self, selector: &str) -> WebElement {
+        self.driver
             .query(By::Css(selector))
             .and_clickable()
             .wait(PATIENCE, Duration::from_millis(100))
             .first()
             .await
-            .unwrap();
-        element.click().await.unwrap();
+            .unwrap()
+    }
+
+    /// Clicks the element `selector` once it is there.
+    pub async fn click(&self, selector: &str) {
+        self.clickable(selector).await.click().await.unwrap();
     }
 
     /// Clicks a button that closes its own window: the window may be gone
     /// before WebDriver answers the click, which is then no failure.
     pub async fn click_to_close(&self, selector: &str) {
-        let element = self
-            .driver
-            .query(By::Css(selector))
-            .and_clickable()
-            .wait(PATIENCE, Duration::from_millis(100))
-            .first()
-            .await
-            .unwrap();
         use thirtyfour::error::WebDriverErrorInner;
-        if let Err(error) = element.click().await {
+        if let Err(error) = self.clickable(selector).await.click().await {
             assert!(
                 matches!(error.as_inner(), WebDriverErrorInner::NoSuchWindow(_)),
                 "clicking {selector}: {error}"
             );
+        }
+    }
+
+    /// The first line the app wrote to its audit checkpoint file.
+    #[allow(clippy::disallowed_methods)] // waiting for the app; no clock to move
+    pub fn first_checkpoint(&self) -> String {
+        let path = self.folder.path().join(CHECKPOINTS);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(line) = text.lines().next() {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "the checkpoint file is private");
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "the app wrote no checkpoint");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

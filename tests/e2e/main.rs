@@ -905,6 +905,22 @@ async fn the_pane_warns_that_an_allow_list_without_roots_trusts_each_key() {
     kiosk.stop().await;
 }
 
+#[tokio::test]
+async fn the_kiosk_writes_audit_checkpoints_outside_the_directory() {
+    use tapkiosk_core::checkpoint::Checkpoint;
+    let kiosk = kiosk_knowing_ada("en").await;
+    let checkpoint = Checkpoint::parse(&kiosk.first_checkpoint()).unwrap();
+    assert_eq!(
+        kiosk
+            .directory
+            .check_audit_checkpoint(&checkpoint)
+            .await
+            .unwrap(),
+        None
+    );
+    kiosk.stop().await;
+}
+
 /// Waits until the app has `count` windows.
 async fn wait_for_windows(kiosk: &Kiosk, count: usize) {
     let deadline = std::time::Instant::now() + harness::PATIENCE;

@@ -10,7 +10,67 @@ on_both_backends!(
     deleting_the_newest_events_is_noticed,
     rolling_the_head_back_is_noticed,
     the_log_refuses_updates_and_filters_by_user_and_time,
+    a_log_rolled_back_behind_a_checkpoint_is_caught,
 );
+
+/// A whole older copy of the log put back: every event and the head are
+/// genuine, only old. The chain cannot tell; a checkpoint kept outside can.
+async fn a_log_rolled_back_behind_a_checkpoint_is_caught(t: TestDirectory) {
+    use sqlx::Row;
+    use tapkiosk_core::checkpoint::Checkpoint;
+    some_history(&t).await;
+    let mut conn = t.raw().await;
+    let old_head = sqlx::query(
+        "SELECT audit_head_seq, audit_head_mac, audit_head_tag FROM directory_meta WHERE id = 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let old_seq: i64 = old_head.try_get("audit_head_seq").unwrap();
+    let early = t.directory.audit_checkpoint().await.unwrap();
+    add(&t, "carol@example.com").await;
+    let late = t.directory.audit_checkpoint().await.unwrap();
+    // Both still match the log, and read back from their lines.
+    for checkpoint in [&early, &late] {
+        let line = Checkpoint::parse(&checkpoint.to_string()).unwrap();
+        assert_eq!(
+            t.directory.check_audit_checkpoint(&line).await.unwrap(),
+            None
+        );
+    }
+    // A forged or edited checkpoint is no checkpoint.
+    let edited = Checkpoint {
+        events: late.events - 1,
+        ..late.clone()
+    };
+    let said = t.directory.check_audit_checkpoint(&edited).await.unwrap();
+    assert!(said.unwrap().contains("not made with this directory's key"));
+
+    // Back to the copy taken before carol was added.
+    drop_append_only_triggers(&t, &mut conn).await;
+    sqlx::query("DELETE FROM audit_events WHERE seq > $1")
+        .bind(old_seq)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE directory_meta SET audit_head_seq = $1, audit_head_mac = $2, audit_head_tag = $3 WHERE id = 1",
+    )
+    .bind(old_seq)
+    .bind(old_head.try_get::<Vec<u8>, _>("audit_head_mac").unwrap())
+    .bind(old_head.try_get::<Vec<u8>, _>("audit_head_tag").unwrap())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let verification = t.directory.verify_audit().await.unwrap();
+    assert_eq!(verification.broken, None, "the chain alone cannot tell");
+    assert_eq!(
+        t.directory.check_audit_checkpoint(&early).await.unwrap(),
+        None
+    );
+    let said = t.directory.check_audit_checkpoint(&late).await.unwrap();
+    assert!(said.unwrap().contains("rolled back"));
+}
 
 async fn some_history(t: &TestDirectory) {
     let ada = add(t, "ada@example.com").await;

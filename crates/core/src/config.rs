@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 16] = [
+pub const KEYS: [(&str, &str); 17] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -47,6 +47,10 @@ pub const KEYS: [(&str, &str); 16] = [
         "idle time before the kiosk resets (30s … 30m)",
     ),
     ("languages", "kiosk languages, from: en, fr"),
+    (
+        "audit.checkpoint_file",
+        "file the kiosk appends audit checkpoints to, besides its log (none by default)",
+    ),
     (
         "lockout.threshold",
         "wrong passes that lock an email (1 … 100)",
@@ -177,6 +181,8 @@ pub struct Config {
     pub idle_timeout: TimeDelta,
     /// Kiosk languages.
     pub languages: Vec<String>,
+    /// Where the kiosk appends audit checkpoints, if anywhere.
+    pub audit_checkpoint_file: Option<PathBuf>,
     /// Lockout rules.
     pub lockout: LockoutSettings,
     /// Session rules.
@@ -527,6 +533,15 @@ impl Builder {
             languages,
             |l| l.join(", "),
         )?;
+        let audit_checkpoint_file = self.get(
+            "audit.checkpoint_file",
+            None,
+            |raw| Ok(Some(PathBuf::from(raw.text()?))),
+            |path| {
+                path.as_ref()
+                    .map_or("none".into(), |p| p.display().to_string())
+            },
+        )?;
         let lockout = self.lockout()?;
         let session = SessionSettings {
             limit: self.span(
@@ -554,6 +569,7 @@ impl Builder {
             },
             idle_timeout,
             languages,
+            audit_checkpoint_file,
             lockout,
             session,
             shown: self.shown,

@@ -6,6 +6,7 @@
 //! command line and the tests all drive the same functions.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod directory;

@@ -313,7 +313,22 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain; exits 1 if it is broken.
-    Verify(Json),
+    Verify {
+        /// Also check the log against the checkpoints in this file (or a
+        /// system log excerpt): a log rolled back behind one fails.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Print a checkpoint of the log (its length and newest MAC, tagged
+    /// with the directory key) to keep somewhere the database's writers
+    /// cannot reach.
+    Checkpoint {
+        /// Append it to this file too (created 0600).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

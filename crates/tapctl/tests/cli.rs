@@ -1083,3 +1083,32 @@ fn migrate_upgrades_and_grant_kiosk_names_its_grants() {
         "is not a role name",
     );
 }
+
+#[test]
+fn audit_checkpoints_are_written_and_checked() {
+    let kiosk = Kiosk::initialised();
+    let file = kiosk.path("checkpoints.log");
+    let file = file.to_str().unwrap();
+    let line = kiosk.ok(&["audit", "checkpoint", "--out", file]);
+    assert!(
+        line.starts_with("tapkiosk-audit-checkpoint-v1 events=1 "),
+        "{line}"
+    );
+    kiosk.ok(&["user", "add", "ada@example.com"]);
+    let mode = std::fs::metadata(file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let said = kiosk.ok(&["audit", "verify", "--checkpoint", file]);
+    assert!(said.contains("Every checkpoint matches the log"), "{said}");
+    // An edited checkpoint fails the check.
+    std::fs::write(file, line.replace("events=1 ", "events=2 ")).unwrap();
+    kiosk
+        .tapctl(&["audit", "verify", "--checkpoint", file])
+        .assert()
+        .code(1)
+        .stdout(contains("does NOT match"));
+    std::fs::write(file, "no checkpoint here\n").unwrap();
+    kiosk.fails(
+        &["audit", "verify", "--checkpoint", file],
+        "holds no audit checkpoint",
+    );
+}
