@@ -35,6 +35,7 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_reset_admin",
     "admin_remove_admin",
     "admin_lock",
+    "admin_quit",
     "admin_close",
     "admin_users",
     "admin_user",

@@ -44,6 +44,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::admin::admin_reset_admin,
         commands::admin::admin_remove_admin,
         commands::admin::admin_lock,
+        commands::admin::admin_quit,
         commands::admin::admin_close,
         commands::admin::admin_users,
         commands::admin::admin_user,
@@ -118,10 +119,25 @@ pub fn admin_window<R: Runtime, M: Manager<R>>(
     Ok(window)
 }
 
-/// However the admin window goes (Alt+F4, a window manager), the admin
-/// session goes with it: the next person to press the kiosk's control
-/// gets the PIN prompt, not an open pane.
-fn lock_when_admin_closes<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent) {
+/// Whether a request to close the window `label` (Alt+F4, a window
+/// manager's close) is let through: never for the kiosk window of a real
+/// kiosk, which an admin leaves with Quit in the admin pane.
+fn may_close(label: &str, dev: bool, quitting: bool) -> bool {
+    label != "kiosk" || dev || quitting
+}
+
+/// The kiosk window stays unless an admin quits; however the admin window
+/// goes (Alt+F4, a window manager), the admin session goes with it: the next
+/// person to press the kiosk's control gets the PIN prompt, not an open pane.
+fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent) {
+    if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+        let state = window.app_handle().state::<AppState>();
+        let quitting = state.quitting.load(std::sync::atomic::Ordering::SeqCst);
+        if !may_close(window.label(), state.dev, quitting) {
+            tracing::info!("the kiosk window stays open: an admin quits from the admin pane");
+            api.prevent_close();
+        }
+    }
     if window.label() == "admin" && matches!(event, tauri::WindowEvent::Destroyed) {
         let app = window.app_handle().clone();
         tauri::async_runtime::spawn(async move {
@@ -224,7 +240,7 @@ pub fn main() -> std::process::ExitCode {
             }
         }))
         .manage(state)
-        .on_window_event(lock_when_admin_closes)
+        .on_window_event(on_window_event)
         .setup(move |app| {
             kiosk_window(app, dev)?;
             let state = app.state::<AppState>();
@@ -248,6 +264,18 @@ pub fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::logs_secrets;
+
+    #[test]
+    fn only_an_admin_closes_a_real_kiosk_window() {
+        use super::may_close;
+        assert!(!may_close("kiosk", false, false), "Alt+F4 at a kiosk");
+        assert!(may_close("kiosk", false, true), "Quit in the admin pane");
+        assert!(may_close("kiosk", true, false), "a developer's window");
+        assert!(
+            may_close("admin", false, false),
+            "the admin window locks as it goes"
+        );
+    }
 
     #[test]
     fn the_webauthn_crates_and_their_modules_are_kept_quiet() {

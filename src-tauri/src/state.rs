@@ -83,6 +83,8 @@ pub struct AppState {
     pub staging: tokio::sync::Mutex<Option<crate::commands::staging::Staging>>,
     /// Windowed development mode.
     pub dev: bool,
+    /// Set when an admin quits: the kiosk window may close then.
+    pub quitting: std::sync::atomic::AtomicBool,
     clock: Arc<dyn Clock>,
 }
 
@@ -165,6 +167,7 @@ impl AppState {
             keys,
             staging: tokio::sync::Mutex::new(None),
             dev: options.dev,
+            quitting: std::sync::atomic::AtomicBool::new(false),
             clock,
         })
     }

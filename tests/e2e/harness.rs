@@ -103,7 +103,7 @@ fn wait_for_port(port: u16, process: &str) {
 /// Waits until the app of the last test has exited: the kiosk is a single
 /// instance, so the next test's app would otherwise hand over to it and quit.
 #[allow(clippy::disallowed_methods)] // waiting for another process; no clock to move
-fn wait_for_app_exit() {
+pub fn wait_for_app_exit() {
     let app = app_path();
     let deadline = Instant::now() + PATIENCE;
     while Command::new("pgrep")
@@ -373,6 +373,18 @@ impl Kiosk {
         self.clickable(selector).await.click().await.unwrap();
     }
 
+    /// Clicks a button that ends the app. The click is made by the page a
+    /// moment later, so that WebDriver is not left waiting for an answer
+    /// from an app that is gone.
+    pub async fn click_to_quit(&self, selector: &str) {
+        self.clickable(selector).await;
+        let script = format!(
+            "setTimeout(() => document.querySelector({}).click(), 50)",
+            serde_json::to_string(selector).unwrap()
+        );
+        self.driver.execute(&script, Vec::new()).await.unwrap();
+    }
+
     /// Clicks a button that closes its own window: the window may be gone
     /// before WebDriver answers the click, which is then no failure.
     pub async fn click_to_close(&self, selector: &str) {
@@ -501,8 +513,10 @@ impl Drop for Kiosk {
         let _ = self.driver_process.kill();
         let _ = self.driver_process.wait();
         for pid in &family {
+            // Those that ended by themselves are gone already: say nothing.
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
         wait_for_app_exit();

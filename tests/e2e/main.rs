@@ -921,6 +921,31 @@ async fn the_kiosk_writes_audit_checkpoints_outside_the_directory() {
     kiosk.stop().await;
 }
 
+#[tokio::test]
+async fn an_admin_quits_the_kiosk_from_the_pane_and_only_so() {
+    let (kiosk, _) = unlocked_admin_pane("en").await;
+    // Pressed once, it only asks to be pressed again.
+    kiosk.click("#quit").await;
+    let asked = kiosk.wait_for(By::Id("quit")).await.text().await.unwrap();
+    let again = kiosk
+        .words("admin.admins.confirm")
+        .replace("{action}", &kiosk.words("admin.quit"));
+    assert_eq!(asked, again);
+    kiosk.click_to_quit("#quit").await;
+    harness::wait_for_app_exit();
+    let quits: Vec<String> = kiosk
+        .directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "kiosk_quit")
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(quits, ["admin:it"]);
+    kiosk.stop().await;
+}
+
 /// Waits until the app has `count` windows.
 async fn wait_for_windows(kiosk: &Kiosk, count: usize) {
     let deadline = std::time::Instant::now() + harness::PATIENCE;

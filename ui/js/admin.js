@@ -9,6 +9,7 @@ const panel = document.getElementById('panel');
 const notice = document.getElementById('notice');
 const tabs = document.getElementById('tabs');
 const lockButton = document.getElementById('lock');
+const quitButton = document.getElementById('quit');
 const closeButton = document.getElementById('close');
 // Whether the PIN prompt is what the pane shows.
 let pinShown = false;
@@ -84,6 +85,7 @@ async function showPin(expired, enrolling = false) {
   pinShown = true;
   tabs.hidden = true;
   lockButton.hidden = true;
+  quitButton.hidden = true;
   clear(panel);
   const pin = { type: 'password', inputmode: 'numeric' };
   const signIn = async () => {
@@ -400,6 +402,9 @@ async function showTab(name) {
   pinShown = false;
   tabs.hidden = false;
   lockButton.hidden = false;
+  quitButton.hidden = false;
+  delete quitButton.dataset.armed;
+  quitButton.textContent = t('admin.quit');
   for (const button of tabs.querySelectorAll('button')) button.setAttribute('aria-current', button.dataset.tab === name ? 'page' : 'false');
   clear(panel);
   const mine = moveOn();
@@ -418,6 +423,18 @@ for (const name of Object.keys(sections)) {
   tabs.append(el('button', { type: 'button', 'data-tab': name, onclick: () => showTab(name) }, t(`admin.tabs.${name}`)));
 }
 lockButton.textContent = t('admin.lock');
+// Quitting is the only way a kiosk's window closes: it asks to be pressed
+// twice, as resetting or removing an admin does.
+quitButton.textContent = t('admin.quit');
+quitButton.addEventListener('click', () => {
+  if (!quitButton.dataset.armed) {
+    quitButton.dataset.armed = 'true';
+    quitButton.textContent = t('admin.admins.confirm', { action: t('admin.quit') });
+    return;
+  }
+  stopStaging();
+  call('admin_quit');
+});
 lockButton.addEventListener('click', async () => { stopStaging(); await invoke('admin_lock'); showPin(false); });
 closeButton.textContent = t('admin.close');
 closeButton.addEventListener('click', () => { stopStaging(); call('admin_close'); });

@@ -170,6 +170,23 @@ pub async fn admin_remove_admin(state: State<'_, AppState>, name: String) -> Ans
     Ok(directory.remove_admin(&admin_name(&name)?).await?)
 }
 
+/// Quits the kiosk app: the only way a real kiosk's window closes. Audited
+/// under the admin's name.
+#[tauri::command]
+pub async fn admin_quit<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Answer<()> {
+    let directory = unlocked(&state)?;
+    directory.record_kiosk_quit().await?;
+    lock(&state).await;
+    state
+        .quitting
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    app.exit(0);
+    Ok(())
+}
+
 #[tauri::command]
 pub async fn admin_lock(state: State<'_, AppState>) -> Answer<()> {
     lock(&state).await;

@@ -50,6 +50,15 @@ pub fn kiosk_grants(role: &str) -> Result<Vec<String>, DirectoryError> {
 }
 
 impl Directory {
+    /// Records that an admin quit the kiosk app (its window closes only
+    /// that way).
+    pub async fn record_kiosk_quit(&self) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        self.audit(&mut tx, Event::new("kiosk_quit")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Gives the existing PostgreSQL role `role` what a kiosk needs, as the
     /// directory's owner (`tapctl db grant-kiosk`).
     pub async fn grant_kiosk_role(&self, role: &str) -> Result<(), DirectoryError> {
