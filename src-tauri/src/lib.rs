@@ -172,12 +172,35 @@ fn logs_secrets(target: &str) -> bool {
 fn init_logging() {
     use tracing_subscriber::filter::{EnvFilter, FilterExt as _, filter_fn};
     use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
-    let quiet =
-        filter_fn(|meta| *meta.level() <= tracing::Level::INFO || !logs_secrets(meta.target()));
-    let filter = EnvFilter::from_default_env().and(quiet);
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(filter))
-        .init();
+    let filter = || {
+        let quiet =
+            filter_fn(|meta| *meta.level() <= tracing::Level::INFO || !logs_secrets(meta.target()));
+        EnvFilter::from_default_env().and(quiet)
+    };
+    let mut layers = vec![
+        tracing_subscriber::fmt::layer()
+            .with_filter(filter())
+            .boxed(),
+    ];
+    if let Some(file) = test_log() {
+        let copy = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file));
+        layers.push(copy.with_filter(filter()).boxed());
+    }
+    tracing_subscriber::registry().with(layers).init();
+}
+
+/// Test builds copy the log to the file named by `TAPKIOSK_TEST_LOG`, so
+/// that the end-to-end tests can read all the app logged.
+#[cfg(feature = "test-clock")]
+fn test_log() -> Option<std::fs::File> {
+    std::fs::File::create(std::env::var_os("TAPKIOSK_TEST_LOG")?).ok()
+}
+
+#[cfg(not(feature = "test-clock"))]
+fn test_log() -> Option<std::fs::File> {
+    None
 }
 
 /// How often the kiosk writes an audit checkpoint outside the database.

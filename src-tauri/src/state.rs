@@ -94,7 +94,9 @@ impl AppState {
         let mut inputs = Inputs::from_process();
         // Known only to test builds; a shipped build refuses it as unknown.
         #[cfg(feature = "test-clock")]
-        inputs.env.remove("TAPKIOSK_TEST_CLOCK");
+        for name in ["TAPKIOSK_TEST_CLOCK", "TAPKIOSK_TEST_LOG"] {
+            inputs.env.remove(name);
+        }
         #[cfg(feature = "test-keys")]
         let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY").is_some();
         #[cfg(not(feature = "test-keys"))]

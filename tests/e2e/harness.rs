@@ -21,6 +21,9 @@ use tapkiosk_core::{
 };
 use thirtyfour::prelude::*;
 
+/// Where the test build copies its log, in the test's folder.
+const APP_LOG: &str = "app.log";
+
 /// The file the app appends audit checkpoints to, in the test's folder.
 const CHECKPOINTS: &str = "audit-checkpoints.log";
 
@@ -214,6 +217,10 @@ impl Kiosk {
             .env("TAPKIOSK_CONFIG", &config)
             .env("TAPKIOSK_TEST_CLOCK", &clock_file)
             .env("TAPKIOSK_TEST_SOFT_KEY", "1")
+            // As much as the app would ever log, so that the test of its
+            // log (see `assert_log_holds_none`) has the most to look at.
+            .env("RUST_LOG", "debug")
+            .env("TAPKIOSK_TEST_LOG", folder.path().join(APP_LOG))
             .env_remove("TAPKIOSK_TEST_POSTGRES")
             .env_remove("TAPKIOSK_TEST_PG_BIN")
             .env_remove("TAPKIOSK_TEST_PYTHON")
@@ -393,6 +400,29 @@ impl Kiosk {
             assert!(
                 matches!(error.as_inner(), WebDriverErrorInner::NoSuchWindow(_)),
                 "clicking {selector}: {error}"
+            );
+        }
+    }
+
+    /// Checks that the app's log (a copy the test build writes) holds none
+    /// of `secrets`, in any case or grouping.
+    pub fn assert_log_holds_none(&self, secrets: &[&str]) {
+        let log = std::fs::read_to_string(self.folder.path().join(APP_LOG)).unwrap();
+        assert!(
+            log.contains("tapkiosk-audit-checkpoint-v1"),
+            "the app's log is not where the test looks"
+        );
+        let plain = |text: &str| -> String {
+            text.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_lowercase()
+        };
+        let log = plain(&log);
+        for secret in secrets {
+            assert!(
+                !log.contains(&plain(secret)),
+                "the app's log holds {secret}"
             );
         }
     }

@@ -23,6 +23,9 @@ pub mod redeem;
 pub mod totp;
 pub mod user;
 
+#[cfg(test)]
+mod robustness;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, DirectoryError, Location};
 pub use email::Email;
