@@ -202,7 +202,7 @@ impl Kiosk {
         std::fs::write(&clock_file, "0").unwrap();
 
         let (port, native_port) = (free_port(), free_port());
-        let driver_process = Command::new("tauri-driver")
+        let mut driver_process = Command::new("tauri-driver")
             .args([
                 "--port",
                 &port.to_string(),
@@ -243,12 +243,15 @@ impl Kiosk {
                 serde_json::json!({ "application": app_path() }),
             )
             .unwrap();
-        let driver = WebDriver::new(format!("http://127.0.0.1:{port}"), capabilities)
-            .await
-            .unwrap_or_else(|error| {
+        let driver = match WebDriver::new(format!("http://127.0.0.1:{port}"), capabilities).await {
+            Ok(driver) => driver,
+            Err(error) => {
+                // No Kiosk to drop: end what was started here.
+                end_driver(&mut driver_process);
                 let log = std::fs::read_to_string(folder.path().join("tauri-driver.log"));
                 panic!("no WebDriver session: {error}\ntauri-driver said: {log:?}")
-            });
+            }
+        };
         let kiosk = Self {
             _turn: turn,
             driver,
@@ -539,18 +542,23 @@ impl Drop for Kiosk {
     /// Ends tauri-driver and what it started (WebKitWebDriver, the app),
     /// by process id: a test that fails leaves nothing running either.
     fn drop(&mut self) {
-        let family = descendants(self.driver_process.id());
-        let _ = self.driver_process.kill();
-        let _ = self.driver_process.wait();
-        for pid in &family {
-            // Those that ended by themselves are gone already: say nothing.
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        wait_for_app_exit();
+        end_driver(&mut self.driver_process);
     }
+}
+
+/// Ends tauri-driver and everything it started, by process id.
+fn end_driver(driver_process: &mut Child) {
+    let family = descendants(driver_process.id());
+    let _ = driver_process.kill();
+    let _ = driver_process.wait();
+    for pid in &family {
+        // Those that ended by themselves are gone already: say nothing.
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    wait_for_app_exit();
 }
 
 /// The processes started under `pid`, at any depth.
