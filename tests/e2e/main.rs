@@ -402,7 +402,7 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
     // A new admin, added with tapctl, chooses their PIN with the code it
     // printed (typed loosely).
     let grace = AdminName::parse("grace").unwrap();
-    let code = kiosk.directory.add_admin(&grace).await.unwrap();
+    let code = kiosk.directory.add_admin(&grace).await.unwrap().code;
     kiosk.click("#enrol-instead").await;
     let typed = code.grouped().to_lowercase();
     let fields = [

@@ -28,7 +28,7 @@ fn wrong(result: Result<(), AdminError>) -> bool {
 /// `alice`, enrolled with [`PIN`].
 async fn alice(t: &TestDirectory) -> AdminName {
     let alice = name("Alice");
-    let code = t.directory.add_admin(&alice).await.unwrap();
+    let code = t.directory.add_admin(&alice).await.unwrap().code;
     t.directory
         .enrol_admin(&alice, code.expose(), PIN)
         .await
@@ -43,7 +43,7 @@ async fn an_admin_enrols_once_with_the_code_from_tapctl(t: TestDirectory) {
         AdminName::parse("alice smith"),
         Err(AdminError::BadName)
     ));
-    let code = t.directory.add_admin(&alice).await.unwrap();
+    let code = t.directory.add_admin(&alice).await.unwrap().code;
     assert!(matches!(
         t.directory.add_admin(&alice).await,
         Err(AdminError::Exists(_))
@@ -75,7 +75,7 @@ async fn an_admin_enrols_once_with_the_code_from_tapctl(t: TestDirectory) {
 
     // A code not used within its lifetime stops working.
     let bob = name("bob");
-    let late = t.directory.add_admin(&bob).await.unwrap();
+    let late = t.directory.add_admin(&bob).await.unwrap().code;
     t.clock.advance(ENROL_LIFETIME);
     assert!(wrong(
         t.directory.enrol_admin(&bob, late.expose(), PIN).await
@@ -93,7 +93,7 @@ async fn an_admin_enrols_once_with_the_code_from_tapctl(t: TestDirectory) {
 async fn wrong_pins_lock_out_that_admin_only_until_reset(t: TestDirectory) {
     let alice = alice(&t).await;
     let bob = name("bob");
-    let code = t.directory.add_admin(&bob).await.unwrap();
+    let code = t.directory.add_admin(&bob).await.unwrap().code;
     t.directory
         .enrol_admin(&bob, code.expose(), "135792")
         .await
@@ -107,7 +107,7 @@ async fn wrong_pins_lock_out_that_admin_only_until_reset(t: TestDirectory) {
     // A passer-by guessing Alice's PIN does not lock Bob out.
     t.directory.sign_in_admin(&bob, "135792").await.unwrap();
     // IT lifts the lockout at once with a reset; the old PIN goes with it.
-    let code = t.directory.reset_admin(&alice).await.unwrap();
+    let code = t.directory.reset_admin(&alice).await.unwrap().code;
     assert!(wrong(t.directory.sign_in_admin(&alice, PIN).await));
     t.directory
         .enrol_admin(&alice, code.expose(), "864213")

@@ -179,12 +179,17 @@ impl DirectoryKey {
         )
     }
 
-    /// Whether `code` is the pass stored as `stored` in the row `binding`
-    /// describes, compared in constant time.
-    pub fn pass_matches(&self, code: &PassCode, binding: &PassBinding<'_>, stored: &[u8]) -> bool {
-        self.bind_pass(binding, &self.pass_mac(code))
-            .ct_eq(stored)
-            .into()
+    /// Whether the pass whose [`pass_mac`](Self::pass_mac) is `value_mac`
+    /// is the one stored as `stored` in the row `binding` describes,
+    /// compared in constant time. The value's HMAC is taken once by the
+    /// caller, however many rows it is compared with.
+    pub fn pass_matches(
+        &self,
+        value_mac: &[u8; 32],
+        binding: &PassBinding<'_>,
+        stored: &[u8],
+    ) -> bool {
+        self.bind_pass(binding, value_mac).ct_eq(stored).into()
     }
 
     /// Vouches for a stored record (the policy, an administrator's
@@ -601,10 +606,18 @@ mod tests {
             one_time: true,
         };
         let stored = key.bind_pass(&row, &key.pass_mac(&code));
-        assert!(key.pass_matches(&PassCode::parse("abcd efgh jkmn").unwrap(), &row, &stored));
-        assert!(!key.pass_matches(&PassCode::parse("ABCD-EFGH-JKMP").unwrap(), &row, &stored));
-        assert!(!other.pass_matches(&code, &row, &stored));
-        assert!(!key.pass_matches(&code, &row, &stored[..31]));
+        assert!(key.pass_matches(
+            &key.pass_mac(&PassCode::parse("abcd efgh jkmn").unwrap()),
+            &row,
+            &stored
+        ));
+        assert!(!key.pass_matches(
+            &key.pass_mac(&PassCode::parse("ABCD-EFGH-JKMP").unwrap()),
+            &row,
+            &stored
+        ));
+        assert!(!other.pass_matches(&other.pass_mac(&code), &row, &stored));
+        assert!(!key.pass_matches(&key.pass_mac(&code), &row, &stored[..31]));
         for moved in [
             PassBinding {
                 id: "pass-2",
@@ -627,7 +640,10 @@ mod tests {
                 ..row
             },
         ] {
-            assert!(!key.pass_matches(&code, &moved, &stored), "{moved:?}");
+            assert!(
+                !key.pass_matches(&key.pass_mac(&code), &moved, &stored),
+                "{moved:?}"
+            );
         }
     }
 

@@ -15,7 +15,6 @@ use crate::pass::{PassCode, PassStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
-use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 /// A person signed in at a kiosk with a pass.
@@ -81,13 +80,6 @@ pub enum RedeemError {
     /// The directory failed.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
-}
-
-fn into_directory_error(error: RedeemError) -> DirectoryError {
-    match error {
-        RedeemError::Directory(e) => e,
-        other => DirectoryError::Invalid(other.to_string()),
-    }
 }
 
 impl From<sqlx::Error> for RedeemError {
@@ -228,8 +220,7 @@ impl Directory {
                 Some(row) => (pass_from_row(row)?, row.try_get("value_mac")?),
                 None => (no_pass(), Vec::new()),
             };
-            let bound = self.key.bind_pass(&pass.binding(), &value_mac);
-            if bool::from(bound.ct_eq(&stored)) && matched.is_none() {
+            if self.key.pass_matches(&value_mac, &pass.binding(), &stored) && matched.is_none() {
                 matched = rows.get(i);
             }
         }
@@ -302,7 +293,7 @@ impl Directory {
 
     /// Whether the audit log says the pass was used up, revoked or
     /// replaced: a row edited back to "live" in the database is caught here.
-    async fn pass_has_ended(&self, tx: &mut Tx, pass_id: &str) -> Result<bool, RedeemError> {
+    async fn pass_has_ended(&self, tx: &mut Tx, pass_id: &str) -> Result<bool, DirectoryError> {
         let ended: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM audit_events WHERE pass_id = $1 \
              AND kind IN ('pass_used', 'pass_revoked', 'pass_replaced')",
@@ -318,7 +309,7 @@ impl Directory {
         &self,
         tx: &mut Tx,
         key: &str,
-    ) -> Result<Option<DateTime<Utc>>, RedeemError> {
+    ) -> Result<Option<DateTime<Utc>>, DirectoryError> {
         let row = sqlx::query("SELECT locked_until FROM lockouts WHERE email = $1")
             .bind(key)
             .fetch_optional(&mut **tx)
@@ -386,7 +377,7 @@ impl Directory {
     /// How many lockouts came before for `key`. The escalation decays: a
     /// lockout that ended longer ago than the longest lockout is forgotten,
     /// so a person who mistyped twice last month starts again at the first.
-    async fn lockout_level(&self, tx: &mut Tx, key: &str) -> Result<i64, RedeemError> {
+    async fn lockout_level(&self, tx: &mut Tx, key: &str) -> Result<i64, DirectoryError> {
         let row = sqlx::query("SELECT level, locked_until FROM lockouts WHERE email = $1")
             .bind(key)
             .fetch_optional(&mut **tx)
@@ -399,7 +390,7 @@ impl Directory {
         Ok(row.try_get("level")?)
     }
 
-    async fn clear_failures(&self, tx: &mut Tx, key: &str) -> Result<(), RedeemError> {
+    async fn clear_failures(&self, tx: &mut Tx, key: &str) -> Result<(), DirectoryError> {
         sqlx::query("DELETE FROM sign_in_failures WHERE email = $1")
             .bind(key)
             .execute(&mut **tx)
@@ -561,14 +552,8 @@ impl Directory {
     pub async fn lift_lockout(&self, email: &Email) -> Result<bool, DirectoryError> {
         let mut tx = self.write().await?;
         let key = email.to_string();
-        let locked = self
-            .locked_until(&mut tx, &key)
-            .await
-            .map_err(into_directory_error)?
-            .is_some();
-        self.clear_failures(&mut tx, &key)
-            .await
-            .map_err(into_directory_error)?;
+        let locked = self.locked_until(&mut tx, &key).await?.is_some();
+        self.clear_failures(&mut tx, &key).await?;
         let event = Event::new("lockout_lifted")
             .who(&key)
             .with("was_locked", locked);

@@ -7,20 +7,20 @@ use anyhow::Result;
 use std::process::ExitCode;
 use tapkiosk_core::Directory;
 use tapkiosk_core::directory::AdminName;
-use tapkiosk_core::directory::admins::EnrolCode;
+use tapkiosk_core::directory::admins::Enrolment;
 
 pub async fn run(directory: &Directory, command: AdminCommand) -> Result<ExitCode> {
     match command {
         AdminCommand::Add { name, json } => {
             let name = AdminName::parse(&name)?;
-            let code = directory.add_admin(&name).await?;
-            enrol_code(directory, &name, &code, json.json)?;
+            let enrolment = directory.add_admin(&name).await?;
+            enrol_code(&name, &enrolment, json.json)?;
         }
         AdminCommand::List(json) => print::admins(&directory.admins().await?, json.json)?,
         AdminCommand::Reset { name, json } => {
             let name = AdminName::parse(&name)?;
-            let code = directory.reset_admin(&name).await?;
-            enrol_code(directory, &name, &code, json.json)?;
+            let enrolment = directory.reset_admin(&name).await?;
+            enrol_code(&name, &enrolment, json.json)?;
         }
         AdminCommand::Remove { name } => {
             let name = AdminName::parse(&name)?;
@@ -47,12 +47,12 @@ pub async fn first_admin(directory: &Directory, name: Option<&str>) -> Result<()
         return Ok(());
     };
     let name = AdminName::parse(name)?;
-    let code = directory.add_admin(&name).await?;
-    enrol_code(directory, &name, &code, false)
+    let enrolment = directory.add_admin(&name).await?;
+    enrol_code(&name, &enrolment, false)
 }
 
-fn enrol_code(directory: &Directory, name: &AdminName, code: &EnrolCode, json: bool) -> Result<()> {
-    let until = directory.now() + tapkiosk_core::directory::admins::ENROL_LIFETIME;
+fn enrol_code(name: &AdminName, enrolment: &Enrolment, json: bool) -> Result<()> {
+    let (code, until) = (&enrolment.code, enrolment.valid_until);
     if json {
         return print::json(&serde_json::json!({
             "admin": name,

@@ -81,13 +81,13 @@ pub struct AdminStatus {
 
 #[tauri::command]
 pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
-    let admin = still_unlocked(&state).ok().and_then(|_| {
-        state
-            .admin_session
-            .lock()
-            .ok()?
+    // One look at the session: who is signed in, if it has not lapsed.
+    let now = state.now();
+    let admin = state.admin_session.lock().ok().and_then(|session| {
+        session
             .as_ref()
-            .map(|s| s.name.clone())
+            .filter(|open| open.until > now)
+            .map(|open| open.name.clone())
     });
     Ok(AdminStatus {
         admin,
@@ -152,7 +152,7 @@ pub struct Enrolment {
 pub async fn admin_add_admin(state: State<'_, AppState>, name: String) -> Answer<Enrolment> {
     let directory = unlocked(&state)?;
     let name = admin_name(&name)?;
-    let code = directory.add_admin(&name).await?.grouped();
+    let code = directory.add_admin(&name).await?.code.grouped();
     Ok(Enrolment { name, code })
 }
 
@@ -160,7 +160,7 @@ pub async fn admin_add_admin(state: State<'_, AppState>, name: String) -> Answer
 pub async fn admin_reset_admin(state: State<'_, AppState>, name: String) -> Answer<Enrolment> {
     let directory = unlocked(&state)?;
     let name = admin_name(&name)?;
-    let code = directory.reset_admin(&name).await?.grouped();
+    let code = directory.reset_admin(&name).await?.code.grouped();
     Ok(Enrolment { name, code })
 }
 

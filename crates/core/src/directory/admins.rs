@@ -119,6 +119,14 @@ pub struct AdminSummary {
 /// A one-time enrolment code, to be given to the new admin once.
 pub type EnrolCode = PassCode;
 
+/// An enrolment code and the end of its life.
+pub struct Enrolment {
+    /// The code.
+    pub code: EnrolCode,
+    /// Until when it works.
+    pub valid_until: DateTime<Utc>,
+}
+
 fn check_pin(pin: &str) -> Result<(), AdminError> {
     if PIN_DIGITS.contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
@@ -206,7 +214,7 @@ impl Directory {
     }
 
     /// Adds an admin with no PIN yet; returns their one-time enrolment code.
-    pub async fn add_admin(&self, name: &AdminName) -> Result<EnrolCode, AdminError> {
+    pub async fn add_admin(&self, name: &AdminName) -> Result<Enrolment, AdminError> {
         let mut tx = self.write().await?;
         if self.find_admin(&mut tx, name).await?.is_some() {
             return Err(AdminError::Exists(name.clone()));
@@ -231,7 +239,7 @@ impl Directory {
 
     /// Forgets an admin's PIN and lockout and gives a new enrolment code
     /// (a forgotten PIN, a lockout IT must lift at once).
-    pub async fn reset_admin(&self, name: &AdminName) -> Result<EnrolCode, AdminError> {
+    pub async fn reset_admin(&self, name: &AdminName) -> Result<Enrolment, AdminError> {
         let mut tx = self.write().await?;
         let admin = self.require_admin(&mut tx, name).await?;
         let code = self.new_enrol_code(&mut tx, &admin.id, name).await?;
@@ -399,9 +407,10 @@ impl Directory {
         tx: &mut Tx,
         id: &str,
         name: &AdminName,
-    ) -> Result<EnrolCode, AdminError> {
+    ) -> Result<Enrolment, AdminError> {
         let code = PassCode::generate(ENROL_CODE_LENGTH, &mut OsRng);
-        let until = (self.now() + ENROL_LIFETIME).timestamp();
+        let valid_until = self.now() + ENROL_LIFETIME;
+        let until = valid_until.timestamp();
         let enrol_mac = self.enrol_mac(id, &code);
         let mac = self.admin_mac(id, name.as_str(), None, Some(&enrol_mac), Some(until));
         sqlx::query(
@@ -414,7 +423,7 @@ impl Directory {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-        Ok(code)
+        Ok(Enrolment { code, valid_until })
     }
 
     async fn find_admin(
