@@ -53,6 +53,13 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_stage_retry",
     "admin_stage_name",
     "admin_stage_cancel",
+    "admin_stage_own_key",
+    "admin_key_sign_in",
+    "admin_key_sign_in_status",
+    "admin_key_sign_in_pin",
+    "admin_key_sign_in_cancel",
+    "admin_my_keys",
+    "admin_remove_my_key",
 ];
 
 fn main() {

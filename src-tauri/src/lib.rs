@@ -62,6 +62,13 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::staging::admin_stage_retry,
         commands::staging::admin_stage_name,
         commands::staging::admin_stage_cancel,
+        commands::staging::admin_stage_own_key,
+        commands::admin_keys::admin_key_sign_in,
+        commands::admin_keys::admin_key_sign_in_status,
+        commands::admin_keys::admin_key_sign_in_pin,
+        commands::admin_keys::admin_key_sign_in_cancel,
+        commands::admin_keys::admin_my_keys,
+        commands::admin_keys::admin_remove_my_key,
     ])
 }
 
@@ -149,7 +156,13 @@ fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowE
 /// Only the app's own pages: no link, form or script can take a kiosk to
 /// the web.
 fn stays_in_app(url: &tauri::Url) -> bool {
-    matches!(url.scheme(), "tauri") || url.host_str() == Some("tauri.localhost")
+    let inside = matches!(url.scheme(), "tauri") || url.host_str() == Some("tauri.localhost");
+    if !inside {
+        // Scheme and host only: a path or query could carry anything.
+        let host = url.host_str().unwrap_or("");
+        tracing::warn!("refused to navigate to {}://{host}", url.scheme());
+    }
+    inside
 }
 
 /// Libraries that print PIN tokens and key material at debug and trace.
@@ -230,6 +243,51 @@ async fn write_checkpoints(directory: tapkiosk_core::Directory, file: Option<std
     }
 }
 
+/// The file whose lock the running kiosk holds: in the user's runtime
+/// folder (`$XDG_RUNTIME_DIR/tapkiosk`), else their local data folder.
+fn instance_lock_path() -> Option<std::path::PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "tapkiosk")?;
+    let folder = dirs.runtime_dir().unwrap_or(dirs.data_local_dir());
+    Some(folder.join("kiosk.lock"))
+}
+
+/// One kiosk at a time per user: a second start would put a second window
+/// over the first, each with its own session state. Tauri's single-instance
+/// plugin needs a D-Bus session bus, which a kiosk session may not have
+/// (without one it lets a second instance start); a file lock needs
+/// nothing, and the system drops it when the process ends, however it ends.
+fn hold_instance_lock() -> Result<std::fs::File, String> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = instance_lock_path().ok_or("no home folder to keep the kiosk's lock in")?;
+    let shown = path.display();
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(format!(
+            "the kiosk is already running (process {}, lock {shown})",
+            if holder.is_empty() { "unknown" } else { holder }
+        ));
+    }
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    written.map_err(|e| format!("cannot write {shown}: {e}"))?;
+    Ok(file)
+}
+
 /// Starts the kiosk. Exit code 0 on a normal quit.
 pub fn main() -> std::process::ExitCode {
     init_logging();
@@ -238,6 +296,13 @@ pub fn main() -> std::process::ExitCode {
         Err(message) => {
             eprintln!("tapkiosk: {message}");
             return std::process::ExitCode::from(2);
+        }
+    };
+    let _instance = match hold_instance_lock() {
+        Ok(lock) => lock,
+        Err(message) => {
+            eprintln!("tapkiosk: {message}");
+            return std::process::ExitCode::FAILURE;
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -257,11 +322,6 @@ pub fn main() -> std::process::ExitCode {
     tauri::async_runtime::set(runtime.handle().clone());
     let dev = options.dev;
     let app = builder(tauri::Builder::default())
-        .plugin(tauri_plugin_single_instance::init(|app, _, _| {
-            if let Some(window) = app.get_webview_window("kiosk") {
-                let _ = window.set_focus();
-            }
-        }))
         .manage(state)
         .on_window_event(on_window_event)
         .setup(move |app| {

@@ -81,6 +81,8 @@ pub struct AppState {
     pub keys: KeySource,
     /// A key IT is setting up for someone in the admin pane.
     pub staging: tokio::sync::Mutex<Option<crate::commands::staging::Staging>>,
+    /// An admin signing in to the pane with their security key.
+    pub key_sign_in: tokio::sync::Mutex<Option<crate::commands::admin_keys::KeySignIn>>,
     /// Windowed development mode.
     pub dev: bool,
     /// Set when an admin quits: the kiosk window may close then.
@@ -168,6 +170,7 @@ impl AppState {
             relying_party,
             keys,
             staging: tokio::sync::Mutex::new(None),
+            key_sign_in: tokio::sync::Mutex::new(None),
             dev: options.dev,
             quitting: std::sync::atomic::AtomicBool::new(false),
             clock,

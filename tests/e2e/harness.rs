@@ -125,6 +125,26 @@ pub fn wait_for_app_exit() {
     }
 }
 
+/// What the app is started with (tauri-driver passes it on): the test's
+/// display, directory, key, configuration and clock, all in `folder`.
+fn app_environment(folder: &std::path::Path, screen: Screen) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("DISPLAY", display(screen).into()),
+        ("WEBKIT_DISABLE_DMABUF_RENDERER", "1".into()),
+        ("TAPKIOSK_KEY_FILE", folder.join("directory.key")),
+        ("TAPKIOSK_DIRECTORY", folder.join("directory.sqlite3")),
+        ("TAPKIOSK_CONFIG", folder.join("config.toml")),
+        ("TAPKIOSK_TEST_CLOCK", folder.join("clock-offset")),
+        ("TAPKIOSK_TEST_SOFT_KEY", "1".into()),
+        // As much as the app would ever log, so that the test of its log
+        // (see `assert_log_holds_none`) has the most to look at.
+        ("RUST_LOG", "debug".into()),
+        ("TAPKIOSK_TEST_LOG", folder.join(APP_LOG)),
+        // The kiosk's instance lock, and anything else kept per session.
+        ("XDG_RUNTIME_DIR", folder.into()),
+    ]
+}
+
 fn app_path() -> PathBuf {
     let path = std::env::var_os("TAPKIOSK_E2E_APP")
         .map(PathBuf::from)
@@ -210,17 +230,7 @@ impl Kiosk {
                 &native_port.to_string(),
             ])
             .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
-            .env("DISPLAY", display(screen))
-            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-            .env("TAPKIOSK_KEY_FILE", &key_file)
-            .env("TAPKIOSK_DIRECTORY", &database)
-            .env("TAPKIOSK_CONFIG", &config)
-            .env("TAPKIOSK_TEST_CLOCK", &clock_file)
-            .env("TAPKIOSK_TEST_SOFT_KEY", "1")
-            // As much as the app would ever log, so that the test of its
-            // log (see `assert_log_holds_none`) has the most to look at.
-            .env("RUST_LOG", "debug")
-            .env("TAPKIOSK_TEST_LOG", folder.path().join(APP_LOG))
+            .envs(app_environment(folder.path(), screen))
             .env_remove("TAPKIOSK_TEST_POSTGRES")
             .env_remove("TAPKIOSK_TEST_PG_BIN")
             .env_remove("TAPKIOSK_TEST_PYTHON")
@@ -428,6 +438,51 @@ impl Kiosk {
                 "the app's log holds {secret}"
             );
         }
+    }
+
+    /// Waits until the app's log holds `text`.
+    #[allow(clippy::disallowed_methods)] // waiting for the app; no clock to move
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let path = self.folder.path().join(APP_LOG);
+        while !std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains(text)
+        {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!("the app never logged {text:?}; it ended with {tail:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the app a second time, as the first was started, and returns
+    /// how it ended and what it said; it must end within [`PATIENCE`].
+    #[allow(clippy::disallowed_methods)] // waiting for a process; no clock to move
+    pub fn start_again(&self) -> (std::process::ExitStatus, String) {
+        let mut second = Command::new(app_path())
+            .envs(app_environment(self.folder.path(), self.screen))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = second.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = second.kill();
+                let _ = second.wait();
+                panic!("a second app kept running beside the first");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+        (status, said)
     }
 
     /// The first line the app wrote to its audit checkpoint file.

@@ -499,6 +499,43 @@ async fn the_kiosk_window_cannot_call_admin_commands() {
     kiosk.stop().await;
 }
 
+/// What the README's security model says of the kiosk window: it never
+/// leaves the app, its content security policy holds, and a second start
+/// of the app ends at once. (Devtools are absent from release builds only:
+/// scripts/test checks that no build enables tauri's `devtools` feature.)
+#[tokio::test]
+async fn the_kiosk_stays_in_the_app_under_its_policy_and_alone() {
+    let kiosk = Kiosk::start().await;
+    let driver = &kiosk.driver;
+    let link = "window.stillHere = true; const a = document.createElement('a'); \
+        a.href = 'https://example.org/'; document.body.append(a); a.click(); \
+        window.open('https://example.net/');";
+    driver.execute(link, vec![]).await.unwrap();
+    kiosk.wait_for_log("refused to navigate to https://example.org");
+    let here = driver
+        .execute("return [window.stillHere, location.protocol];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(here.json(), &serde_json::json!([true, "tauri:"]));
+    kiosk.wait_for_step("welcome").await;
+
+    // The policy runs no inline script and no eval.
+    let policy = "const s = document.createElement('script'); \
+        s.textContent = 'window.inlineRan = true'; document.body.append(s); \
+        let evalRan; try { evalRan = eval('true'); } catch (e) { evalRan = e.name; } \
+        return [window.inlineRan === true, evalRan];";
+    let answer = driver.execute(policy, vec![]).await.unwrap();
+    assert_eq!(answer.json(), &serde_json::json!([false, "EvalError"]));
+
+    let (status, said) = kiosk.start_again();
+    assert!(!status.success(), "a second kiosk started: {said}");
+    assert!(said.contains("the kiosk is already running"), "{said}");
+    kiosk.wait_for_step("welcome").await;
+    // window.open, long before, opened nothing.
+    assert_eq!(driver.windows().await.unwrap().len(), 1);
+    kiosk.stop().await;
+}
+
 in_english_and_french!(the_kiosk_fills_and_reads_well_on_a_full_hd_screen);
 
 async fn the_kiosk_fills_and_reads_well_on_a_full_hd_screen(language: &'static str) {
@@ -1000,5 +1037,65 @@ async fn it_stages_a_key_that_then_works_at_the_kiosk(language: &'static str) {
     kiosk.enter("key-pin", KEY_PIN).await;
     let said = kiosk.wait_for(By::Id("key-check-passed")).await;
     assert!(said.text().await.unwrap().contains("Ada's key"));
+    kiosk.stop().await;
+}
+
+in_english_and_french!(an_admin_adds_their_own_key_and_signs_in_with_it);
+
+async fn an_admin_adds_their_own_key_and_signs_in_with_it(language: &'static str) {
+    let (kiosk, _) = unlocked_admin_pane(language).await;
+    kiosk.click("button[data-tab='admins']").await;
+    kiosk.click("#add-my-key").await;
+    let stage = |phase: &str| format!("body[data-stage-phase='{phase}']");
+    kiosk.wait_for(By::Css(stage("set_pin"))).await;
+    type_into(&kiosk, &[("stage-pin", KEY_PIN)]).await;
+    kiosk.enter("stage-pin-again", KEY_PIN).await;
+    kiosk.wait_for(By::Css(stage("enter_pin"))).await;
+    kiosk.enter("stage-pin", KEY_PIN).await;
+    kiosk.wait_for(By::Css(stage("name"))).await;
+    kiosk.enter("stage-name", "IT key").await;
+    kiosk.wait_for(By::Id("stage-done")).await;
+    kiosk.click("#stage-done + button").await;
+    kiosk
+        .wait_for(By::Css("#my-keys li[data-key='IT key']"))
+        .await;
+    kiosk.screenshot("admin-own-keys").await;
+
+    // Locked, the pane opens again with the key and its PIN, no admin PIN.
+    kiosk.click("#lock").await;
+    type_into(&kiosk, &[("admin-name", ADMIN)]).await;
+    kiosk.click("#key-sign-in").await;
+    kiosk
+        .wait_for(By::Css("body[data-key-sign-in='enter_pin']"))
+        .await;
+    kiosk.screenshot("admin-key-sign-in").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk
+        .wait_for(By::Css("button[data-tab='people'][aria-current='page']"))
+        .await;
+    let log = kiosk
+        .directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap();
+    let signed_in = log.iter().rfind(|e| e.kind == "admin_signed_in").unwrap();
+    assert_eq!(signed_in.detail["method"], "security_key");
+    assert_eq!(signed_in.detail["admin"], ADMIN);
+
+    // The same key for a name it is not registered to: after its PIN, the
+    // key says so, exactly as for a name that does not exist.
+    kiosk.click("#lock").await;
+    type_into(&kiosk, &[("admin-name", "nobody")]).await;
+    kiosk.click("#key-sign-in").await;
+    kiosk
+        .wait_for(By::Css("body[data-key-sign-in='enter_pin']"))
+        .await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk
+        .wait_for(By::Css("body[data-key-sign-in='not_registered']"))
+        .await;
+    let said = kiosk.wait_for(By::Id("key-sign-in-phase")).await;
+    let said = said.text().await.unwrap();
+    kiosk.assert_says(&said, "admin.key_sign_in.phase.not_registered");
     kiosk.stop().await;
 }

@@ -4,6 +4,7 @@
 // Test bodies are plain async fns called by the generated #[test]s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_keys;
 mod admins;
 mod audit;
 mod catalogues;

@@ -21,6 +21,93 @@ on_both_backends!(
     a_kiosk_trying_many_emails_is_throttled,
 );
 
+/// What one call did, as its trace events tell: the SQL statements run (as
+/// written, without their values) and the number of HMACs taken.
+#[derive(Debug, PartialEq, Eq)]
+struct Work {
+    statements: Vec<String>,
+    hmacs: usize,
+}
+
+/// Records the statements and HMACs of `call`, run on this thread.
+async fn work_of<T>(call: impl std::future::Future<Output = T>) -> Work {
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<(Vec<String>, usize)>>);
+    struct Statement<'a>(&'a mut Option<String>);
+    impl Visit for Statement<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "db.statement" || (field.name() == "summary" && self.0.is_none()) {
+                *self.0 = Some(value.trim().to_string());
+            }
+        }
+        fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut seen = self.0.lock().unwrap();
+            match event.metadata().target() {
+                "tapkiosk::hmac" => seen.1 += 1,
+                "sqlx::query" => {
+                    let mut statement = None;
+                    event.record(&mut Statement(&mut statement));
+                    seen.0.push(statement.unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+    }
+    let recorder = Recorder::default();
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("tapkiosk::hmac", tracing::Level::TRACE)
+        .with_target("sqlx::query", tracing::Level::DEBUG);
+    let subscriber = tracing_subscriber::registry()
+        .with(recorder.clone())
+        .with(filter);
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite first met by another test's thread, with no subscriber
+    // there, may have cached "never": ask every callsite again.
+    tracing::callsite::rebuild_interest_cache();
+    call.await;
+    drop(guard);
+    let (statements, hmacs) = std::mem::take(&mut *recorder.0.lock().unwrap());
+    Work { statements, hmacs }
+}
+
+/// Counted on PostgreSQL, whose statements run (and are traced) on the
+/// caller's thread; SQLite runs them on a worker thread of its own. The
+/// statements are the same on both backends.
+#[tokio::test(flavor = "current_thread")]
+async fn unknown_email_and_wrong_pass_take_the_same_statements_and_hmacs() {
+    let t = tapkiosk_tests::spawn(tapkiosk_tests::Backend::Postgres).await;
+    let ada = add(&t, "ada@example.com").await;
+    let replacing = IssueRequest {
+        replace: true,
+        ..IssueRequest::new(ada.clone())
+    };
+    for _ in 0..3 {
+        t.directory.issue_pass(&replacing).await.unwrap();
+    }
+    // The kiosk's own count of wrong passes exists from here on for both.
+    let _ = t.directory.redeem("first@example.com", WRONG).await;
+    let unknown = work_of(t.directory.redeem("nobody@example.com", WRONG)).await;
+    let wrong = work_of(t.directory.redeem("ada@example.com", WRONG)).await;
+    assert!(unknown.statements.len() > 5, "{unknown:?}");
+    assert!(unknown.hmacs > 10, "{unknown:?}");
+    assert_eq!(unknown, wrong);
+    // The recorder sees a difference where there is one.
+    let right_pass = t.directory.issue_pass(&replacing).await.unwrap();
+    let right = work_of(
+        t.directory
+            .redeem("ada@example.com", right_pass.code.expose()),
+    )
+    .await;
+    assert_ne!(right, wrong);
+}
+
 /// Five wrong passes for `email`: the fifth locks it.
 async fn lock_out(t: &TestDirectory, email: &str) -> chrono::DateTime<chrono::Utc> {
     for _ in 0..4 {

@@ -17,6 +17,8 @@ let organisation = '';
 // Whether key models can be proven: without, an allow-list trusts what
 // each key says it is, and the Policy tab says so.
 let attestationRoots = false;
+// Whether security keys are on: admins may then sign in with their own.
+let keysOn = false;
 // Passes in user details come in Microsoft Graph's shape.
 const GRAPH_STATES = {
   NotYetValid: 'not_yet_valid', EnabledByPolicy: 'usable', Expired: 'expired',
@@ -103,12 +105,62 @@ async function showPin(expired, enrolling = false) {
       input('pin', enrolling ? 'admin.new_pin' : 'admin.pin', pin),
       enrolling ? input('pin-again', 'admin.pin_again', pin) : null,
       el('button', { type: 'submit', class: 'primary', id: enrolling ? 'enrol' : 'unlock' }, t(enrolling ? 'admin.enrol' : 'admin.unlock'))),
+    keysOn && !enrolling ? el('button', { type: 'button', class: 'secondary', id: 'key-sign-in', onclick: () => keySignIn(value('admin-name')) }, t('admin.key_sign_in.start')) : '',
+    el('div', { id: 'key-sign-in-status' }),
     el('button', { type: 'button', class: 'secondary', id: enrolling ? 'sign-in-instead' : 'enrol-instead', onclick: () => { say(''); showPin(false, !enrolling); } },
       t(enrolling ? 'admin.sign_in_instead' : 'admin.enrol_instead')));
   if (expired) say(t('error.admin_locked'), true);
   focusHeading(panel);
   document.getElementById('admin-name').focus();
   return { ok: false };
+}
+
+// Signs `name` in with their security key: the key is asked, its PIN typed
+// here, and the pane opens once the backend has checked the answer.
+async function keySignIn(name) {
+  if (!name) return say(t('admin.key_sign_in.name_first'), true);
+  say('');
+  const here = moveOn();
+  const started = await call('admin_key_sign_in', { name });
+  if (!started.ok || here !== view) return;
+  let shown = '';
+  const poll = async () => {
+    if (here !== view) { invoke('admin_key_sign_in_cancel').catch(() => {}); return; }
+    let status;
+    try {
+      status = await invoke('admin_key_sign_in_status');
+    } catch (error) {
+      if (here === view) { failed(error); drawKeySignIn(name, null); }
+      return;
+    }
+    if (status.signed_in) { say(''); showTab('people'); return; }
+    const drawn = JSON.stringify(status.key);
+    if (drawn !== shown) { shown = drawn; drawKeySignIn(name, status.key); }
+    if (!KEY_DONE.includes(status.key.phase)) setTimeout(poll, 400);
+  };
+  poll();
+}
+
+// Phases after which the key is not asked again without Try again.
+const KEY_DONE = ['no_key', 'several_keys', 'not_supported', 'pin_blocked', 'reinsert_key', 'not_registered', 'set_pin', 'timed_out', 'failed'];
+
+function drawKeySignIn(name, key) {
+  const root = document.getElementById('key-sign-in-status');
+  if (!root) return;
+  clear(root);
+  document.body.dataset.keySignIn = key ? key.phase : 'refused';
+  if (!key) return;
+  root.append(el('p', { role: 'status', id: 'key-sign-in-phase' }, t(`admin.key_sign_in.phase.${key.phase}`)));
+  if (key.phase === 'enter_pin') {
+    const warning = pinWarning(key, 'admin.stage');
+    if (warning) root.append(el('p', { class: 'pin-warning' }, warning));
+    root.append(form(() => call('admin_key_sign_in_pin', { pin: value('key-pin') }),
+      input('key-pin', 'admin.stage.pin', { type: 'password' }),
+      el('button', { type: 'submit', class: 'primary', id: 'key-enter-pin' }, t('action.next'))));
+    document.getElementById('key-pin').focus();
+  } else if (KEY_DONE.includes(key.phase)) {
+    root.append(el('button', { type: 'button', class: 'primary', id: 'key-try-again', onclick: () => keySignIn(name) }, t('key.try_again')));
+  }
 }
 
 // A button that asks to be pressed a second time before it acts: resetting
@@ -230,21 +282,41 @@ const sections = {
       if (next === view) focusHeading(panel);
     };
     panel.append(el('h1', {}, t('admin.tabs.admins')),
-      shown ? enrolment(shown) : null,
+      // Node's append writes null as the text "null".
+      shown ? enrolment(shown) : '',
       el('table', { class: 'admin-table' },
         el('thead', {}, el('tr', {}, ['name', 'state', ''].map((k) => el('th', { scope: 'col' }, k ? t(`admin.admins.${k}`) : '')))),
         el('tbody', {}, admins.result.map((admin) => el('tr', { 'data-admin': admin.name },
           el('td', {}, admin.name),
-          el('td', {}, t(admin.enrolled ? 'admin.admins.enrolled' : 'admin.admins.waiting')),
+          el('td', {}, t(admin.enrolled ? 'admin.admins.enrolled' : 'admin.admins.waiting') + (admin.keys ? `, ${t('admin.admins.keys', { n: admin.keys })}` : '')),
           el('td', {},
             armed('reset', t('admin.admins.reset'), () => act('admin_reset_admin', admin.name)),
             armed('remove', t('admin.admins.remove'), () => act('admin_remove_admin', admin.name))))))),
       el('h2', {}, t('admin.admins.add')),
       form(() => act('admin_add_admin', value('new-admin')),
         input('new-admin', 'admin.name'),
-        el('button', { type: 'submit', class: 'primary', id: 'add-admin' }, t('admin.admins.add'))));
+        el('button', { type: 'submit', class: 'primary', id: 'add-admin' }, t('admin.admins.add'))),
+      (keysOn && await myKeys(mine)) || '');
   }
 };
+
+// The signed-in admin's own security keys, with which they sign in
+// instead of their PIN.
+async function myKeys(mine) {
+  const keys = await call('admin_my_keys');
+  if (!keys.ok || mine !== view) return null;
+  const remove = async (id) => {
+    const done = await call('admin_remove_my_key', { id });
+    if (done.ok) { await showTab('admins'); say(t('admin.own_key.removed')); }
+  };
+  return el('section', { id: 'my-keys' }, el('h2', {}, t('admin.own_key.heading')),
+    el('p', {}, t('admin.own_key.lead')),
+    keys.result.length ? el('ul', {}, keys.result.map((key) => el('li', { 'data-key': key.label },
+      `${key.label} (${format(key.created_at)}) `,
+      armed('remove-key', t('admin.admins.remove'), () => remove(key.id)))))
+      : el('p', {}, t('admin.own_key.none')),
+    el('button', { type: 'button', class: 'secondary', id: 'add-my-key', onclick: () => stageKey(null) }, t('admin.own_key.add')));
+}
 
 async function loadAudit() {
   const shown = document.getElementById('audit');
@@ -330,12 +402,15 @@ function stopStaging() {
   stagingPoll = null;
 }
 
+// Sets up a key for a person (`email`), or for the signed-in admin
+// (`email` null): the same steps, then Back to where IT came from.
 async function stageKey(email) {
   const here = moveOn();
-  const started = await call('admin_stage_key', { email });
+  const started = email ? await call('admin_stage_key', { email }) : await call('admin_stage_own_key');
   if (!started.ok) return;
   if (here !== view) { invoke('admin_stage_cancel').catch(() => {}); return; }
-  clear(panel).append(el('h1', {}, t('admin.stage.title', { email })), el('div', { id: 'stage' }));
+  const title = email ? t('admin.stage.title', { email }) : t('admin.own_key.title');
+  clear(panel).append(el('h1', {}, title), el('div', { id: 'stage' }));
   focusHeading(panel);
   let shown = '';
   stopStaging();
@@ -357,13 +432,18 @@ async function stageKey(email) {
   poll();
 }
 
+// Words an admin's own key says differently from a person's.
+const OWN_KEY_PHASES = ['set_pin', 'already_registered'];
+
 function drawStaging(email, status) {
   const root = clear(document.getElementById('stage'));
   document.body.dataset.stagePhase = status.done ? 'done' : status.suggested !== null ? 'name' : status.key.phase;
-  const cancel = el('button', { type: 'button', class: 'secondary', onclick: async () => { stopStaging(); await call('admin_stage_cancel'); details(email); } }, t('admin.stage.cancel'));
+  const back = () => (email ? details(email) : showTab('admins'));
+  const cancel = el('button', { type: 'button', class: 'secondary', onclick: async () => { stopStaging(); await call('admin_stage_cancel'); back(); } }, t('admin.stage.cancel'));
   if (status.done) {
-    root.append(el('p', { id: 'stage-done' }, t('admin.stage.done', { label: status.done.label, email })),
-      el('button', { type: 'button', class: 'primary', onclick: () => details(email) }, t('action.back')));
+    const done = email ? t('admin.stage.done', { label: status.done.label, email }) : t('admin.own_key.done', { label: status.done.label });
+    root.append(el('p', { id: 'stage-done' }, done),
+      el('button', { type: 'button', class: 'primary', onclick: back }, t('action.back')));
     return;
   }
   if (status.suggested !== null) {
@@ -374,7 +454,8 @@ function drawStaging(email, status) {
     return;
   }
   const phase = status.key.phase;
-  root.append(el('p', { role: 'status', id: 'stage-status' }, t(`admin.stage.phase.${phase}`)));
+  const words = !email && OWN_KEY_PHASES.includes(phase) ? 'admin.own_key.phase' : 'admin.stage.phase';
+  root.append(el('p', { role: 'status', id: 'stage-status' }, t(`${words}.${phase}`)));
   if (phase === 'set_pin') {
     root.append(el('p', { class: 'hint' }, t('key.pin_rules', { min: 4 })),
       form(() => call('admin_stage_pin', { pin: value('stage-pin'), again: value('stage-pin-again') }),
@@ -417,6 +498,7 @@ const status = await invoke('admin_status');
 await use(status.language);
 organisation = status.organisation;
 attestationRoots = status.attestation_roots;
+keysOn = status.keys;
 document.getElementById('admin-title').textContent = `${t('admin.title')} — ${organisation}`;
 tabs.setAttribute('aria-label', t('admin.tabs.label'));
 for (const name of Object.keys(sections)) {

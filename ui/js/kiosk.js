@@ -189,7 +189,7 @@ const draw = {
         el('strong', {}, t('security.add_authenticator'))),
       step.security_keys ? el('button', { type: 'button', class: 'choice', id: 'add-security-key', onclick: () => send('add_security_key') },
         el('strong', {}, t('security.add_security_key'))) : null);
-    actions.append(backButton(), el('button', { type: 'button', class: 'secondary', onclick: () => send('reset') }, t('action.finish')));
+    actions.append(backButton() || '', el('button', { type: 'button', class: 'secondary', onclick: () => send('reset') }, t('action.finish')));
   },
   key_setup(step) {
     screenRoot.append(heading('key.setup_title'));

@@ -11,12 +11,17 @@ pub struct DurationError {
     pub text: String,
 }
 
-/// Reads a duration such as `90m`, `8h`, `30d` or `1h 30m`.
+/// Reads a duration such as `90m`, `8h`, `30d` or `1h 30m`, in whole
+/// seconds: nothing here is timed finer, and a `2us` read as 2 µs would be
+/// shown (and written back) as `0s`.
 pub fn parse(text: &str) -> Result<TimeDelta, DurationError> {
     let error = || DurationError {
         text: text.to_string(),
     };
     let parsed = humantime::parse_duration(text.trim()).map_err(|_| error())?;
+    if parsed.subsec_nanos() != 0 {
+        return Err(error());
+    }
     TimeDelta::from_std(parsed).map_err(|_| error())
 }
 
@@ -46,6 +51,11 @@ mod tests {
         assert!(parse("eight hours").is_err());
         assert!(parse("").is_err());
         assert!(parse("-5m").is_err());
+        // Found by the fuzz target durations_and_times: read, then written
+        // back as 0s.
+        assert!(parse("2us").is_err());
+        assert!(parse("1500ms").is_err());
+        assert_eq!(parse("2000ms"), Ok(TimeDelta::seconds(2)));
     }
 
     #[test]

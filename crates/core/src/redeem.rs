@@ -200,10 +200,7 @@ impl Directory {
         // a wrong pass.
         let user_id = user.as_ref().map_or(NO_USER, |u| u.id.as_str());
         if user.is_none() {
-            sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1")
-                .bind(NO_USER)
-                .fetch_all(&mut **tx)
-                .await?;
+            crate::directory::groups_of(tx, NO_USER).await?;
         }
         let rows = sqlx::query(select_passes!(
             "WHERE user_id = $1 ORDER BY (revoked_at IS NULL AND used_at IS NULL) DESC, created_at DESC LIMIT 10"

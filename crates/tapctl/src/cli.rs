@@ -93,7 +93,7 @@ pub enum AdminCommand {
     },
     /// List the admins (never a PIN or code).
     List(Json),
-    /// Forget an admin's PIN and lockout, and print a new enrolment code.
+    /// Forget an admin's PIN, security keys and lockout, and print a new enrolment code.
     Reset {
         /// The admin.
         name: String,

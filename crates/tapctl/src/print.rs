@@ -109,11 +109,16 @@ pub fn admins(admins: &[AdminSummary], as_json: bool) -> Result<()> {
             (false, Some(until)) => format!("enrolment code valid until {}", local(until)),
             (false, None) => "no PIN, no code: `tapctl admin reset`".to_string(),
         };
+        let keys = match admin.keys {
+            0 => String::new(),
+            1 => ", 1 security key".to_string(),
+            n => format!(", {n} security keys"),
+        };
         let locked = admin
             .locked_until
             .map(|until| format!("  LOCKED until {}", local(until)))
             .unwrap_or_default();
-        say!("{:<24} {state}{locked}", admin.name);
+        say!("{:<24} {state}{keys}{locked}", admin.name);
     }
     Ok(())
 }

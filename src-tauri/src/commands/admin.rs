@@ -49,7 +49,7 @@ fn check_session(state: &AppState, extend: bool) -> Answer<Directory> {
     }
 }
 
-fn unlock(state: &AppState, name: &AdminName) {
+pub(crate) fn unlock(state: &AppState, name: &AdminName) {
     if let Ok(mut session) = state.admin_session.lock() {
         *session = Some(AdminSession {
             name: name.clone(),
@@ -59,7 +59,19 @@ fn unlock(state: &AppState, name: &AdminName) {
     }
 }
 
-fn admin_name(text: &str) -> Answer<AdminName> {
+/// The admin whose session is open.
+pub(crate) fn signed_in_admin(state: &AppState) -> Answer<AdminName> {
+    let session = state
+        .admin_session
+        .lock()
+        .map_err(|_| UiError::new("admin_locked"))?;
+    session
+        .as_ref()
+        .map(|open| open.name.clone())
+        .ok_or_else(|| UiError::new("admin_locked"))
+}
+
+pub(crate) fn admin_name(text: &str) -> Answer<AdminName> {
     AdminName::parse(text).map_err(UiError::from)
 }
 
@@ -77,6 +89,8 @@ pub struct AdminStatus {
     /// Whether key models can be proven (`webauthn.attestation_roots`);
     /// without, a key allow-list trusts the model each key reports.
     attestation_roots: bool,
+    /// Whether security keys are on: admins may sign in with theirs.
+    keys: bool,
 }
 
 #[tauri::command]
@@ -94,6 +108,7 @@ pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
         organisation: state.config.organisation.clone(),
         language: state.config.languages.first().cloned().unwrap_or_default(),
         attestation_roots: state.config.webauthn.attestation_roots.is_some(),
+        keys: state.relying_party.is_some(),
     })
 }
 
@@ -214,6 +229,7 @@ pub async fn lock(state: &AppState) {
         *session = None;
     }
     *state.staging.lock().await = None;
+    *state.key_sign_in.lock().await = None;
 }
 
 #[tauri::command]

@@ -3,5 +3,6 @@
 //! call.
 
 pub mod admin;
+pub mod admin_keys;
 pub mod kiosk;
 pub mod staging;

@@ -1,12 +1,13 @@
 //! IT staging in the admin window: setting up a security key for someone
-//! (with its PIN) before their first day. One key at a time; the admin
-//! window asks for the status a few times a second while it runs.
+//! (with its PIN) before their first day, or an admin's own key for the
+//! pane. One key at a time; the admin window asks for the status a few
+//! times a second while it runs.
 
-use crate::commands::admin::{email, still_unlocked, unlocked};
+use crate::commands::admin::{email, signed_in_admin, still_unlocked, unlocked};
 use crate::{AppState, UiError};
 use serde::Serialize;
-use tapkiosk_core::directory::DirectoryError;
 use tapkiosk_core::directory::methods::{MAX_LABEL_CHARS, check_label};
+use tapkiosk_core::directory::{AdminName, DirectoryError};
 use tapkiosk_core::fido::ceremony::{Phase, PinProblem};
 use tapkiosk_core::fido::enrolment::Enrolment;
 use tapkiosk_core::fido::{NewKey, Uuid, model_name};
@@ -17,11 +18,28 @@ use zeroize::Zeroizing;
 
 type Answer<T> = Result<T, UiError>;
 
+/// Whose key is being set up.
+#[derive(Debug)]
+enum Owner {
+    /// A person's, for the kiosk.
+    Person { user_id: String, email: Email },
+    /// The signed-in admin's own, for the pane.
+    Admin(AdminName),
+}
+
+impl Owner {
+    fn shown(&self) -> String {
+        match self {
+            Self::Person { email, .. } => email.to_string(),
+            Self::Admin(name) => name.to_string(),
+        }
+    }
+}
+
 /// A key being set up for someone.
 #[derive(Debug)]
 pub struct Staging {
-    user_id: String,
-    email: Email,
+    owner: Owner,
     enrolment: Enrolment,
     /// Checked and waiting for its name.
     key: Option<NewKey>,
@@ -32,7 +50,8 @@ pub struct Staging {
 /// What the admin window shows.
 #[derive(Debug, Serialize)]
 pub struct StagingStatus {
-    email: String,
+    /// The person's email, or the admin's name.
+    owner: String,
     key: Phase,
     /// Set once the key answered: the name to offer.
     suggested: Option<String>,
@@ -41,7 +60,7 @@ pub struct StagingStatus {
 
 fn status(staging: &Staging) -> StagingStatus {
     StagingStatus {
-        email: staging.email.to_string(),
+        owner: staging.owner.shown(),
         key: staging.enrolment.phase(),
         suggested: staging
             .key
@@ -96,15 +115,43 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
         .unwrap_or_else(|| email.to_string());
     let policy = directory.policy().await?;
     let person = (handle, email.as_str(), name.as_str());
-    let allowed = policy.keys.allow_list();
-    let enrolment =
-        Enrolment::start(&rp, &state.keys, person, &passkeys, allowed).map_err(|e| {
-            tracing::error!(%e, "cannot start staging a key");
-            UiError::new("key_refused")
-        })?;
+    let enrolment = Enrolment::start(
+        &rp,
+        &state.keys,
+        person,
+        &passkeys,
+        policy.keys.allow_list(),
+    )
+    .map_err(refused_start)?;
+    begin(&state, Owner::Person { user_id, email }, enrolment).await
+}
+
+fn refused_start(e: tapkiosk_core::fido::KeyError) -> UiError {
+    tracing::error!(%e, "cannot start setting up a key");
+    UiError::new("key_refused")
+}
+
+/// Starts setting up a security key for the signed-in admin, with which
+/// they then sign in to the pane; their keys are excluded.
+#[tauri::command]
+pub async fn admin_stage_own_key(state: State<'_, AppState>) -> Answer<StagingStatus> {
+    let directory = unlocked_staging(&state).await?;
+    let name = signed_in_admin(&state)?;
+    let rp = state
+        .relying_party
+        .clone()
+        .ok_or_else(|| UiError::new("keys_off"))?;
+    let passkeys = directory.admin_passkeys(&name).await?;
+    let policy = directory.policy().await?;
+    let admin = (Uuid::new_v4(), name.as_str(), name.as_str());
+    let enrolment = Enrolment::start(&rp, &state.keys, admin, &passkeys, policy.keys.allow_list())
+        .map_err(refused_start)?;
+    begin(&state, Owner::Admin(name), enrolment).await
+}
+
+async fn begin(state: &AppState, owner: Owner, enrolment: Enrolment) -> Answer<StagingStatus> {
     let staging = Staging {
-        user_id,
-        email,
+        owner,
         enrolment,
         key: None,
         done: None,
@@ -114,7 +161,7 @@ pub async fn admin_stage_key(state: State<'_, AppState>, email: String) -> Answe
     // Asked again under the lock `admin_lock` takes after closing the
     // session: a lock while the key was being looked up wins, and the key
     // is not held for a pane nobody can see.
-    still_unlocked(&state)?;
+    still_unlocked(state)?;
     *slot = Some(staging);
     Ok(shown)
 }
@@ -132,8 +179,10 @@ pub async fn admin_stage_status(state: State<'_, AppState>) -> Answer<StagingSta
             Ok(key) => staging.key = Some(key),
             Err(e) => {
                 tracing::warn!(%e, "a staged key's answer was refused");
-                let refused = directory.refuse_key(&staging.email, e.into());
-                let refused = refused.await;
+                let refused = match &staging.owner {
+                    Owner::Person { email, .. } => directory.refuse_key(email, e.into()).await,
+                    Owner::Admin(_) => e.into(),
+                };
                 *guard = None;
                 return Err(match refused {
                     DirectoryError::Invalid(_) => UiError::new("key_refused"),
@@ -196,9 +245,23 @@ pub async fn admin_stage_name(state: State<'_, AppState>, label: String) -> Answ
         let max = serde_json::json!({ "max": MAX_LABEL_CHARS });
         return Err(UiError::with("key_name_rules", max));
     }
-    let method = directory
-        .add_security_key_for((&staging.user_id, &staging.email), &label, key)
-        .await?;
+    let method = match &staging.owner {
+        Owner::Person { user_id, email } => {
+            directory
+                .add_security_key_for((user_id, email), &label, key)
+                .await?
+        }
+        Owner::Admin(name) => {
+            let added = directory.add_admin_key(name, &label, key).await?;
+            MethodSummary {
+                id: added.id,
+                kind: "fido2".into(),
+                label: added.label,
+                created_at: added.created_at,
+                last_used_at: None,
+            }
+        }
+    };
     staging.done = Some(method.clone());
     Ok(method)
 }

@@ -114,6 +114,8 @@ pub struct AdminSummary {
     pub locked_until: Option<DateTime<Utc>>,
     /// When they were added.
     pub created_at: DateTime<Utc>,
+    /// How many security keys they sign in with.
+    pub keys: i64,
 }
 
 /// A one-time enrolment code, to be given to the new admin once.
@@ -136,9 +138,9 @@ fn check_pin(pin: &str) -> Result<(), AdminError> {
 }
 
 /// One admin row, as read (and vouched for by its MAC).
-struct AdminRow {
-    id: String,
-    name: AdminName,
+pub(super) struct AdminRow {
+    pub(super) id: String,
+    pub(super) name: AdminName,
     pin_hash: Option<String>,
     enrol_mac: Option<Vec<u8>>,
     enrol_until: Option<i64>,
@@ -146,6 +148,7 @@ struct AdminRow {
     level: i64,
     locked_until: Option<i64>,
     created_at: i64,
+    keys: i64,
 }
 
 impl AdminRow {
@@ -160,6 +163,7 @@ impl AdminRow {
             level: row.try_get("level")?,
             locked_until: row.try_get("locked_until")?,
             created_at: row.try_get("created_at")?,
+            keys: row.try_get("keys")?,
         })
     }
 
@@ -170,6 +174,7 @@ impl AdminRow {
             enrol_until: self.enrol_until.map(from_seconds),
             locked_until: self.locked_until.map(from_seconds).filter(|u| *u > now),
             created_at: from_seconds(self.created_at),
+            keys: self.keys,
         }
     }
 }
@@ -192,7 +197,8 @@ fn mac_parts<'a>(
 }
 
 const SELECT_ADMIN: &str = "SELECT id, name, pin_hash, enrol_mac, enrol_until, failures, level, \
-     locked_until, created_at, mac FROM admins";
+     locked_until, created_at, mac, \
+     (SELECT COUNT(*) FROM admin_keys WHERE admin_id = admins.id) AS keys FROM admins";
 
 impl Directory {
     /// The same directory, writing `actor` into the audit log (an admin
@@ -237,11 +243,16 @@ impl Directory {
         Ok(code)
     }
 
-    /// Forgets an admin's PIN and lockout and gives a new enrolment code
-    /// (a forgotten PIN, a lockout IT must lift at once).
+    /// Forgets an admin's PIN, security keys and lockout and gives a new
+    /// enrolment code (a forgotten PIN, a lost key, a lockout IT must lift
+    /// at once).
     pub async fn reset_admin(&self, name: &AdminName) -> Result<Enrolment, AdminError> {
         let mut tx = self.write().await?;
         let admin = self.require_admin(&mut tx, name).await?;
+        sqlx::query("DELETE FROM admin_keys WHERE admin_id = $1")
+            .bind(&admin.id)
+            .execute(&mut *tx)
+            .await?;
         let code = self.new_enrol_code(&mut tx, &admin.id, name).await?;
         self.audit(&mut tx, Event::new("admin_reset").with("admin", name))
             .await?;
@@ -328,19 +339,33 @@ impl Directory {
             tx.commit().await?;
             return outcome;
         }
+        self.admin_signed_in(&mut tx, &admin, "pin").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends `admin`'s count of wrong tries and logs their sign-in with
+    /// `method` (`pin` or `security_key`).
+    pub(super) async fn admin_signed_in(
+        &self,
+        tx: &mut Tx,
+        admin: &AdminRow,
+        method: &str,
+    ) -> Result<(), AdminError> {
         sqlx::query("UPDATE admins SET failures = 0, level = 0, locked_until = NULL WHERE id = $1")
             .bind(&admin.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        self.audit(&mut tx, Event::new("admin_signed_in").with("admin", name))
-            .await?;
-        tx.commit().await?;
+        let event = Event::new("admin_signed_in")
+            .with("admin", &admin.name)
+            .with("method", method);
+        self.audit(tx, event).await?;
         Ok(())
     }
 
     /// The admin row for a sign-in or enrolment attempt: `Wrong` for an
     /// unknown name, `LockedOut` while locked.
-    async fn admin_for_attempt(
+    pub(super) async fn admin_for_attempt(
         &self,
         tx: &mut Tx,
         name: &AdminName,
@@ -354,7 +379,11 @@ impl Directory {
     }
 
     /// Counts a wrong PIN or code for `admin`; always an error.
-    async fn count_wrong(&self, tx: &mut Tx, admin: &AdminRow) -> Result<(), AdminError> {
+    pub(super) async fn count_wrong(
+        &self,
+        tx: &mut Tx,
+        admin: &AdminRow,
+    ) -> Result<(), AdminError> {
         let settings = self.settings.lockout;
         if admin.failures + 1 < i64::from(settings.threshold) {
             sqlx::query("UPDATE admins SET failures = failures + 1 WHERE id = $1")
@@ -426,7 +455,7 @@ impl Directory {
         Ok(Enrolment { code, valid_until })
     }
 
-    async fn find_admin(
+    pub(super) async fn find_admin(
         &self,
         tx: &mut Tx,
         name: &AdminName,
@@ -440,7 +469,11 @@ impl Directory {
         row.map(|row| self.checked(&row)).transpose()
     }
 
-    async fn require_admin(&self, tx: &mut Tx, name: &AdminName) -> Result<AdminRow, AdminError> {
+    pub(super) async fn require_admin(
+        &self,
+        tx: &mut Tx,
+        name: &AdminName,
+    ) -> Result<AdminRow, AdminError> {
         self.find_admin(tx, name)
             .await?
             .ok_or_else(|| AdminError::NotFound(name.clone()))

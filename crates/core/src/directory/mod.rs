@@ -6,6 +6,7 @@
 //! directory's write turn (see [`Directory::write`]), so a crash at any point
 //! leaves either all of an operation or none of it.
 
+pub mod admin_keys;
 pub mod admins;
 pub mod methods;
 mod passes;
@@ -269,6 +270,22 @@ pub struct Directory {
 
 /// A write transaction that holds the directory's write turn.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The groups of the user with id `user_id`, by name.
+pub(crate) async fn groups_of(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<Vec<String>, DirectoryError> {
+    let rows =
+        sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
+            .bind(user_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("group_name"))
+        .collect::<Result<Vec<_>, _>>()?)
+}
 
 async fn connect(location: &Location) -> Result<AnyPool, DirectoryError> {
     sqlx::any::install_default_drivers();
@@ -534,15 +551,7 @@ impl Directory {
                 .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
-        let groups = sqlx::query(
-            "SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name",
-        )
-        .bind(&id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("group_name"))
-        .collect::<Result<Vec<_>, _>>()?;
+        let groups = groups_of(conn, &id).await?;
         Ok(Some(UserRow {
             id,
             email: email.clone(),

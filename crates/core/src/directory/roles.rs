@@ -15,6 +15,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("sign_in_failures", "SELECT, INSERT, DELETE"),
     ("lockouts", "SELECT, INSERT, UPDATE, DELETE"),
     ("admins", "SELECT, INSERT, UPDATE, DELETE"),
+    ("admin_keys", "SELECT, INSERT, UPDATE, DELETE"),
     ("policy", "SELECT, UPDATE"),
     ("directory_meta", "SELECT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),

@@ -18,17 +18,16 @@ use openssl::x509::X509;
 use std::collections::BTreeSet;
 use thiserror::Error;
 use webauthn_rs::prelude::{
-    AttestationCaListBuilder, AttestationMetadata, AttestedPasskeyRegistration, Base64UrlSafeData,
-    Credential, PasskeyAuthentication, PasskeyRegistration, Webauthn, WebauthnBuilder,
-    WebauthnError,
+    AttestationCaListBuilder, AttestationMetadata, AttestedPasskeyRegistration, Credential,
+    PasskeyAuthentication, PasskeyRegistration, Webauthn, WebauthnBuilder, WebauthnError,
 };
 use webauthn_rs_proto::{
     AllowCredentials, PublicKeyCredentialRequestOptions, UserVerificationPolicy,
 };
 
 pub use webauthn_rs::prelude::{
-    AuthenticationResult, CreationChallengeResponse, Passkey, PublicKeyCredential,
-    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
+    AuthenticationResult, Base64UrlSafeData, CreationChallengeResponse, Passkey,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
 };
 
 /// Why a security key was refused.
@@ -86,7 +85,7 @@ pub struct RelyingParty {
 }
 
 /// The first half of a registration, consumed by the second.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Registration {
     /// Any key.
     Any(PasskeyRegistration),
@@ -95,7 +94,7 @@ pub enum Registration {
 }
 
 /// The first half of a sign-in with a key, consumed by the second.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Authentication(PasskeyAuthentication);
 
 /// A key that has just been registered.
@@ -306,7 +305,7 @@ const MODELS: &[(&str, &str)] = &[
 /// The AAGUID a registration answer reports, read from its authenticator
 /// data (after the RP ID hash, flags and counter), unverified: for the
 /// record only.
-fn reported_model(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
+pub fn reported_model(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
     use serde_cbor_2::Value;
     const ATTESTED_DATA: u8 = 0x40;
     let object = serde_cbor_2::from_slice(answer.response.attestation_object.as_ref()).ok()?;
