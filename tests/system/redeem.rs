@@ -29,14 +29,18 @@ struct Work {
     hmacs: usize,
 }
 
-/// Records the statements and HMACs of `call`, run on this thread.
-async fn work_of<T>(call: impl std::future::Future<Output = T>) -> Work {
-    use std::sync::{Arc, Mutex};
+/// What the recorder saw: statements and HMACs, since it was last taken.
+type Seen = std::sync::Arc<std::sync::Mutex<(Vec<String>, usize)>>;
+
+/// Installs, for the whole process, a subscriber that records every SQL
+/// statement and HMAC. Trace events are per process (SQLite runs its
+/// statements on worker threads of its own), so this runs only in a process
+/// of its own: see [`unknown_email_and_wrong_pass_take_the_same_statements_and_hmacs`].
+fn record_work() -> Seen {
     use tracing::field::{Field, Visit};
     use tracing_subscriber::layer::{Context, SubscriberExt};
 
-    #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<(Vec<String>, usize)>>);
+    struct Recorder(Seen);
     struct Statement<'a>(&'a mut Option<String>);
     impl Visit for Statement<'_> {
         fn record_str(&mut self, field: &Field, value: &str) {
@@ -60,52 +64,81 @@ async fn work_of<T>(call: impl std::future::Future<Output = T>) -> Work {
             }
         }
     }
-    let recorder = Recorder::default();
+    let seen = Seen::default();
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("tapkiosk::hmac", tracing::Level::TRACE)
         .with_target("sqlx::query", tracing::Level::DEBUG);
     let subscriber = tracing_subscriber::registry()
-        .with(recorder.clone())
+        .with(Recorder(seen.clone()))
         .with(filter);
-    let guard = tracing::subscriber::set_default(subscriber);
-    // A callsite first met by another test's thread, with no subscriber
-    // there, may have cached "never": ask every callsite again.
-    tracing::callsite::rebuild_interest_cache();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    seen
+}
+
+/// The statements and HMACs of `call`.
+async fn work_of<T>(seen: &Seen, call: impl std::future::Future<Output = T>) -> Work {
+    std::mem::take(&mut *seen.lock().unwrap());
     call.await;
-    drop(guard);
-    let (statements, hmacs) = std::mem::take(&mut *recorder.0.lock().unwrap());
+    let (statements, hmacs) = std::mem::take(&mut *seen.lock().unwrap());
     Work { statements, hmacs }
 }
 
-/// Counted on PostgreSQL, whose statements run (and are traced) on the
-/// caller's thread; SQLite runs them on a worker thread of its own. The
-/// statements are the same on both backends.
-#[tokio::test(flavor = "current_thread")]
-async fn unknown_email_and_wrong_pass_take_the_same_statements_and_hmacs() {
-    let t = tapkiosk_tests::spawn(tapkiosk_tests::Backend::Postgres).await;
-    let ada = add(&t, "ada@example.com").await;
-    let replacing = IssueRequest {
-        replace: true,
-        ..IssueRequest::new(ada.clone())
-    };
-    for _ in 0..3 {
-        t.directory.issue_pass(&replacing).await.unwrap();
+/// Runs [`counted_in_a_process_of_its_own`] alone in a new process of this
+/// test binary: a process-wide recorder in this one would see every other
+/// test's statements too, and one per thread misses SQLite's.
+#[test]
+fn unknown_email_and_wrong_pass_take_the_same_statements_and_hmacs() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "redeem::counted_in_a_process_of_its_own",
+            "--ignored",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("1 passed"), "{said}");
+}
+
+#[tokio::test]
+#[ignore = "run alone, in a process of its own, by unknown_email_and_wrong_pass_take_the_same_statements_and_hmacs"]
+async fn counted_in_a_process_of_its_own() {
+    let seen = record_work();
+    for backend in [
+        tapkiosk_tests::Backend::Sqlite,
+        tapkiosk_tests::Backend::Postgres,
+    ] {
+        let t = tapkiosk_tests::spawn(backend).await;
+        let ada = add(&t, "ada@example.com").await;
+        let replacing = IssueRequest {
+            replace: true,
+            ..IssueRequest::new(ada.clone())
+        };
+        for _ in 0..3 {
+            t.directory.issue_pass(&replacing).await.unwrap();
+        }
+        // The kiosk's own count of wrong passes exists from here on for both.
+        let _ = t.directory.redeem("first@example.com", WRONG).await;
+        let unknown = work_of(&seen, t.directory.redeem("nobody@example.com", WRONG)).await;
+        let wrong = work_of(&seen, t.directory.redeem("ada@example.com", WRONG)).await;
+        assert!(unknown.statements.len() > 5, "{unknown:?}");
+        assert!(unknown.hmacs > 10, "{unknown:?}");
+        assert_eq!(unknown, wrong);
+        // The recorder sees a difference where there is one.
+        let right_pass = t.directory.issue_pass(&replacing).await.unwrap();
+        let right = work_of(
+            &seen,
+            t.directory
+                .redeem("ada@example.com", right_pass.code.expose()),
+        )
+        .await;
+        assert_ne!(right, wrong);
     }
-    // The kiosk's own count of wrong passes exists from here on for both.
-    let _ = t.directory.redeem("first@example.com", WRONG).await;
-    let unknown = work_of(t.directory.redeem("nobody@example.com", WRONG)).await;
-    let wrong = work_of(t.directory.redeem("ada@example.com", WRONG)).await;
-    assert!(unknown.statements.len() > 5, "{unknown:?}");
-    assert!(unknown.hmacs > 10, "{unknown:?}");
-    assert_eq!(unknown, wrong);
-    // The recorder sees a difference where there is one.
-    let right_pass = t.directory.issue_pass(&replacing).await.unwrap();
-    let right = work_of(
-        t.directory
-            .redeem("ada@example.com", right_pass.code.expose()),
-    )
-    .await;
-    assert_ne!(right, wrong);
 }
 
 /// Five wrong passes for `email`: the fifth locks it.

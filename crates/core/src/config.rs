@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 17] = [
+pub const KEYS: [(&str, &str); 23] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -75,6 +75,30 @@ pub const KEYS: [(&str, &str); 17] = [
     (
         "session.claim_lease",
         "how long a one-time pass stays claimed by a session that stops answering (1m … 1h)",
+    ),
+    (
+        "entra.tenant",
+        "Microsoft Entra tenant (id or domain); set, the kiosk works on that tenant",
+    ),
+    (
+        "entra.client_id",
+        "the kiosk's app registration in the tenant (application id)",
+    ),
+    (
+        "entra.certificate_file",
+        "PEM file (0600) with the app's private key and certificate (preferred credential)",
+    ),
+    (
+        "entra.client_secret_file",
+        "file (0600) holding the app's client secret; without either, the secret in the OS credential store (tapctl entra set-secret)",
+    ),
+    (
+        "entra.authority",
+        "sign-in authority (https; http only for loopback), for national clouds",
+    ),
+    (
+        "entra.graph",
+        "Microsoft Graph base URL (https; http only for loopback), for national clouds",
     ),
 ];
 
@@ -148,6 +172,38 @@ pub struct WebAuthnSettings {
     pub attestation_roots: Option<PathBuf>,
 }
 
+/// Microsoft Entra ID: the tenant the kiosk works on, and how it signs in
+/// to Microsoft Graph as its app registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraSettings {
+    /// Tenant id or domain.
+    pub tenant: String,
+    /// The app registration's application (client) id.
+    pub client_id: String,
+    /// The sign-in authority, e.g. `https://login.microsoftonline.com`.
+    pub authority: url::Url,
+    /// Microsoft Graph, e.g. `https://graph.microsoft.com`.
+    pub graph: url::Url,
+    /// The app's credential.
+    pub credential: EntraCredential,
+}
+
+/// Where the app registration's credential is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntraCredential {
+    /// A PEM file with the private key and its certificate.
+    CertificateFile(PathBuf),
+    /// A file holding a client secret.
+    SecretFile(PathBuf),
+    /// A client secret in the OS credential store.
+    SecretInOsStore,
+}
+
+/// The public cloud's sign-in authority.
+pub const ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The public cloud's Microsoft Graph.
+pub const ENTRA_GRAPH: &str = "https://graph.microsoft.com";
+
 /// Kiosk session settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -187,6 +243,8 @@ pub struct Config {
     pub lockout: LockoutSettings,
     /// Session rules.
     pub session: SessionSettings,
+    /// The Entra tenant, when the kiosk works on one.
+    pub entra: Option<EntraSettings>,
     /// Each key's effective value (as text) and origin, for `config show`.
     pub shown: BTreeMap<&'static str, (String, Source)>,
 }
@@ -572,8 +630,72 @@ impl Builder {
             audit_checkpoint_file,
             lockout,
             session,
+            entra: self.entra()?,
             shown: self.shown,
         })
+    }
+
+    fn optional_text(
+        &mut self,
+        key: &'static str,
+        parse: impl Fn(&str) -> Result<String, String>,
+    ) -> Result<Option<String>, ConfigError> {
+        self.get(
+            key,
+            None,
+            |raw| parse(&non_empty(raw.text()?)?).map(Some),
+            |value| value.clone().unwrap_or_else(|| "none".into()),
+        )
+    }
+
+    fn entra(&mut self) -> Result<Option<EntraSettings>, ConfigError> {
+        let tenant = self.optional_text("entra.tenant", tenant)?;
+        let client_id = self.optional_text("entra.client_id", guid)?;
+        let certificate = self.optional_text("entra.certificate_file", |t| Ok(t.to_string()))?;
+        let secret = self.optional_text("entra.client_secret_file", |t| Ok(t.to_string()))?;
+        let mut endpoint = |key, default: &str| {
+            self.get(
+                key,
+                default.to_string(),
+                |raw| endpoint(&raw.text()?),
+                Clone::clone,
+            )
+        };
+        let authority = endpoint("entra.authority", ENTRA_AUTHORITY)?;
+        let graph = endpoint("entra.graph", ENTRA_GRAPH)?;
+        let Some(tenant) = tenant else {
+            return Ok(None);
+        };
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            origin: self
+                .shown
+                .get(key)
+                .map_or(Source::Default, |(_, s)| s.clone()),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        let client_id =
+            client_id.ok_or_else(|| invalid("entra.client_id", "is needed with entra.tenant"))?;
+        let credential = match (certificate, secret) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "entra.client_secret_file",
+                    "give entra.certificate_file or entra.client_secret_file, not both",
+                ));
+            }
+            (Some(path), None) => EntraCredential::CertificateFile(path.into()),
+            (None, Some(path)) => EntraCredential::SecretFile(path.into()),
+            (None, None) => EntraCredential::SecretInOsStore,
+        };
+        let url =
+            |text: String| url::Url::parse(&text).map_err(|e| invalid("entra", &e.to_string()));
+        Ok(Some(EntraSettings {
+            tenant,
+            client_id,
+            authority: url(authority)?,
+            graph: url(graph)?,
+            credential,
+        }))
     }
 
     fn lockout(&mut self) -> Result<LockoutSettings, ConfigError> {
@@ -639,6 +761,39 @@ fn non_empty(text: String) -> Result<String, String> {
     } else {
         Ok(trimmed.to_string())
     }
+}
+
+/// A tenant: its id (a GUID) or one of its domains.
+fn tenant(text: &str) -> Result<String, String> {
+    guid(text)
+        .or_else(|_| rp_id(text))
+        .map_err(|_| format!("`{text}` is neither a tenant id (a GUID) nor a domain name"))
+}
+
+fn guid(text: &str) -> Result<String, String> {
+    uuid::Uuid::parse_str(text)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| format!("`{text}` is not an id like 00000000-0000-0000-0000-000000000000"))
+}
+
+/// An Entra or Graph base URL: https, or http to a loopback address (a
+/// test tenant on this machine).
+fn endpoint(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !secure || url.host().is_none() {
+        return Err("must use https (http only for a loopback address)".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must have no query or fragment".into());
+    }
+    Ok(text.trim_end_matches('/').to_string())
 }
 
 fn rp_id(text: &str) -> Result<String, String> {
@@ -724,6 +879,75 @@ mod tests {
                 flags: Vec::new(),
             },
         )
+    }
+
+    const TENANT: &str = "[entra]\ntenant = \"contoso.onmicrosoft.com\"\n";
+
+    fn entra(extra: &str) -> Result<Option<EntraSettings>, String> {
+        let (_dir, inputs) = inputs(Some(&format!("{TENANT}{extra}")), &[]);
+        Config::resolve(&inputs)
+            .map(|c| c.entra)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn entra_is_off_until_a_tenant_is_named_and_then_needs_its_app() {
+        let (_dir, plain) = inputs(Some(""), &[]);
+        assert_eq!(Config::resolve(&plain).unwrap().entra, None);
+        let missing = entra("").unwrap_err();
+        assert!(
+            missing.contains("entra.client_id") && missing.contains("needed"),
+            "{missing}"
+        );
+        let settings = entra("client_id = \"11111111-2222-3333-4444-555555555555\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.tenant, "contoso.onmicrosoft.com");
+        assert_eq!(
+            settings.authority.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(settings.graph.as_str(), "https://graph.microsoft.com/");
+        assert_eq!(settings.credential, EntraCredential::SecretInOsStore);
+    }
+
+    #[test]
+    fn entra_endpoints_need_https_but_for_loopback_and_one_credential() {
+        let app = "client_id = \"11111111-2222-3333-4444-555555555555\"\n";
+        let national = entra(&format!(
+            "{app}authority = \"https://login.microsoftonline.us\"\ngraph = \"https://graph.microsoft.us/\"\n"
+        ));
+        let national = national.unwrap().unwrap();
+        assert_eq!(national.graph.host_str(), Some("graph.microsoft.us"));
+        for (url, ok) in [
+            ("http://login.example.com", false),
+            ("http://127.0.0.1:8080", true),
+            ("http://[::1]:8080", true),
+            ("http://localhost:9", true),
+            ("https://login.example.com/?x=1", false),
+            ("ftp://login.example.com", false),
+        ] {
+            let result = entra(&format!("{app}authority = \"{url}\"\n"));
+            assert_eq!(result.is_ok(), ok, "{url}: {result:?}");
+        }
+        let both = entra(&format!(
+            "{app}certificate_file = \"a.pem\"\nclient_secret_file = \"s\"\n"
+        ));
+        assert!(both.unwrap_err().contains("not both"));
+        let certificate = entra(&format!("{app}certificate_file = \"app.pem\"\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            certificate.credential,
+            EntraCredential::CertificateFile("app.pem".into())
+        );
+        assert!(
+            entra("client_id = \"not an id\"\n")
+                .unwrap_err()
+                .contains("not an id")
+        );
+        let (_dir, bad_tenant) = inputs(Some("[entra]\ntenant = \"not a tenant!\"\n"), &[]);
+        assert!(Config::resolve(&bad_tenant).is_err());
     }
 
     #[test]

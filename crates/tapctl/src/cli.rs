@@ -58,6 +58,28 @@ pub enum Command {
     /// Move the directory key between kiosks of a fleet.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The Microsoft Entra tenant of the `[entra]` configuration.
+    #[command(subcommand)]
+    Entra(EntraCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntraCommand {
+    /// Sign in as the kiosk's app and say what the tenant still lacks:
+    /// consent, permissions, the pass and FIDO2 policies, and whether a
+    /// person is within their targets. Exits 1 if anything is missing.
+    Check {
+        /// Also check this person (email or user principal name).
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+    },
+    /// Keep the app's client secret in the OS credential store (asked on a
+    /// terminal, else standard input's first line).
+    SetSecret {
+        /// Read the secret from this file instead.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod admins;
 mod audit;
 mod cli;
+mod entra;
 mod keys;
 mod passes;
 mod people;
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Show(json)) => print::config(&config, json.json),
         Command::Key(command) => keys::run(&config, command).await,
         Command::Migrate => keys::migrate(&config).await,
+        Command::Entra(command) => entra::run(&config, command).await,
         Command::Db(DbCommand::GrantKiosk { role, print: true }) => {
             for statement in tapkiosk_core::directory::roles::kiosk_grants(&role)? {
                 print::say!("{statement};");
@@ -73,7 +75,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Command::Init { .. } | Command::Config(_) | Command::Key(_) | Command::Migrate => {
+                Command::Init { .. }
+                | Command::Config(_)
+                | Command::Key(_)
+                | Command::Migrate
+                | Command::Entra(_) => {
                     unreachable!("handled above")
                 }
             };

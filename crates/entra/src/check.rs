@@ -1,0 +1,265 @@
+//! `tapctl entra check`: takes a token, reads the tenant's Temporary
+//! Access Pass and FIDO2 policies (and a person, when named), and says in
+//! plain words what is missing before the kiosk can work on the tenant.
+
+use crate::graph::{EntraError, Graph};
+use serde_json::Value;
+
+/// One thing checked: fine, or what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Whether it is as the kiosk needs.
+    pub ok: bool,
+    /// What was found, in plain words.
+    pub text: String,
+}
+
+impl Finding {
+    fn ok(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+        }
+    }
+
+    fn missing(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+        }
+    }
+}
+
+/// The application permissions the kiosk uses, each with what it is for
+/// and the permissions that grant it (least privileged first).
+pub const PERMISSIONS: [(&str, &[&str]); 3] = [
+    (
+        "read the pass and FIDO2 policies",
+        &[
+            "Policy.Read.AuthenticationMethod",
+            "Policy.ReadWrite.AuthenticationMethod",
+            "Policy.Read.All",
+        ],
+    ),
+    ("find people and their groups", &["User.Read.All"]),
+    (
+        "issue passes and register security keys",
+        &["UserAuthenticationMethod.ReadWrite.All"],
+    ),
+];
+
+const TAP_POLICY: &str =
+    "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass";
+const FIDO2_POLICY: &str =
+    "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/Fido2";
+
+/// Checks the tenant, and `user` (an email or user principal name) when
+/// given. A failure to sign in at all is the only error: everything else
+/// is a finding.
+pub async fn check(graph: &Graph, user: Option<&str>) -> Result<Vec<Finding>, EntraError> {
+    let mut findings = vec![Finding::ok(format!(
+        "the app signed in to the tenant ({})",
+        graph.token_endpoint()
+    ))];
+    findings.extend(permissions(graph.roles().await?));
+    let tap = policy(graph, TAP_POLICY, &mut findings).await;
+    if let Some(tap) = &tap {
+        findings.push(tap_policy(tap));
+    }
+    let fido2 = policy(graph, FIDO2_POLICY, &mut findings).await;
+    if let Some(fido2) = &fido2 {
+        findings.extend(fido2_policy(fido2));
+    }
+    if let Some(user) = user {
+        findings.extend(person(graph, user, tap.as_ref(), fido2.as_ref()).await);
+    }
+    Ok(findings)
+}
+
+/// What the token's roles grant; without readable roles, nothing is said
+/// here and the refusals below tell.
+fn permissions(roles: Option<Vec<String>>) -> Vec<Finding> {
+    let Some(roles) = roles else {
+        return Vec::new();
+    };
+    PERMISSIONS
+        .iter()
+        .map(|(purpose, grants)| {
+            match grants.iter().find(|g| roles.iter().any(|r| r == *g)) {
+                Some(granted) => Finding::ok(format!("the app may {purpose} ({granted})")),
+                None => Finding::missing(format!(
+                    "the app may not {purpose}: add the application permission {} in the app registration and grant admin consent",
+                    grants[0]
+                )),
+            }
+        })
+        .collect()
+}
+
+async fn policy(graph: &Graph, path: &str, findings: &mut Vec<Finding>) -> Option<Value> {
+    match graph.get(path).await {
+        Ok(policy) => Some(policy),
+        Err(error) => {
+            findings.push(refused("read a policy", &error));
+            None
+        }
+    }
+}
+
+/// A refusal in words: a 403 is a missing permission or consent.
+fn refused(what: &str, error: &EntraError) -> Finding {
+    match error {
+        EntraError::Graph { status: 403, .. } => Finding::missing(format!(
+            "Graph would not let the app {what}: grant admin consent for its application permissions ({error})"
+        )),
+        other => Finding::missing(format!("cannot {what}: {other}")),
+    }
+}
+
+fn enabled(policy: &Value) -> bool {
+    policy.get("state").and_then(Value::as_str) == Some("enabled")
+}
+
+fn tap_policy(policy: &Value) -> Finding {
+    if !enabled(policy) {
+        return Finding::missing(
+            "the Temporary Access Pass policy is off: turn it on in Entra (Authentication methods → Temporary Access Pass)",
+        );
+    }
+    let once = policy.get("isUsableOnce").and_then(Value::as_bool) == Some(true);
+    Finding::ok(format!(
+        "the Temporary Access Pass policy is on ({}, {}–{} min)",
+        if once {
+            "one-time passes"
+        } else {
+            "one-time or multi-use"
+        },
+        number(policy, "minimumLifetimeInMinutes"),
+        number(policy, "maximumLifetimeInMinutes"),
+    ))
+}
+
+fn fido2_policy(policy: &Value) -> Vec<Finding> {
+    if !enabled(policy) {
+        return vec![Finding::missing(
+            "the FIDO2 security key policy is off: turn it on in Entra (Authentication methods → Passkey (FIDO2))",
+        )];
+    }
+    let mut findings = vec![Finding::ok("the FIDO2 security key policy is on")];
+    if policy
+        .get("isSelfServiceRegistrationAllowed")
+        .and_then(Value::as_bool)
+        != Some(true)
+    {
+        findings.push(Finding::missing(
+            "FIDO2 \"Allow self-service set up\" is off, so keys cannot be registered: turn it on in the Passkey (FIDO2) policy",
+        ));
+    }
+    findings
+}
+
+fn number(value: &Value, field: &str) -> String {
+    value
+        .get(field)
+        .and_then(Value::as_i64)
+        .map_or_else(|| "?".into(), |n| n.to_string())
+}
+
+async fn person(
+    graph: &Graph,
+    user: &str,
+    tap: Option<&Value>,
+    fido2: Option<&Value>,
+) -> Vec<Finding> {
+    let path = format!(
+        "/users/{}?$select=id,displayName,userPrincipalName,accountEnabled",
+        url_path(user)
+    );
+    let found = match graph.get(&path).await {
+        Ok(found) => found,
+        Err(EntraError::Graph { status: 404, .. }) => {
+            return vec![Finding::missing(format!(
+                "there is no user {user} in the tenant"
+            ))];
+        }
+        Err(error) => return vec![refused(&format!("look up {user}"), &error)],
+    };
+    let id = found
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut findings = Vec::new();
+    if found.get("accountEnabled").and_then(Value::as_bool) == Some(false) {
+        findings.push(Finding::missing(format!(
+            "{user}'s account is disabled in the tenant"
+        )));
+    } else {
+        findings.push(Finding::ok(format!("{user} is in the tenant")));
+    }
+    for (name, policy) in [("Temporary Access Pass", tap), ("FIDO2", fido2)] {
+        if let Some(policy) = policy {
+            findings.push(targeted(graph, user, &id, name, policy).await);
+        }
+    }
+    findings
+}
+
+/// Whether `user` is among the policy's targets: all users, or one of the
+/// groups it names (asked with checkMemberGroups), and in no excluded one.
+async fn targeted(graph: &Graph, user: &str, id: &str, name: &str, policy: &Value) -> Finding {
+    let groups = |field: &str| -> Vec<String> {
+        policy
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|targets| {
+                targets
+                    .iter()
+                    .filter_map(|t| t.get("id").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (included, excluded) = (groups("includeTargets"), groups("excludeTargets"));
+    let member_of = |ids: Vec<String>| async move {
+        let asked: Vec<String> = ids.into_iter().filter(|g| g != "all_users").collect();
+        if asked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = serde_json::json!({ "groupIds": asked });
+        let path = format!("/users/{id}/checkMemberGroups");
+        let answer = graph.post(&path, &body).await?;
+        Ok::<_, EntraError>(
+            answer
+                .get("value")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|g| g.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    };
+    let everyone = included.iter().any(|g| g == "all_users");
+    let (inside, outside) = match (member_of(included).await, member_of(excluded).await) {
+        (Ok(inside), Ok(outside)) => (everyone || !inside.is_empty(), !outside.is_empty()),
+        (Err(error), _) | (_, Err(error)) => {
+            return refused(&format!("check {user}'s groups"), &error);
+        }
+    };
+    if inside && !outside {
+        Finding::ok(format!("{user} is within the {name} policy's targets"))
+    } else {
+        Finding::missing(format!(
+            "{user} is outside the {name} policy's targets: add them (or one of their groups) to the policy in Entra"
+        ))
+    }
+}
+
+/// `text` as one path segment.
+fn url_path(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -1,0 +1,13 @@
+//! Microsoft Entra ID for tapkiosk: the kiosk's app registration signs in
+//! to Microsoft Graph (client credentials, with a certificate or a secret),
+//! and `check` tells IT in plain words what the tenant still lacks.
+//! Everything here follows Microsoft's published contract; the tests run
+//! against `tapkiosk-fake-entra`, written to the same documents.
+
+pub mod check;
+pub mod credential;
+pub mod graph;
+
+pub use check::{Finding, check};
+pub use credential::Credential;
+pub use graph::{EntraError, Graph};

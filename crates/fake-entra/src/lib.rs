@@ -1,0 +1,512 @@
+//! A fake Microsoft Entra tenant on 127.0.0.1, for tests: the v2.0 token
+//! endpoint (client credentials, with a secret or a PS256 client assertion
+//! it verifies against the app's certificate) and the Microsoft Graph
+//! endpoints tapkiosk calls. Answers and errors take the shapes Microsoft's
+//! documents show (identity platform: client credentials flow and AADSTS
+//! error reference; Graph v1.0: authentication methods policy, users,
+//! checkMemberGroups, the Graph error body), not what tapkiosk happens to
+//! send. The tenant can be changed while it runs.
+
+// Test support: a fake that cannot bind or start should stop the test.
+#![allow(clippy::expect_used)]
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openssl::x509::X509;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A person in the tenant.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Object id.
+    pub id: String,
+    /// User principal name (their sign-in email).
+    pub upn: String,
+    /// Display name.
+    pub display_name: String,
+    /// Whether they may sign in.
+    pub enabled: bool,
+}
+
+/// The tenant as the fake serves it.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: String,
+    /// Its domain.
+    pub domain: String,
+    /// The kiosk's app registration.
+    pub client_id: String,
+    /// The app's client secret, if it has one.
+    pub secret: Option<String>,
+    /// The app's certificate, if it has one.
+    pub certificate: Option<X509>,
+    /// The application permissions consented to (the token's `roles`).
+    pub roles: Vec<String>,
+    /// `GET …/authenticationMethodConfigurations/TemporaryAccessPass`.
+    pub tap_policy: Value,
+    /// `GET …/authenticationMethodConfigurations/Fido2`.
+    pub fido2_policy: Value,
+    /// The people.
+    pub users: Vec<User>,
+    /// Group id → member object ids.
+    pub groups: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Every permission tapkiosk asks for.
+pub const ALL_ROLES: [&str; 3] = [
+    "Policy.Read.AuthenticationMethod",
+    "User.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+
+impl Tenant {
+    /// Contoso, with the policies of Microsoft's examples (the pass policy
+    /// on for all users; FIDO2 on, self-service allowed), every permission
+    /// consented, and Ada.
+    pub fn contoso(client_id: &str) -> Self {
+        Self {
+            id: "aaaabbbb-0000-cccc-1111-dddd2222eeee".into(),
+            domain: "contoso.onmicrosoft.com".into(),
+            client_id: client_id.into(),
+            secret: None,
+            certificate: None,
+            roles: ALL_ROLES.map(String::from).to_vec(),
+            tap_policy: json!({
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#authenticationMethodConfigurations/$entity",
+                "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
+                "id": "TemporaryAccessPass",
+                "state": "enabled",
+                "defaultLifetimeInMinutes": 60,
+                "defaultLength": 8,
+                "minimumLifetimeInMinutes": 60,
+                "maximumLifetimeInMinutes": 480,
+                "isUsableOnce": false,
+                "includeTargets": [{ "targetType": "group", "id": "all_users", "isRegistrationRequired": false }],
+                "excludeTargets": []
+            }),
+            fido2_policy: json!({
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#authenticationMethodConfigurations/$entity",
+                "@odata.type": "#microsoft.graph.fido2AuthenticationMethodConfiguration",
+                "id": "Fido2",
+                "state": "enabled",
+                "isSelfServiceRegistrationAllowed": true,
+                "isAttestationEnforced": true,
+                "keyRestrictions": { "isEnforced": false, "enforcementType": "block", "aaGuids": [] },
+                "includeTargets": [{ "targetType": "group", "id": "all_users", "isRegistrationRequired": false }],
+                "excludeTargets": []
+            }),
+            users: vec![User {
+                id: "071cc716-8147-4397-a5ba-b2105951cc0b".into(),
+                upn: "ada@contoso.onmicrosoft.com".into(),
+                display_name: "Ada Lovelace".into(),
+                enabled: true,
+            }],
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+struct Shared {
+    tenant: Tenant,
+    /// Access tokens issued, with their roles.
+    tokens: BTreeMap<String, Vec<String>>,
+    base: String,
+}
+
+/// A running fake tenant; it stops when dropped.
+pub struct FakeEntra {
+    /// `http://127.0.0.1:PORT`: both the authority and Graph.
+    pub url: String,
+    shared: Arc<Mutex<Shared>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeEntra {
+    /// Serves `tenant` on a port of its own, from a thread of its own (so
+    /// that synchronous tests, such as those running `tapctl`, can use it).
+    pub fn start(tenant: Tenant) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking socket");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let shared = Arc::new(Mutex::new(Shared {
+            tenant,
+            tokens: BTreeMap::new(),
+            base: url.clone(),
+        }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = Arc::clone(&shared);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+                let app = axum::Router::new().fallback(handle).with_state(state);
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Self {
+            url,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Changes the tenant while the fake runs.
+    pub fn change(&self, change: impl FnOnce(&mut Tenant)) {
+        change(&mut self.lock().tenant);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for FakeEntra {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+type State = axum::extract::State<Arc<Mutex<Shared>>>;
+
+async fn handle(
+    state: State,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut shared = state
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = uri.path().to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(&mut shared, tenant, &body),
+        (_, ["v1.0", rest @ ..]) => {
+            let roles = match bearer(&headers).and_then(|t| shared.tokens.get(&t).cloned()) {
+                Some(roles) => roles,
+                None => {
+                    return graph_error(
+                        StatusCode::UNAUTHORIZED,
+                        "InvalidAuthenticationToken",
+                        "Access token is empty.",
+                    );
+                }
+            };
+            graph(&shared.tenant, &roles, method.as_str(), rest, &body)
+        }
+        _ => graph_error(StatusCode::NOT_FOUND, "UnknownError", "Unknown path."),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(String::from)
+}
+
+/// The v2.0 token endpoint's error body.
+fn sign_in_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: 255d1aef-8c98-452f-ac51-23d051240864\r\nCorrelation ID: fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7\r\nTimestamp: 2026-01-09 02:02:12Z"),
+        "error_codes": [code],
+        "timestamp": "2026-01-09 02:02:12Z",
+        "trace_id": "255d1aef-8c98-452f-ac51-23d051240864",
+        "correlation_id": "fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7",
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Graph's error body.
+fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": "2026-01-09T02:02:12",
+                "request-id": "b9a1c6f0-4c4e-4e4a-9c6a-3f0c1a2b3c4d",
+                "client-request-id": "b9a1c6f0-4c4e-4e4a-9c6a-3f0c1a2b3c4d"
+            }
+        }
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn token(shared: &mut Shared, tenant_in_path: &str, body: &[u8]) -> Response {
+    let form: BTreeMap<String, String> = url_form(body);
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let tenant = &shared.tenant;
+    if tenant_in_path != tenant.id && tenant_in_path != tenant.domain {
+        let text = format!(
+            "Tenant '{tenant_in_path}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+        );
+        return sign_in_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &text);
+    }
+    if field("grant_type") != "client_credentials" {
+        return sign_in_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if field("client_id") != tenant.client_id {
+        let text = format!(
+            "Application with identifier '{}' was not found in the directory '{}'.",
+            field("client_id"),
+            tenant.domain
+        );
+        return sign_in_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &text,
+        );
+    }
+    if field("scope") != format!("{}/.default", shared.base) {
+        let text = format!(
+            "The provided value for the input parameter 'scope' is not valid. The scope {} is not valid.",
+            field("scope")
+        );
+        return sign_in_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, &text);
+    }
+    let endpoint = format!("{}/{tenant_in_path}/oauth2/v2.0/token", shared.base);
+    let authenticated = match (form.get("client_secret"), form.get("client_assertion")) {
+        (Some(secret), _) => {
+            if tenant.secret.as_deref() != Some(secret.as_str()) {
+                return sign_in_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                );
+            }
+            true
+        }
+        (None, Some(assertion)) => {
+            field("client_assertion_type")
+                == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                && tenant
+                    .certificate
+                    .as_ref()
+                    .is_some_and(|c| assertion_valid(assertion, c, &tenant.client_id, &endpoint))
+        }
+        (None, None) => {
+            return sign_in_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            );
+        }
+    };
+    if !authenticated {
+        return sign_in_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation.",
+        );
+    }
+    let claims = json!({ "aud": shared.base, "tid": tenant.id, "appid": tenant.client_id, "roles": tenant.roles });
+    let access_token = format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({ "typ": "JWT", "alg": "RS256" }).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
+    );
+    let roles = tenant.roles.clone();
+    shared.tokens.insert(access_token.clone(), roles);
+    axum::Json(json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": access_token }))
+        .into_response()
+}
+
+fn url_form(body: &[u8]) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// Checks a client assertion as the identity platform documents it.
+#[allow(clippy::disallowed_methods)] // a stand-in for Entra, which checks against its own clock
+fn assertion_valid(assertion: &str, certificate: &X509, client_id: &str, endpoint: &str) -> bool {
+    let check = || -> Option<bool> {
+        let mut parts = assertion.split('.');
+        let (header, claims, signature) = (parts.next()?, parts.next()?, parts.next()?);
+        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).ok();
+        let header: Value = serde_json::from_slice(&decode(header)?).ok()?;
+        let claims: Value = serde_json::from_slice(&decode(claims)?).ok()?;
+        let thumbprint = certificate
+            .digest(openssl::hash::MessageDigest::sha256())
+            .ok()?;
+        let named =
+            header["alg"] == "PS256" && header["x5t#S256"] == URL_SAFE_NO_PAD.encode(thumbprint);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs() as i64;
+        let timely = claims["exp"].as_i64()? > now && claims["nbf"].as_i64()? <= now + 300;
+        let addressed =
+            claims["aud"] == endpoint && claims["iss"] == client_id && claims["sub"] == client_id;
+        let key = certificate.public_key().ok()?;
+        let mut verifier =
+            openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key).ok()?;
+        verifier
+            .set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
+            .ok()?;
+        verifier
+            .set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)
+            .ok()?;
+        let signed = &assertion[..assertion.rfind('.')?];
+        verifier.update(signed.as_bytes()).ok()?;
+        let verified = verifier.verify(&decode(signature)?).ok()?;
+        Some(named && timely && addressed && verified)
+    };
+    check().unwrap_or(false)
+}
+
+fn allowed(roles: &[String], any_of: &[&str]) -> bool {
+    roles.iter().any(|r| any_of.contains(&r.as_str()))
+}
+
+fn denied() -> Response {
+    graph_error(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+fn graph(tenant: &Tenant, roles: &[String], method: &str, path: &[&str], body: &[u8]) -> Response {
+    const POLICY_READERS: [&str; 3] = [
+        "Policy.Read.AuthenticationMethod",
+        "Policy.ReadWrite.AuthenticationMethod",
+        "Policy.Read.All",
+    ];
+    const USER_READERS: [&str; 2] = ["User.Read.All", "Directory.Read.All"];
+    match (method, path) {
+        (
+            "GET",
+            [
+                "policies",
+                "authenticationMethodsPolicy",
+                "authenticationMethodConfigurations",
+                which,
+            ],
+        ) => {
+            if !allowed(roles, &POLICY_READERS) {
+                return denied();
+            }
+            match which.to_ascii_lowercase().as_str() {
+                "temporaryaccesspass" => axum::Json(tenant.tap_policy.clone()).into_response(),
+                "fido2" => axum::Json(tenant.fido2_policy.clone()).into_response(),
+                _ => graph_error(
+                    StatusCode::NOT_FOUND,
+                    "Request_ResourceNotFound",
+                    "Resource not found.",
+                ),
+            }
+        }
+        ("GET", ["users", who]) => {
+            if !allowed(roles, &USER_READERS) {
+                return denied();
+            }
+            let who = url_decode(who);
+            match find(tenant, &who) {
+                Some(user) => axum::Json(json!({
+                    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(id,displayName,userPrincipalName,accountEnabled)/$entity",
+                    "id": user.id,
+                    "displayName": user.display_name,
+                    "userPrincipalName": user.upn,
+                    "accountEnabled": user.enabled,
+                }))
+                .into_response(),
+                None => not_found(&who),
+            }
+        }
+        ("POST", ["users", who, "checkMemberGroups"]) => {
+            if !allowed(
+                roles,
+                &[
+                    "User.Read.All",
+                    "GroupMember.Read.All",
+                    "Directory.Read.All",
+                ],
+            ) {
+                return denied();
+            }
+            let who = url_decode(who);
+            let Some(user) = find(tenant, &who) else {
+                return not_found(&who);
+            };
+            let asked: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(ids) = asked.get("groupIds").and_then(Value::as_array) else {
+                return graph_error(
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    "Invalid request: groupIds is required.",
+                );
+            };
+            let member: Vec<&Value> = ids
+                .iter()
+                .filter(|g| {
+                    g.as_str()
+                        .and_then(|g| tenant.groups.get(g))
+                        .is_some_and(|m| m.contains(&user.id))
+                })
+                .collect();
+            axum::Json(json!({ "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)", "value": member })).into_response()
+        }
+        _ => graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unsupported request.",
+        ),
+    }
+}
+
+fn find<'a>(tenant: &'a Tenant, who: &str) -> Option<&'a User> {
+    tenant
+        .users
+        .iter()
+        .find(|u| u.id == who || u.upn.eq_ignore_ascii_case(who))
+}
+
+fn not_found(who: &str) -> Response {
+    let message = format!(
+        "Resource '{who}' does not exist or one of its queried reference-property objects are not present."
+    );
+    graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &message)
+}
+
+fn url_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
