@@ -9,6 +9,7 @@ mod admins;
 mod audit;
 mod catalogues;
 mod claims;
+mod entra;
 mod kiosk;
 mod passes;
 mod redeem;

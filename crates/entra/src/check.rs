@@ -258,7 +258,7 @@ async fn targeted(graph: &Graph, user: &str, id: &str, name: &str, policy: &Valu
 }
 
 /// `text` as one path segment.
-fn url_path(text: &str) -> String {
+pub(crate) fn url_path(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

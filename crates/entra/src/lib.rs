@@ -7,6 +7,7 @@
 pub mod check;
 pub mod credential;
 pub mod graph;
+pub mod keys;
 
 pub use check::{Finding, check};
 pub use credential::Credential;

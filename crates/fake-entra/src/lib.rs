@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod fido2;
+
 /// A person in the tenant.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -56,6 +58,9 @@ pub struct Tenant {
     pub users: Vec<User>,
     /// Group id → member object ids.
     pub groups: BTreeMap<String, BTreeSet<String>>,
+    /// Seconds the tenant's clock runs ahead of the wall clock (to let a
+    /// challenge expire without waiting).
+    pub clock_ahead: i64,
 }
 
 /// Every permission tapkiosk asks for.
@@ -108,7 +113,17 @@ impl Tenant {
                 enabled: true,
             }],
             groups: BTreeMap::new(),
+            clock_ahead: 0,
         }
+    }
+
+    /// The tenant's time, in seconds since 1970.
+    #[allow(clippy::disallowed_methods)] // a stand-in for Entra, which has its own clock
+    pub fn now(&self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        wall + self.clock_ahead
     }
 }
 
@@ -117,6 +132,9 @@ struct Shared {
     /// Access tokens issued, with their roles.
     tokens: BTreeMap<String, Vec<String>>,
     base: String,
+    /// Security keys: creation options waiting for their answer, and keys
+    /// registered.
+    keys: fido2::Keys,
 }
 
 /// A running fake tenant; it stops when dropped.
@@ -141,6 +159,7 @@ impl FakeEntra {
             tenant,
             tokens: BTreeMap::new(),
             base: url.clone(),
+            keys: fido2::Keys::default(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::clone(&shared);
@@ -218,7 +237,17 @@ async fn handle(
                     );
                 }
             };
-            graph(&shared.tenant, &roles, method.as_str(), rest, &body)
+            match (method.as_str(), rest) {
+                (_, ["users", who, "authentication", "fido2Methods", more @ ..]) => {
+                    let who = url_decode(who);
+                    let Some(user) = find(&shared.tenant, &who).cloned() else {
+                        return not_found(&who);
+                    };
+                    let Shared { tenant, keys, .. } = &mut *shared;
+                    fido2::handle(keys, tenant, &roles, method.as_str(), &user, more, &body)
+                }
+                _ => graph(&shared.tenant, &roles, method.as_str(), rest, &body),
+            }
         }
         _ => graph_error(StatusCode::NOT_FOUND, "UnknownError", "Unknown path."),
     }
@@ -244,7 +273,7 @@ fn sign_in_error(status: StatusCode, error: &str, code: u32, text: &str) -> Resp
 }
 
 /// Graph's error body.
-fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({
         "error": {
             "code": code,
@@ -390,11 +419,11 @@ fn assertion_valid(assertion: &str, certificate: &X509, client_id: &str, endpoin
     check().unwrap_or(false)
 }
 
-fn allowed(roles: &[String], any_of: &[&str]) -> bool {
+pub(crate) fn allowed(roles: &[String], any_of: &[&str]) -> bool {
     roles.iter().any(|r| any_of.contains(&r.as_str()))
 }
 
-fn denied() -> Response {
+pub(crate) fn denied() -> Response {
     graph_error(
         StatusCode::FORBIDDEN,
         "Authorization_RequestDenied",
@@ -490,21 +519,21 @@ fn graph(tenant: &Tenant, roles: &[String], method: &str, path: &[&str], body: &
     }
 }
 
-fn find<'a>(tenant: &'a Tenant, who: &str) -> Option<&'a User> {
+pub(crate) fn find<'a>(tenant: &'a Tenant, who: &str) -> Option<&'a User> {
     tenant
         .users
         .iter()
         .find(|u| u.id == who || u.upn.eq_ignore_ascii_case(who))
 }
 
-fn not_found(who: &str) -> Response {
+pub(crate) fn not_found(who: &str) -> Response {
     let message = format!(
         "Resource '{who}' does not exist or one of its queried reference-property objects are not present."
     );
     graph_error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &message)
 }
 
-fn url_decode(text: &str) -> String {
+pub(crate) fn url_decode(text: &str) -> String {
     url::form_urlencoded::parse(format!("x={text}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

@@ -1,0 +1,132 @@
+//! A security key into Entra: Graph's creation options for a person, the
+//! kiosk's own CTAP2 conversation with the key (`fido::ceremony`, run by
+//! the caller with what this module returns), and the key's answer
+//! registered with Graph. Everything Entra's options say is used as it
+//! says it: relying party, user, challenge, algorithms, excluded keys,
+//! authenticator selection, timeout; the client data's origin is
+//! `https://` + the relying party's id.
+
+use crate::graph::{EntraError, Graph};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tapkiosk_core::fido::{CreationChallengeResponse, RegisterPublicKeyCredential, Url};
+
+/// What a key is asked to create for a person, and until when Entra takes
+/// the answer (fetch fresh options once it has passed).
+#[derive(Debug, Clone)]
+pub struct CreationOptions {
+    /// The request, for `Ceremony::register`.
+    pub request: CreationChallengeResponse,
+    /// The origin the key's client data names: `https://` + the RP id.
+    pub origin: Url,
+    /// When Entra stops taking an answer to this challenge.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A key Entra registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraKey {
+    /// The method's id in Entra.
+    pub id: String,
+    /// Its name.
+    pub display_name: String,
+    /// The model Entra recognised, when it did.
+    pub model: Option<String>,
+    /// The key's AAGUID, as Entra read it.
+    pub aaguid: Option<String>,
+}
+
+fn path_of(user: &str) -> String {
+    format!(
+        "/users/{}/authentication/fido2Methods",
+        crate::check::url_path(user)
+    )
+}
+
+/// Graph's creation options for `user` (object id or user principal name).
+pub async fn creation_options(graph: &Graph, user: &str) -> Result<CreationOptions, EntraError> {
+    let path = format!("{}/creationOptions", path_of(user));
+    let answer = graph.get(&path).await?;
+    let unexpected = |reason: String| EntraError::Unexpected {
+        url: path.clone(),
+        reason,
+    };
+    let expires_at = answer
+        .get("challengeTimeoutDateTime")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .ok_or_else(|| unexpected("no challengeTimeoutDateTime".into()))?
+        .with_timezone(&Utc);
+    let mut public_key = answer
+        .get("publicKey")
+        .cloned()
+        .ok_or_else(|| unexpected("no publicKey".into()))?;
+    strip_odata(&mut public_key);
+    // Graph's extensions object holds only its type; the key is asked for none.
+    if let Value::Object(fields) = &mut public_key {
+        fields.remove("extensions");
+    }
+    let rp_id = public_key
+        .pointer("/rp/id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| unexpected("no publicKey.rp.id".into()))?
+        .to_string();
+    let request: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": public_key }))
+            .map_err(|e| unexpected(e.to_string()))?;
+    let origin = Url::parse(&format!("https://{rp_id}"))
+        .map_err(|e| unexpected(format!("rp id {rp_id}: {e}")))?;
+    Ok(CreationOptions {
+        request,
+        origin,
+        expires_at,
+    })
+}
+
+/// Registers the key's `answer` to `user` under `name`.
+pub async fn register_key(
+    graph: &Graph,
+    user: &str,
+    name: &str,
+    answer: &RegisterPublicKeyCredential,
+) -> Result<EntraKey, EntraError> {
+    let encode = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    let body = json!({
+        "displayName": name,
+        "publicKeyCredential": {
+            "id": encode(answer.raw_id.as_ref()),
+            "response": {
+                "clientDataJSON": encode(answer.response.client_data_json.as_ref()),
+                "attestationObject": encode(answer.response.attestation_object.as_ref()),
+            },
+            "clientExtensionResults": {},
+        },
+    });
+    let path = path_of(user);
+    let created = graph.post(&path, &body).await?;
+    let text = |field: &str| created.get(field).and_then(Value::as_str).map(String::from);
+    Ok(EntraKey {
+        id: text("id").ok_or_else(|| EntraError::Unexpected {
+            url: path.clone(),
+            reason: "no id".into(),
+        })?,
+        display_name: text("displayName").unwrap_or_else(|| name.to_string()),
+        model: text("model").filter(|m| !m.is_empty()),
+        aaguid: text("aaGuid"),
+    })
+}
+
+/// Drops Graph's `@odata.*` annotations, which WebAuthn's types do not
+/// have.
+fn strip_odata(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|name, _| !name.starts_with("@odata"));
+            fields.values_mut().for_each(strip_odata);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_odata),
+        _ => {}
+    }
+}

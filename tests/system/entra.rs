@@ -1,0 +1,140 @@
+//! A security key into Microsoft Entra: Graph's creation options (from the
+//! fake tenant, which checks answers with webauthn-rs as Entra would), the
+//! kiosk's real CTAP2 client talking to a software key with a PIN, and the
+//! answer registered with Graph.
+
+use std::sync::Arc;
+use tapkiosk_core::SystemClock;
+use tapkiosk_core::config::{EntraCredential, EntraSettings};
+use tapkiosk_core::fido::ceremony::{Ceremony, KeySource, Phase};
+use tapkiosk_core::fido::soft::SoftCtapToken;
+use tapkiosk_core::fido::{RegisterPublicKeyCredential, Url};
+use tapkiosk_entra::keys::{creation_options, register_key};
+use tapkiosk_entra::{Credential, EntraError, Graph};
+use tapkiosk_fake_entra::{FakeEntra, Tenant};
+
+const APP: &str = "11111111-2222-3333-4444-555555555555";
+const ADA: &str = "ada@contoso.onmicrosoft.com";
+const PIN: &str = "2468";
+
+fn tenant() -> (FakeEntra, Graph) {
+    let mut contoso = Tenant::contoso(APP);
+    contoso.secret = Some("s3cret".into());
+    let fake = FakeEntra::start(contoso);
+    let url = Url::parse(&fake.url).unwrap();
+    let settings = EntraSettings {
+        tenant: "contoso.onmicrosoft.com".into(),
+        client_id: APP.into(),
+        authority: url.clone(),
+        graph: url,
+        credential: EntraCredential::SecretInOsStore,
+    };
+    let credential = Credential::Secret("s3cret".to_string().into());
+    let graph = Graph::new(settings, credential, Arc::new(SystemClock)).unwrap();
+    (fake, graph)
+}
+
+/// Waits for the key's worker thread to reach `wanted`.
+#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
+fn wait_for(ceremony: &Ceremony, wanted: impl Fn(&Phase) -> bool) -> Phase {
+    for _ in 0..500 {
+        let phase = ceremony.phase();
+        if wanted(&phase) {
+            return phase;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the key never got there: {:?}", ceremony.phase());
+}
+
+/// Asks `key` for a credential for Ada with Entra's options, giving its PIN
+/// (setting it first if it has none); the answer, or where the key stopped.
+async fn ask_key(graph: &Graph, key: &KeySource) -> Result<RegisterPublicKeyCredential, Phase> {
+    let options = creation_options(graph, ADA).await.unwrap();
+    assert_eq!(options.origin.as_str(), "https://login.microsoft.com/");
+    let ceremony = Ceremony::register(key, options.origin, options.request);
+    loop {
+        let phase = wait_for(&ceremony, |p| {
+            matches!(p, Phase::SetPin | Phase::EnterPin { .. } | Phase::Answered) || p.failed()
+        });
+        match phase {
+            Phase::SetPin => ceremony.give_pin(PIN, Some(PIN)).unwrap(),
+            Phase::EnterPin { .. } => ceremony.give_pin(PIN, None).unwrap(),
+            Phase::Answered => return ceremony.take_registration().ok_or(phase),
+            failed => return Err(failed),
+        }
+    }
+}
+
+fn soft_key() -> KeySource {
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    KeySource::Soft(Arc::new(token))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_is_registered_into_entra_with_the_options_entra_gave() {
+    let (fake, graph) = tenant();
+    let key = soft_key();
+    let answer = ask_key(&graph, &key).await.unwrap();
+    let registered = register_key(&graph, ADA, "Ada's key", &answer)
+        .await
+        .unwrap();
+    assert_eq!(registered.display_name, "Ada's key");
+    assert_eq!(registered.model.as_deref(), Some("Software key (test)"));
+    drop(fake);
+    // The fake checked the answer with webauthn-rs against its challenge and
+    // login.microsoft.com as the relying party; a second registration of
+    // the same key is excluded by the key itself.
+    let (fake, graph) = tenant();
+    let first = ask_key(&graph, &key).await.unwrap();
+    register_key(&graph, ADA, "Key", &first).await.unwrap();
+    assert_eq!(
+        ask_key(&graph, &key).await.unwrap_err(),
+        Phase::AlreadyRegistered
+    );
+    drop(fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_after_the_challenge_expired_or_replayed_is_refused() {
+    let (fake, graph) = tenant();
+    let key = soft_key();
+    let answer = ask_key(&graph, &key).await.unwrap();
+    fake.change(|t| t.clock_ahead = 6 * 60);
+    let late = register_key(&graph, ADA, "Key", &answer).await.unwrap_err();
+    assert!(
+        matches!(&late, EntraError::Graph { status: 400, message, .. } if message.contains("expired")),
+        "{late}"
+    );
+    // Fresh options, a fresh answer: registered; the same answer again is not.
+    let answer = ask_key(&graph, &key).await.unwrap();
+    register_key(&graph, ADA, "Key", &answer).await.unwrap();
+    let replayed = register_key(&graph, ADA, "Key", &answer).await.unwrap_err();
+    assert!(
+        matches!(replayed, EntraError::Graph { status: 400, .. }),
+        "{replayed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_self_service_or_the_permission_graph_refuses_the_options() {
+    let (fake, graph) = tenant();
+    fake.change(|t| t.fido2_policy["isSelfServiceRegistrationAllowed"] = false.into());
+    let refused = creation_options(&graph, ADA).await.unwrap_err();
+    assert!(refused.to_string().contains("self-service"), "{refused}");
+    let (fake, graph) = tenant();
+    fake.change(|t| {
+        t.roles
+            .retain(|r| r != "UserAuthenticationMethod.ReadWrite.All")
+    });
+    let refused = creation_options(&graph, ADA).await.unwrap_err();
+    assert!(
+        matches!(&refused, EntraError::Graph { status: 403, code, .. } if code == "Authorization_RequestDenied"),
+        "{refused}"
+    );
+    let unknown = creation_options(&graph, "nobody@contoso.onmicrosoft.com").await;
+    assert!(matches!(
+        unknown,
+        Err(EntraError::Graph { status: 404, .. })
+    ));
+}
