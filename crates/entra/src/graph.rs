@@ -258,6 +258,23 @@ impl Graph {
         read_answer(path, &url, response).await
     }
 
+    /// `DELETE {graph}/v1.0{path}`.
+    pub async fn delete(&self, path: &str) -> Result<(), EntraError> {
+        let url = self.graph_url(path);
+        let token = self.token().await?;
+        let response = self
+            .http
+            .delete(&url)
+            .bearer_auth(token.as_str())
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        read_answer(path, &url, response).await.map(drop)
+    }
+
     /// `POST {graph}/v1.0{path}` with a JSON body: the JSON answer.
     pub async fn post(
         &self,

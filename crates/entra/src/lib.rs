@@ -8,6 +8,7 @@ pub mod check;
 pub mod credential;
 pub mod graph;
 pub mod keys;
+pub mod passes;
 
 pub use check::{Finding, check};
 pub use credential::Credential;

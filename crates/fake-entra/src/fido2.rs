@@ -205,7 +205,7 @@ fn aaguid_of(attestation_object: &str) -> Option<String> {
         .map(|u| u.to_string())
 }
 
-fn rfc3339(seconds: i64) -> String {
+pub(crate) fn rfc3339(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

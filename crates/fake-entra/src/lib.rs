@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod fido2;
+mod passes;
 
 /// A person in the tenant.
 #[derive(Debug, Clone)]
@@ -135,6 +136,8 @@ struct Shared {
     /// Security keys: creation options waiting for their answer, and keys
     /// registered.
     keys: fido2::Keys,
+    /// Temporary Access Passes.
+    passes: passes::Passes,
 }
 
 /// A running fake tenant; it stops when dropped.
@@ -160,6 +163,7 @@ impl FakeEntra {
             tokens: BTreeMap::new(),
             base: url.clone(),
             keys: fido2::Keys::default(),
+            passes: passes::Passes::default(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::clone(&shared);
@@ -245,6 +249,23 @@ async fn handle(
                     };
                     let Shared { tenant, keys, .. } = &mut *shared;
                     fido2::handle(keys, tenant, &roles, method.as_str(), &user, more, &body)
+                }
+                (
+                    _,
+                    [
+                        "users",
+                        who,
+                        "authentication",
+                        "temporaryAccessPassMethods",
+                        more @ ..,
+                    ],
+                ) => {
+                    let who = url_decode(who);
+                    let Some(user) = find(&shared.tenant, &who).cloned() else {
+                        return not_found(&who);
+                    };
+                    let Shared { tenant, passes, .. } = &mut *shared;
+                    passes::handle(passes, tenant, &roles, method.as_str(), &user, more, &body)
                 }
                 _ => graph(&shared.tenant, &roles, method.as_str(), rest, &body),
             }

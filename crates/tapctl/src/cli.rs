@@ -64,6 +64,42 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum EntraPassCommand {
+    /// Issue a pass in the tenant and print it (shown once). Entra's policy
+    /// sets what is left out and refuses what it does not allow.
+    Issue {
+        /// The person's user principal name (their work email).
+        user: String,
+        /// When it starts: RFC 3339 or local (2026-12-07 09:00). Default: now.
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// How long it works, e.g. 90m, 8h. Default: the policy's.
+        #[arg(long, value_name = "DURATION")]
+        lifetime: Option<String>,
+        /// One sign-in uses it up.
+        #[arg(long, conflicts_with = "multi_use")]
+        one_time: bool,
+        /// It works until it expires (if the policy allows).
+        #[arg(long)]
+        multi_use: bool,
+        /// Replace the person's pass (a person has at most one; a refused
+        /// request leaves the old one).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Show a person's pass (never its value).
+    Show {
+        /// The person's user principal name.
+        user: String,
+    },
+    /// Remove a person's pass.
+    Revoke {
+        /// The person's user principal name.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum EntraCommand {
     /// Sign in as the kiosk's app and say what the tenant still lacks:
     /// consent, permissions, the pass and FIDO2 policies, and whether a
@@ -73,6 +109,10 @@ pub enum EntraCommand {
         #[arg(long, value_name = "EMAIL")]
         user: Option<String>,
     },
+    /// The tenant's own Temporary Access Passes: issue, show, revoke (each
+    /// change also in the local audit log).
+    #[command(subcommand)]
+    Pass(EntraPassCommand),
     /// Keep the app's client secret in the OS credential store (asked on a
     /// terminal, else standard input's first line).
     SetSecret {

@@ -1,12 +1,16 @@
 //! `tapctl entra`: the tenant of the `[entra]` configuration.
 
-use crate::cli::EntraCommand;
+use crate::cli::{EntraCommand, EntraPassCommand};
 use crate::print::say;
 use anyhow::{Context as _, Result, bail};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tapkiosk_core::SystemClock;
+use tapkiosk_core::clock::parse_time;
 use tapkiosk_core::config::{Config, EntraCredential, EntraSettings};
+use tapkiosk_core::directory::entra::EntraChange;
+use tapkiosk_core::policy::Lifetime;
+use tapkiosk_core::{Directory, SystemClock};
+use tapkiosk_entra::passes::{self, PassRequest};
 use tapkiosk_entra::{Credential, Graph};
 
 pub async fn run(config: &Config, command: EntraCommand) -> Result<ExitCode> {
@@ -16,12 +20,27 @@ pub async fn run(config: &Config, command: EntraCommand) -> Result<ExitCode> {
     match command {
         EntraCommand::Check { user } => check(settings, user.as_deref()).await,
         EntraCommand::SetSecret { secret_file } => set_secret(settings, secret_file.as_deref()),
+        EntraCommand::Pass(command) => {
+            let graph = graph(settings)?;
+            let directory = crate::open(config).await?;
+            let result = pass(&graph, &directory, command).await;
+            directory.close().await;
+            result
+        }
     }
 }
 
-async fn check(settings: &EntraSettings, user: Option<&str>) -> Result<ExitCode> {
+fn graph(settings: &EntraSettings) -> Result<Graph> {
     let credential = Credential::load(&settings.credential, &settings.client_id)?;
-    let graph = Graph::new(settings.clone(), credential, Arc::new(SystemClock))?;
+    Ok(Graph::new(
+        settings.clone(),
+        credential,
+        Arc::new(SystemClock),
+    )?)
+}
+
+async fn check(settings: &EntraSettings, user: Option<&str>) -> Result<ExitCode> {
+    let graph = graph(settings)?;
     let findings = tapkiosk_entra::check(&graph, user)
         .await
         .context("the app cannot sign in to the tenant")?;
@@ -60,4 +79,92 @@ fn set_secret(settings: &EntraSettings, file: Option<&std::path::Path>) -> Resul
         settings.client_id
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -> Result<ExitCode> {
+    match command {
+        EntraPassCommand::Issue {
+            user,
+            start,
+            lifetime,
+            one_time,
+            multi_use,
+            replace,
+        } => {
+            let request = PassRequest {
+                start: start.as_deref().map(parse_time).transpose()?,
+                lifetime_minutes: lifetime
+                    .as_deref()
+                    .map(|l| Lifetime::parse(l).map(Lifetime::minutes))
+                    .transpose()?,
+                one_time: (one_time || multi_use).then_some(one_time),
+            };
+            // Entra keeps one pass per person: a new one replaces the old
+            // in the same request, so a refused request leaves the old one.
+            let existing = passes::list(graph, &user).await?;
+            if let Some(old) = existing.first()
+                && !replace
+            {
+                bail!(
+                    "{user} already has a pass in the tenant ({}): --replace replaces it",
+                    old.reason
+                );
+            }
+            let issued = passes::issue(graph, &user, &request).await?;
+            if let Some(old) = existing.first() {
+                directory
+                    .record_entra_change(EntraChange::PassRevoked, &user, &old.id)
+                    .await?;
+            }
+            directory
+                .record_entra_change(EntraChange::PassIssued, &user, &issued.id)
+                .await?;
+            let value = issued
+                .value
+                .as_deref()
+                .map_or("(not shown by Entra)", String::as_str);
+            say!("Temporary Access Pass for {user}: {value}");
+            say!("{}", describe(&issued));
+            say!("It is shown only this once.");
+            Ok(ExitCode::SUCCESS)
+        }
+        EntraPassCommand::Show { user } => {
+            let listed = passes::list(graph, &user).await?;
+            match listed.first() {
+                Some(pass) => say!("{}", describe(pass)),
+                None => say!("{user} has no pass in the tenant."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EntraPassCommand::Revoke { user } => {
+            let listed = passes::list(graph, &user).await?;
+            let Some(pass) = listed.first() else {
+                bail!("{user} has no pass in the tenant");
+            };
+            passes::revoke(graph, &user, &pass.id).await?;
+            directory
+                .record_entra_change(EntraChange::PassRevoked, &user, &pass.id)
+                .await?;
+            say!("Removed {user}'s pass from the tenant.");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe(pass: &passes::EntraPass) -> String {
+    let start = pass.start.map_or_else(
+        || "now".to_string(),
+        |s| s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    format!(
+        "{}: from {start} for {} min, {} ({})",
+        if pass.usable { "usable" } else { "not usable" },
+        pass.lifetime_minutes,
+        if pass.one_time {
+            "one-time"
+        } else {
+            "multi-use"
+        },
+        pass.reason
+    )
 }

@@ -73,8 +73,37 @@ impl Station {
         command
             .args(args)
             .env("HOME", self.folder.path())
-            .env("TAPKIOSK_CONFIG", self.path("config.toml"));
+            .env("TAPKIOSK_CONFIG", self.path("config.toml"))
+            .env("TAPKIOSK_DIRECTORY", self.path("directory.sqlite3"))
+            .env("TAPKIOSK_KEY_FILE", self.path("directory.key"))
+            .env("TZ", "UTC");
         command
+    }
+
+    /// Runs in the station's folder and expects success: standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self
+            .tapctl(args)
+            .current_dir(self.folder.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(output).unwrap()
+    }
+
+    /// Runs in the station's folder and expects failure: standard error.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self
+            .tapctl(args)
+            .current_dir(self.folder.path())
+            .assert()
+            .code(1)
+            .get_output()
+            .stderr
+            .clone();
+        String::from_utf8(output).unwrap()
     }
 }
 
@@ -286,4 +315,121 @@ fn the_client_secret_lives_in_the_os_credential_store() {
         .assert()
         .success()
         .stdout(contains("The tenant is ready for the kiosk."));
+}
+
+/// The value `entra pass issue` printed.
+fn issued_value(said: &str) -> String {
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("Temporary Access Pass for"))
+        .unwrap();
+    line.rsplit(": ").next().unwrap().to_string()
+}
+
+#[test]
+fn it_issues_shows_replaces_and_revokes_entra_passes_and_logs_each_change() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let station = with_certificate(&fake);
+    station.ok(&["init"]);
+    let said = station.ok(&[
+        "entra",
+        "pass",
+        "issue",
+        ADA,
+        "--lifetime",
+        "2h",
+        "--one-time",
+    ]);
+    assert!(said.contains("usable: from "), "{said}");
+    assert!(
+        said.contains("for 120 min, one-time (EnabledByPolicy)"),
+        "{said}"
+    );
+    let first = issued_value(&said);
+    assert_eq!(first.len(), 8, "the policy's length");
+    let shown = station.ok(&["entra", "pass", "show", ADA]);
+    assert!(
+        shown.contains("for 120 min, one-time") && !shown.contains(&first),
+        "{shown}"
+    );
+
+    // A person has one pass: a second needs --replace.
+    let refused = station.fails(&["entra", "pass", "issue", ADA]);
+    assert!(
+        refused.contains("already has a pass") && refused.contains("--replace"),
+        "{refused}"
+    );
+    let said = station.ok(&[
+        "entra",
+        "pass",
+        "issue",
+        ADA,
+        "--replace",
+        "--start",
+        "2099-01-01 09:00",
+    ]);
+    assert!(
+        said.contains("not usable: from 2099-01-01T09:00:00Z for 60 min, multi-use (NotYetValid)"),
+        "{said}"
+    );
+    let second = issued_value(&said);
+    assert_ne!(first, second);
+
+    // Entra's policy refuses a lifetime beyond its bounds, in Graph's words.
+    let refused = station.fails(&[
+        "entra",
+        "pass",
+        "issue",
+        ADA,
+        "--replace",
+        "--lifetime",
+        "10h",
+    ]);
+    assert!(
+        refused.contains("lifetimeInMinutes must be between 60 and 480"),
+        "{refused}"
+    );
+    // The pass in the tenant stays: a refused request replaces nothing.
+    assert!(
+        station
+            .ok(&["entra", "pass", "show", ADA])
+            .contains("(NotYetValid)")
+    );
+
+    station.ok(&["entra", "pass", "revoke", ADA]);
+    assert!(
+        station
+            .ok(&["entra", "pass", "show", ADA])
+            .contains("has no pass in the tenant")
+    );
+    assert!(
+        station
+            .fails(&["entra", "pass", "revoke", ADA])
+            .contains("has no pass")
+    );
+
+    // The local audit log has each change, and never a pass's value.
+    let log = station.ok(&["audit", "--json"]);
+    let kinds: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&log)
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e["kind"]
+                .as_str()
+                .filter(|k| k.starts_with("entra_"))
+                .map(String::from)
+        })
+        .collect();
+    let expected = [
+        "entra_pass_issued",
+        "entra_pass_revoked",
+        "entra_pass_issued",
+        "entra_pass_revoked",
+    ];
+    assert_eq!(kinds, expected);
+    let stored = std::fs::read(station.path("directory.sqlite3")).unwrap();
+    for value in [&first, &second] {
+        assert!(!log.contains(value.as_str()));
+        assert!(!stored.windows(value.len()).any(|w| w == value.as_bytes()));
+    }
 }

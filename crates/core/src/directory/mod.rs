@@ -8,6 +8,7 @@
 
 pub mod admin_keys;
 pub mod admins;
+pub mod entra;
 pub mod methods;
 mod passes;
 mod policy;

@@ -1,0 +1,36 @@
+//! What IT changed in a Microsoft Entra tenant, in the local audit log: the
+//! tenant keeps its own log, but the kiosk's chain says who did what from
+//! here (never a pass's value).
+
+use super::{Directory, DirectoryError};
+use crate::audit::Event;
+
+/// A change made in the tenant through Graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntraChange {
+    /// A Temporary Access Pass was issued.
+    PassIssued,
+    /// A Temporary Access Pass was removed.
+    PassRevoked,
+}
+
+impl Directory {
+    /// Records `change` to the tenant's user `user` (their user principal
+    /// name), on the method `method` (its id in Entra).
+    pub async fn record_entra_change(
+        &self,
+        change: EntraChange,
+        user: &str,
+        method: &str,
+    ) -> Result<(), DirectoryError> {
+        let event = match change {
+            EntraChange::PassIssued => Event::new("entra_pass_issued"),
+            EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
+        };
+        let event = event.with("entra_user", user).with("method", method);
+        let mut tx = self.write().await?;
+        self.audit(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
