@@ -10,6 +10,7 @@ mod audit;
 mod catalogues;
 mod claims;
 mod entra;
+mod entra_sign_in;
 mod kiosk;
 mod passes;
 mod redeem;

@@ -157,6 +157,99 @@ impl Graph {
         })
     }
 
+    /// The tenant and app.
+    pub(crate) fn settings(&self) -> &EntraSettings {
+        &self.settings
+    }
+
+    /// The time, in seconds since 1970.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    /// `GET url` without a token (the authority's public documents).
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, EntraError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| unreachable(url, &e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+        if !status.is_success() {
+            return Err(unexpected(url, format!("{status}")));
+        }
+        serde_json::from_str(&body).map_err(|e| unexpected(url, e.to_string()))
+    }
+
+    /// Redeems an authorization code at `token_endpoint` as the app, with
+    /// the PKCE verifier: the ID token.
+    pub(crate) async fn redeem_code(
+        &self,
+        token_endpoint: &str,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<String, EntraError> {
+        let now = self.now();
+        let mut form: Vec<(&str, Zeroizing<String>)> = vec![
+            ("client_id", Zeroizing::new(self.settings.client_id.clone())),
+            ("grant_type", Zeroizing::new("authorization_code".into())),
+            ("code", Zeroizing::new(code.to_string())),
+            ("redirect_uri", Zeroizing::new(redirect_uri.to_string())),
+            ("code_verifier", Zeroizing::new(verifier.to_string())),
+            ("scope", Zeroizing::new("openid profile".into())),
+        ];
+        let fields = self
+            .credential
+            .form_fields(&self.settings.client_id, token_endpoint, now)
+            .map_err(|e| EntraError::Credential(e.to_string()))?;
+        form.extend(fields);
+        let body = self.token_request(token_endpoint, &form).await?;
+        let id_token = body
+            .get("id_token")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| unexpected(token_endpoint, "no id_token".into()))?;
+        Ok(id_token.to_string())
+    }
+
+    /// Posts a token request; the answer, or Entra's refusal.
+    async fn token_request(
+        &self,
+        url: &str,
+        form: &[(&str, Zeroizing<String>)],
+    ) -> Result<serde_json::Value, EntraError> {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = self
+            .http
+            .post(url)
+            .form(&pairs)
+            .send()
+            .await
+            .map_err(|e| unreachable(url, &e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+        if !status.is_success() {
+            let refused: SignInErrorBody = serde_json::from_str(&body)
+                .map_err(|_| unexpected(url, format!("{status} without an OAuth error body")))?;
+            return Err(EntraError::SignIn {
+                error: refused.error,
+                codes: refused.error_codes,
+                description: refused
+                    .error_description
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| unexpected(url, e.to_string()))
+    }
+
     /// The tenant's token endpoint.
     pub fn token_endpoint(&self) -> String {
         format!(
@@ -212,32 +305,9 @@ impl Graph {
             .form_fields(&self.settings.client_id, &url, now)
             .map_err(|e| EntraError::Credential(e.to_string()))?;
         form.extend(fields);
-        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = self
-            .http
-            .post(&url)
-            .form(&pairs)
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| unreachable(&url, &e))?;
-        if !status.is_success() {
-            let refused: SignInErrorBody = serde_json::from_str(&body)
-                .map_err(|_| unexpected(&url, format!("{status} without an OAuth error body")))?;
-            return Err(EntraError::SignIn {
-                error: refused.error,
-                codes: refused.error_codes,
-                description: refused
-                    .error_description
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-        }
+        let body = self.token_request(&url, &form).await?;
         let token: TokenBody =
-            serde_json::from_str(&body).map_err(|e| unexpected(&url, e.to_string()))?;
+            serde_json::from_value(body).map_err(|e| unexpected(&url, e.to_string()))?;
         Ok(AppToken {
             value: Zeroizing::new(token.access_token),
             expires_at: now + token.expires_in,

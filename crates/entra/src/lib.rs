@@ -9,6 +9,7 @@ pub mod credential;
 pub mod graph;
 pub mod keys;
 pub mod passes;
+pub mod signin;
 
 pub use check::{Finding, check};
 pub use credential::Credential;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod fido2;
 mod passes;
+mod signin;
 
 /// A person in the tenant.
 #[derive(Debug, Clone)]
@@ -62,6 +63,10 @@ pub struct Tenant {
     /// Seconds the tenant's clock runs ahead of the wall clock (to let a
     /// challenge expire without waiting).
     pub clock_ahead: i64,
+    /// Claims to put in the next ID tokens over the right ones, and whether
+    /// to sign them with a key the tenant does not publish: an attacker's
+    /// or a broken token, for the kiosk's checks.
+    pub id_token_tampering: (serde_json::Map<String, Value>, bool),
 }
 
 /// Every permission tapkiosk asks for.
@@ -115,6 +120,7 @@ impl Tenant {
             }],
             groups: BTreeMap::new(),
             clock_ahead: 0,
+            id_token_tampering: Default::default(),
         }
     }
 
@@ -128,16 +134,25 @@ impl Tenant {
     }
 }
 
-struct Shared {
-    tenant: Tenant,
+pub(crate) struct Shared {
+    pub(crate) tenant: Tenant,
     /// Access tokens issued, with their roles.
     tokens: BTreeMap<String, Vec<String>>,
-    base: String,
+    pub(crate) base: String,
     /// Security keys: creation options waiting for their answer, and keys
     /// registered.
     keys: fido2::Keys,
     /// Temporary Access Passes.
-    passes: passes::Passes,
+    pub(crate) passes: passes::Passes,
+    /// The sign-in page's codes and the ID tokens' signing key.
+    pub(crate) sign_ins: signin::SignIns,
+}
+
+impl Shared {
+    /// Whether `tenant` (from a path) names this tenant.
+    fn knows(&self, tenant: &str) -> bool {
+        tenant == self.tenant.id || tenant == self.tenant.domain
+    }
 }
 
 /// A running fake tenant; it stops when dropped.
@@ -164,6 +179,7 @@ impl FakeEntra {
             base: url.clone(),
             keys: fido2::Keys::default(),
             passes: passes::Passes::default(),
+            sign_ins: signin::SignIns::default(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::clone(&shared);
@@ -230,6 +246,18 @@ async fn handle(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(&mut shared, tenant, &body),
+        ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"])
+            if shared.knows(tenant) =>
+        {
+            signin::discovery(&shared, tenant)
+        }
+        ("GET", [tenant, "discovery", "v2.0", "keys"]) if shared.knows(tenant) => {
+            signin::keys(&shared)
+        }
+        (_, [tenant, "oauth2", "v2.0", "authorize"]) if shared.knows(tenant) => {
+            let posted = (method == Method::POST).then_some(&body[..]);
+            signin::authorize(&mut shared, uri.query().unwrap_or_default(), posted)
+        }
         (_, ["v1.0", rest @ ..]) => {
             let roles = match bearer(&headers).and_then(|t| shared.tokens.get(&t).cloned()) {
                 Some(roles) => roles,
@@ -280,7 +308,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The v2.0 token endpoint's error body.
-fn sign_in_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+pub(crate) fn sign_in_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
     let body = json!({
         "error": error,
         "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: 255d1aef-8c98-452f-ac51-23d051240864\r\nCorrelation ID: fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7\r\nTimestamp: 2026-01-09 02:02:12Z"),
@@ -319,7 +347,8 @@ fn token(shared: &mut Shared, tenant_in_path: &str, body: &[u8]) -> Response {
         );
         return sign_in_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &text);
     }
-    if field("grant_type") != "client_credentials" {
+    let grant = field("grant_type");
+    if grant != "client_credentials" && grant != "authorization_code" {
         return sign_in_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -340,7 +369,7 @@ fn token(shared: &mut Shared, tenant_in_path: &str, body: &[u8]) -> Response {
             &text,
         );
     }
-    if field("scope") != format!("{}/.default", shared.base) {
+    if grant == "client_credentials" && field("scope") != format!("{}/.default", shared.base) {
         let text = format!(
             "The provided value for the input parameter 'scope' is not valid. The scope {} is not valid.",
             field("scope")
@@ -384,6 +413,9 @@ fn token(shared: &mut Shared, tenant_in_path: &str, body: &[u8]) -> Response {
             700027,
             "Client assertion failed signature validation.",
         );
+    }
+    if grant == "authorization_code" {
+        return signin::redeem(shared, &form);
     }
     let claims = json!({ "aud": shared.base, "tid": tenant.id, "appid": tenant.client_id, "roles": tenant.roles });
     let access_token = format!(

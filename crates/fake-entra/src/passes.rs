@@ -72,6 +72,23 @@ pub fn handle(
     }
 }
 
+impl Passes {
+    /// Signs in with `value` if it is `user`'s usable pass; a one-time pass
+    /// is used up.
+    pub fn use_up(&mut self, tenant: &Tenant, user: &str, value: &str) -> bool {
+        let Some(pass) = self.0.get(user) else {
+            return false;
+        };
+        if pass["temporaryAccessPass"] != value || shown(tenant, pass)["isUsable"] != true {
+            return false;
+        }
+        if pass["isUsableOnce"] == true {
+            self.0.remove(user);
+        }
+        true
+    }
+}
+
 fn create(passes: &mut Passes, tenant: &Tenant, user: &User, body: &[u8]) -> Response {
     let policy = &tenant.tap_policy;
     if policy["state"] != "enabled" {
