@@ -4,35 +4,16 @@
 //! answer registered with Graph.
 
 use std::sync::Arc;
-use tapkiosk_core::SystemClock;
-use tapkiosk_core::config::{EntraCredential, EntraSettings};
+use tapkiosk_core::fido::RegisterPublicKeyCredential;
 use tapkiosk_core::fido::ceremony::{Ceremony, KeySource, Phase};
 use tapkiosk_core::fido::soft::SoftCtapToken;
-use tapkiosk_core::fido::{RegisterPublicKeyCredential, Url};
 use tapkiosk_entra::keys::{creation_options, register_key};
-use tapkiosk_entra::{Credential, EntraError, Graph};
-use tapkiosk_fake_entra::{FakeEntra, Tenant};
+use tapkiosk_entra::{EntraError, Graph};
 
-const APP: &str = "11111111-2222-3333-4444-555555555555";
 const ADA: &str = "ada@contoso.onmicrosoft.com";
 const PIN: &str = "2468";
 
-fn tenant() -> (FakeEntra, Graph) {
-    let mut contoso = Tenant::contoso(APP);
-    contoso.secret = Some("s3cret".into());
-    let fake = FakeEntra::start(contoso);
-    let url = Url::parse(&fake.url).unwrap();
-    let settings = EntraSettings {
-        tenant: "contoso.onmicrosoft.com".into(),
-        client_id: APP.into(),
-        authority: url.clone(),
-        graph: url,
-        credential: EntraCredential::SecretInOsStore,
-    };
-    let credential = Credential::Secret("s3cret".to_string().into());
-    let graph = Graph::new(settings, credential, Arc::new(SystemClock)).unwrap();
-    (fake, graph)
-}
+use crate::fake_tenant as tenant;
 
 /// Waits for the key's worker thread to reach `wanted`.
 #[allow(clippy::disallowed_methods)] // waiting for the key's worker thread

@@ -2,42 +2,16 @@
 //! fake's, to Microsoft's contract): the kiosk's authorization code flow
 //! with PKCE, and its checks of the answer and the ID token.
 
-use std::sync::Arc;
-use tapkiosk_core::SystemClock;
-use tapkiosk_core::config::{EntraCredential, EntraSettings};
 use tapkiosk_core::fido::Url;
+use tapkiosk_entra::Graph;
 use tapkiosk_entra::passes::{self, PassRequest};
 use tapkiosk_entra::signin::SignInError;
-use tapkiosk_entra::{Credential, Graph};
-use tapkiosk_fake_entra::{FakeEntra, Tenant, User};
 
-const APP: &str = "11111111-2222-3333-4444-555555555555";
 const ADA: &str = "ada@contoso.onmicrosoft.com";
 const ADA_ID: &str = "071cc716-8147-4397-a5ba-b2105951cc0b";
 const REDIRECT: &str = "http://localhost/tapkiosk/signed-in";
 
-fn tenant() -> (FakeEntra, Graph) {
-    let mut contoso = Tenant::contoso(APP);
-    contoso.secret = Some("s3cret".into());
-    contoso.users.push(User {
-        id: "b2f1a9c3-0000-4000-8000-000000000001".into(),
-        upn: "grace@contoso.onmicrosoft.com".into(),
-        display_name: "Grace Hopper".into(),
-        enabled: true,
-    });
-    let fake = FakeEntra::start(contoso);
-    let url = Url::parse(&fake.url).unwrap();
-    let settings = EntraSettings {
-        tenant: "contoso.onmicrosoft.com".into(),
-        client_id: APP.into(),
-        authority: url.clone(),
-        graph: url,
-        credential: EntraCredential::SecretInOsStore,
-    };
-    let credential = Credential::Secret("s3cret".to_string().into());
-    let graph = Graph::new(settings, credential, Arc::new(SystemClock)).unwrap();
-    (fake, graph)
-}
+use crate::fake_tenant as tenant;
 
 /// What the person does on the sign-in page: opens it, types `pass`, and
 /// is sent on (the window's next address), or stays on the page.

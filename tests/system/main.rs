@@ -24,6 +24,36 @@ use tapkiosk_core::Email;
 use tapkiosk_core::user::NewUser;
 use tapkiosk_tests::TestDirectory;
 
+/// The app registration the Entra tests use.
+pub const ENTRA_APP: &str = "11111111-2222-3333-4444-555555555555";
+
+/// A fake Contoso tenant (with Ada, and Grace), and the kiosk's app signed
+/// in to it with a client secret.
+pub fn fake_tenant() -> (tapkiosk_fake_entra::FakeEntra, tapkiosk_entra::Graph) {
+    use tapkiosk_core::config::{EntraCredential, EntraSettings};
+    let mut contoso = tapkiosk_fake_entra::Tenant::contoso(ENTRA_APP);
+    contoso.secret = Some("s3cret".into());
+    contoso.users.push(tapkiosk_fake_entra::User {
+        id: "b2f1a9c3-0000-4000-8000-000000000001".into(),
+        upn: "grace@contoso.onmicrosoft.com".into(),
+        display_name: "Grace Hopper".into(),
+        enabled: true,
+    });
+    let fake = tapkiosk_fake_entra::FakeEntra::start(contoso);
+    let url = tapkiosk_core::fido::Url::parse(&fake.url).unwrap();
+    let settings = EntraSettings {
+        tenant: "contoso.onmicrosoft.com".into(),
+        client_id: ENTRA_APP.into(),
+        authority: url.clone(),
+        graph: url,
+        credential: EntraCredential::SecretInOsStore,
+    };
+    let credential = tapkiosk_entra::Credential::Secret("s3cret".to_string().into());
+    let clock = std::sync::Arc::new(tapkiosk_core::SystemClock);
+    let graph = tapkiosk_entra::Graph::new(settings, credential, clock).unwrap();
+    (fake, graph)
+}
+
 /// Adds `email` with no groups.
 pub async fn add(t: &TestDirectory, email: &str) -> Email {
     let email = Email::parse(email).unwrap();
