@@ -77,6 +77,23 @@ async fn a_key_is_registered_into_entra_with_the_options_entra_gave() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_token_is_kept_until_five_minutes_before_it_expires() {
+    let clock = Arc::new(tapkiosk_core::ManualClock::new(tapkiosk_tests::start_time()));
+    let (fake, graph) = crate::fake_tenant_at(clock.clone());
+    for _ in 0..3 {
+        creation_options(&graph, ADA).await.unwrap();
+    }
+    assert_eq!(fake.tokens_issued(), 1);
+    // The fake's tokens last 3,599 s: at 54 min it is kept, at 55 renewed.
+    clock.advance(chrono::TimeDelta::minutes(54));
+    creation_options(&graph, ADA).await.unwrap();
+    assert_eq!(fake.tokens_issued(), 1);
+    clock.advance(chrono::TimeDelta::minutes(1));
+    creation_options(&graph, ADA).await.unwrap();
+    assert_eq!(fake.tokens_issued(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_after_the_challenge_expired_or_replayed_is_refused() {
     let (fake, graph) = tenant();
     let key = soft_key();

@@ -30,6 +30,13 @@ pub const ENTRA_APP: &str = "11111111-2222-3333-4444-555555555555";
 /// A fake Contoso tenant (with Ada, and Grace), and the kiosk's app signed
 /// in to it with a client secret.
 pub fn fake_tenant() -> (tapkiosk_fake_entra::FakeEntra, tapkiosk_entra::Graph) {
+    fake_tenant_at(std::sync::Arc::new(tapkiosk_core::SystemClock))
+}
+
+/// As [`fake_tenant`], the app reading time from `clock`.
+pub fn fake_tenant_at(
+    clock: std::sync::Arc<dyn tapkiosk_core::Clock>,
+) -> (tapkiosk_fake_entra::FakeEntra, tapkiosk_entra::Graph) {
     use tapkiosk_core::config::{EntraCredential, EntraSettings};
     let mut contoso = tapkiosk_fake_entra::Tenant::contoso(ENTRA_APP);
     contoso.secret = Some("s3cret".into());
@@ -49,7 +56,6 @@ pub fn fake_tenant() -> (tapkiosk_fake_entra::FakeEntra, tapkiosk_entra::Graph) 
         credential: EntraCredential::SecretInOsStore,
     };
     let credential = tapkiosk_entra::Credential::Secret("s3cret".to_string().into());
-    let clock = std::sync::Arc::new(tapkiosk_core::SystemClock);
     let graph = tapkiosk_entra::Graph::new(settings, credential, clock).unwrap();
     (fake, graph)
 }

@@ -84,10 +84,12 @@ pub struct SignedIn {
     pub name: Option<String>,
 }
 
-fn random() -> String {
+/// 256 random bits, base64url: a state, nonce or PKCE verifier. A failing
+/// random source fails the sign-in rather than give a guessable value.
+fn random() -> Result<String, EntraError> {
     let mut bytes = [0u8; 32];
-    openssl::rand::rand_bytes(&mut bytes).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(bytes)
+    openssl::rand::rand_bytes(&mut bytes).map_err(|e| EntraError::Credential(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 impl Graph {
@@ -109,7 +111,7 @@ impl Graph {
         redirect_uri: &str,
     ) -> Result<SignIn, EntraError> {
         let discovery = self.discovery().await?;
-        let (state, nonce, verifier) = (random(), random(), Zeroizing::new(random()));
+        let (state, nonce, verifier) = (random()?, random()?, Zeroizing::new(random()?));
         let challenge = URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()));
         let mut url =
             Url::parse(&discovery.authorization_endpoint).map_err(|e| EntraError::Unexpected {

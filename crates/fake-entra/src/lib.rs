@@ -206,6 +206,11 @@ impl FakeEntra {
         }
     }
 
+    /// How many access tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.lock().tokens.len()
+    }
+
     /// Changes the tenant while the fake runs.
     pub fn change(&self, change: impl FnOnce(&mut Tenant)) {
         change(&mut self.lock().tenant);
