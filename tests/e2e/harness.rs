@@ -170,7 +170,7 @@ pub struct Kiosk {
     pub driver: WebDriver,
     /// The directory, for seeding (its clock is the wall clock).
     pub directory: Directory,
-    driver_process: Child,
+    driver_process: DriverProcess,
     /// The language the test speaks at the kiosk and the admin pane.
     pub language: &'static str,
     screen: Screen,
@@ -222,7 +222,7 @@ impl Kiosk {
         std::fs::write(&clock_file, "0").unwrap();
 
         let (port, native_port) = (free_port(), free_port());
-        let mut driver_process = Command::new("tauri-driver")
+        let driver_process = Command::new("tauri-driver")
             .args([
                 "--port",
                 &port.to_string(),
@@ -240,6 +240,10 @@ impl Kiosk {
             .stderr(std::fs::File::create(folder.path().join("tauri-driver.log")).unwrap())
             .spawn()
             .expect("tauri-driver must be installed (scripts/test installs it)");
+        // Ended however this start fails: a panic in WebDriver::new (seen:
+        // its HTTP client's TLS set-up) once left one tauri-driver and
+        // WebKitWebDriver per test running.
+        let driver_process = DriverProcess(Some(driver_process));
         wait_for_port(port, "tauri-driver");
         // tauri-driver listens before the WebKitWebDriver it starts does,
         // and drops a request it cannot pass on: a busy machine lost the
@@ -256,8 +260,6 @@ impl Kiosk {
         let driver = match WebDriver::new(format!("http://127.0.0.1:{port}"), capabilities).await {
             Ok(driver) => driver,
             Err(error) => {
-                // No Kiosk to drop: end what was started here.
-                end_driver(&mut driver_process);
                 let log = std::fs::read_to_string(folder.path().join("tauri-driver.log"));
                 panic!("no WebDriver session: {error}\ntauri-driver said: {log:?}")
             }
@@ -597,7 +599,24 @@ impl Drop for Kiosk {
     /// Ends tauri-driver and what it started (WebKitWebDriver, the app),
     /// by process id: a test that fails leaves nothing running either.
     fn drop(&mut self) {
-        end_driver(&mut self.driver_process);
+        self.driver_process.end();
+    }
+}
+
+/// tauri-driver, ended with what it started when dropped.
+struct DriverProcess(Option<Child>);
+
+impl DriverProcess {
+    fn end(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            end_driver(&mut child);
+        }
+    }
+}
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

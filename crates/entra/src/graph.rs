@@ -316,33 +316,14 @@ impl Graph {
 
     /// `GET {graph}/v1.0{path}`: the JSON answer.
     pub async fn get(&self, path: &str) -> Result<serde_json::Value, EntraError> {
-        let url = self.graph_url(path);
-        let token = self.token().await?;
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(token.as_str())
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
-        read_answer(path, &url, response).await
+        self.call(reqwest::Method::GET, path, None).await
     }
 
     /// `DELETE {graph}/v1.0{path}`.
     pub async fn delete(&self, path: &str) -> Result<(), EntraError> {
-        let url = self.graph_url(path);
-        let token = self.token().await?;
-        let response = self
-            .http
-            .delete(&url)
-            .bearer_auth(token.as_str())
-            .send()
+        self.call(reqwest::Method::DELETE, path, None)
             .await
-            .map_err(|e| unreachable(&url, &e))?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        read_answer(path, &url, response).await.map(drop)
+            .map(drop)
     }
 
     /// `POST {graph}/v1.0{path}` with a JSON body: the JSON answer.
@@ -351,16 +332,23 @@ impl Graph {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, EntraError> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// A Graph request as the app: the JSON answer (`null` for none).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, EntraError> {
         let url = self.graph_url(path);
         let token = self.token().await?;
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(token.as_str())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
+        let mut request = self.http.request(method, &url).bearer_auth(token.as_str());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| unreachable(&url, &e))?;
         read_answer(path, &url, response).await
     }
 }
@@ -373,6 +361,9 @@ async fn read_answer(
     let status = response.status();
     let body = response.text().await.map_err(|e| unreachable(url, &e))?;
     if status.is_success() {
+        if body.trim().is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
         return serde_json::from_str(&body).map_err(|e| unexpected(url, e.to_string()));
     }
     let refused: GraphErrorBody = serde_json::from_str(&body)

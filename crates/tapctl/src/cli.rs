@@ -63,6 +63,31 @@ pub enum Command {
     Entra(EntraCommand),
 }
 
+/// When a pass starts, how long it works, and how often: what the issuer
+/// leaves out, the policy decides.
+#[derive(Debug, Args)]
+pub struct PassTerms {
+    /// When it starts: RFC 3339 (2026-12-07T09:00:00+01:00) or local (2026-12-07 09:00). Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// How long it works, e.g. 90m, 8h, 3d. Default: the policy's.
+    #[arg(long, value_name = "DURATION")]
+    pub lifetime: Option<String>,
+    /// One sign-in uses it up.
+    #[arg(long, conflicts_with = "multi_use")]
+    pub one_time: bool,
+    /// It works until it expires (if the policy allows).
+    #[arg(long)]
+    pub multi_use: bool,
+}
+
+impl PassTerms {
+    /// One-time (`Some(true)`), multi-use (`Some(false)`), or the policy's rule.
+    pub fn one_time(&self) -> Option<bool> {
+        (self.one_time || self.multi_use).then_some(self.one_time)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum EntraPassCommand {
     /// Issue a pass in the tenant and print it (shown once). Entra's policy
@@ -70,18 +95,8 @@ pub enum EntraPassCommand {
     Issue {
         /// The person's user principal name (their work email).
         user: String,
-        /// When it starts: RFC 3339 or local (2026-12-07 09:00). Default: now.
-        #[arg(long, value_name = "TIME")]
-        start: Option<String>,
-        /// How long it works, e.g. 90m, 8h. Default: the policy's.
-        #[arg(long, value_name = "DURATION")]
-        lifetime: Option<String>,
-        /// One sign-in uses it up.
-        #[arg(long, conflicts_with = "multi_use")]
-        one_time: bool,
-        /// It works until it expires (if the policy allows).
-        #[arg(long)]
-        multi_use: bool,
+        #[command(flatten)]
+        terms: PassTerms,
         /// Replace the person's pass (a person has at most one; a refused
         /// request leaves the old one).
         #[arg(long)]
@@ -310,18 +325,8 @@ pub enum PassCommand {
     Issue {
         /// Work email.
         email: String,
-        /// When it starts: RFC 3339 (2026-12-07T09:00:00+01:00) or local (2026-12-07 09:00). Default: now.
-        #[arg(long, value_name = "TIME")]
-        start: Option<String>,
-        /// How long it works, e.g. 90m, 8h, 3d. Default: the policy's.
-        #[arg(long, value_name = "DURATION")]
-        lifetime: Option<String>,
-        /// One sign-in uses it up.
-        #[arg(long, conflicts_with = "multi_use")]
-        one_time: bool,
-        /// It works until it expires.
-        #[arg(long)]
-        multi_use: bool,
+        #[command(flatten)]
+        terms: PassTerms,
         /// Revoke the person's live pass first.
         #[arg(long)]
         replace: bool,

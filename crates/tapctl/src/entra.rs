@@ -85,19 +85,17 @@ async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -
     match command {
         EntraPassCommand::Issue {
             user,
-            start,
-            lifetime,
-            one_time,
-            multi_use,
+            terms,
             replace,
         } => {
             let request = PassRequest {
-                start: start.as_deref().map(parse_time).transpose()?,
-                lifetime_minutes: lifetime
+                start: terms.start.as_deref().map(parse_time).transpose()?,
+                lifetime_minutes: terms
+                    .lifetime
                     .as_deref()
                     .map(|l| Lifetime::parse(l).map(Lifetime::minutes))
                     .transpose()?,
-                one_time: (one_time || multi_use).then_some(one_time),
+                one_time: terms.one_time(),
             };
             // Entra keeps one pass per person: a new one replaces the old
             // in the same request, so a refused request leaves the old one.

@@ -17,24 +17,15 @@ pub async fn run(directory: &Directory, command: PassCommand) -> Result<ExitCode
     match command {
         PassCommand::Issue {
             email,
-            start,
-            lifetime,
-            one_time,
-            multi_use,
+            terms,
             replace,
             json,
         } => {
             let request = IssueRequest {
                 email: Email::parse(&email)?,
-                start: start.as_deref().map(parse_time).transpose()?,
-                lifetime: lifetime.as_deref().map(Lifetime::parse).transpose()?,
-                one_time: if one_time {
-                    Some(true)
-                } else if multi_use {
-                    Some(false)
-                } else {
-                    None
-                },
+                start: terms.start.as_deref().map(parse_time).transpose()?,
+                lifetime: terms.lifetime.as_deref().map(Lifetime::parse).transpose()?,
+                one_time: terms.one_time(),
                 replace,
             };
             directory

@@ -45,7 +45,7 @@ impl Directory {
     pub async fn admin_keys(&self, name: &AdminName) -> Result<Vec<AdminKey>, AdminError> {
         let mut tx = self.pool.begin().await?;
         let admin = self.require_admin(&mut tx, name).await?;
-        let keys = self.stored_admin_keys(&mut tx, &admin.id).await?;
+        let keys = self.stored_admin_keys(&mut tx, &admin.id, None).await?;
         Ok(keys.into_iter().map(|k| k.key).collect())
     }
 
@@ -57,7 +57,7 @@ impl Directory {
         let Some(admin) = self.find_admin(&mut tx, name).await? else {
             return Ok(Vec::new());
         };
-        let keys = self.stored_admin_keys(&mut tx, &admin.id).await?;
+        let keys = self.stored_admin_keys(&mut tx, &admin.id, None).await?;
         Ok(keys.into_iter().map(|k| k.passkey).collect())
     }
 
@@ -168,11 +168,10 @@ impl Directory {
         result: &AuthenticationResult,
     ) -> Result<bool, AdminError> {
         let credential_id = URL_SAFE_NO_PAD.encode(result.cred_id().as_slice());
-        let keys = self.stored_admin_keys(tx, &admin.id).await?;
-        let Some(mut stored) = keys
-            .into_iter()
-            .find(|k| URL_SAFE_NO_PAD.encode(k.passkey.cred_id().as_slice()) == credential_id)
-        else {
+        let keys = self
+            .stored_admin_keys(tx, &admin.id, Some(&credential_id))
+            .await?;
+        let Some(mut stored) = keys.into_iter().next() else {
             return Ok(false);
         };
         let counter = crate::fido::counter(&stored.passkey);
@@ -195,18 +194,35 @@ impl Directory {
         Ok(true)
     }
 
+    /// The keys of the admin `admin_id`, or only the one with
+    /// `credential_id` (base64url) when given.
     async fn stored_admin_keys(
         &self,
         tx: &mut Tx,
         admin_id: &str,
+        credential_id: Option<&str>,
     ) -> Result<Vec<StoredAdminKey>, AdminError> {
-        let rows = sqlx::query(
-            "SELECT id, label, credential, created_at, last_used_at FROM admin_keys \
-             WHERE admin_id = $1 ORDER BY created_at, id",
-        )
-        .bind(admin_id)
-        .fetch_all(&mut **tx)
-        .await?;
+        const SELECT: &str = "SELECT id, label, credential, created_at, last_used_at FROM admin_keys \
+             WHERE admin_id = $1";
+        let rows = match credential_id {
+            Some(credential_id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT} AND credential_id = $2"
+                )))
+                .bind(admin_id)
+                .bind(credential_id)
+                .fetch_all(&mut **tx)
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT} ORDER BY created_at, id"
+                )))
+                .bind(admin_id)
+                .fetch_all(&mut **tx)
+                .await?
+            }
+        };
         rows.iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;
