@@ -4,6 +4,7 @@
 
 mod commands;
 mod error;
+mod signin;
 mod state;
 
 pub use error::UiError;
@@ -78,15 +79,25 @@ pub fn kiosk_window<R: Runtime, M: Manager<R>>(
     manager: &M,
     dev: bool,
 ) -> tauri::Result<tauri::WebviewWindow<R>> {
-    let window = WebviewWindowBuilder::new(manager, "kiosk", WebviewUrl::App("index.html".into()))
-        .title("tapkiosk")
-        .inner_size(1024.0, 768.0)
-        .min_inner_size(800.0, 600.0)
-        .fullscreen(!dev)
-        .decorations(dev)
-        .resizable(dev)
-        .on_navigation(stays_in_app)
-        .build()?;
+    let app = manager.app_handle().clone();
+    let tenant = manager
+        .try_state::<AppState>()
+        .and_then(|state| state.tenant.clone());
+    let mut builder =
+        WebviewWindowBuilder::new(manager, "kiosk", WebviewUrl::App("index.html".into()))
+            .title("tapkiosk")
+            .inner_size(1024.0, 768.0)
+            .min_inner_size(800.0, 600.0)
+            .fullscreen(!dev)
+            .decorations(dev)
+            .resizable(dev)
+            .on_navigation(move |url| {
+                signin::allow(&app, url).unwrap_or(false) || stays_in_app(url)
+            });
+    if let Some(tenant) = tenant {
+        builder = builder.initialization_script(signin::cancel_bar(&*tenant));
+    }
+    let window = builder.build()?;
     if !dev {
         cover_screen(&window)?;
     }

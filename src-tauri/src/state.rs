@@ -5,11 +5,12 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tapkiosk_core::config::{Config, Inputs};
+use tapkiosk_core::config::{Config, EntraSettings, Inputs};
 use tapkiosk_core::directory::Settings;
 use tapkiosk_core::fido::RelyingParty;
 use tapkiosk_core::fido::ceremony::KeySource;
 use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language};
+use tapkiosk_core::tenant::Tenant;
 use tapkiosk_core::{Clock, Directory, KeyStore, SystemClock};
 
 /// How long the admin pane stays unlocked without being used.
@@ -83,6 +84,12 @@ pub struct AppState {
     pub staging: tokio::sync::Mutex<Option<crate::commands::staging::Staging>>,
     /// An admin signing in to the pane with their security key.
     pub key_sign_in: tokio::sync::Mutex<Option<crate::commands::admin_keys::KeySignIn>>,
+    /// The tenant people sign in to with its own pass, if configured.
+    pub tenant: Option<Arc<dyn Tenant>>,
+    /// Whether the kiosk window shows the tenant's sign-in page.
+    pub on_tenant_page: std::sync::atomic::AtomicBool,
+    /// The app's page to come back to from the tenant's.
+    pub app_page: tokio::sync::Mutex<Option<tauri::Url>>,
     /// Windowed development mode.
     pub dev: bool,
     /// Set when an admin quits: the kiosk window may close then.
@@ -150,6 +157,10 @@ impl AppState {
             bail!("no kiosk language is configured");
         }
         let relying_party = relying_party(&config);
+        let tenant = match &config.entra {
+            Some(entra) => Some(entra_tenant(entra, clock.clone())?),
+            None => None,
+        };
         let keys = key_source(soft_key);
         let kiosk = Kiosk::new(
             directory.clone(),
@@ -159,6 +170,7 @@ impl AppState {
                 idle_timeout: config.idle_timeout,
                 relying_party: relying_party.clone(),
                 keys: keys.clone(),
+                tenant: tenant.clone(),
             },
         );
         Ok(Self {
@@ -171,6 +183,9 @@ impl AppState {
             keys,
             staging: tokio::sync::Mutex::new(None),
             key_sign_in: tokio::sync::Mutex::new(None),
+            tenant,
+            on_tenant_page: std::sync::atomic::AtomicBool::new(false),
+            app_page: tokio::sync::Mutex::new(None),
             dev: options.dev,
             quitting: std::sync::atomic::AtomicBool::new(false),
             clock,
@@ -190,6 +205,14 @@ fn relying_party(config: &Config) -> Option<Arc<RelyingParty>> {
         .map(Arc::new)
         .map_err(|e| tracing::error!(%e, "security keys are off"))
         .ok()
+}
+
+/// The Entra tenant of the configuration, through its app registration.
+fn entra_tenant(settings: &EntraSettings, clock: Arc<dyn Clock>) -> Result<Arc<dyn Tenant>> {
+    let credential = tapkiosk_entra::Credential::load(&settings.credential, &settings.client_id)
+        .context("cannot use the Entra app's credential")?;
+    let graph = tapkiosk_entra::Graph::new(settings.clone(), credential, clock)?;
+    Ok(Arc::new(tapkiosk_entra::EntraTenant::new(Arc::new(graph))))
 }
 
 /// USB keys (and NFC with the `nfc` feature) in a shipped build. A `test-keys` build started with

@@ -189,6 +189,33 @@ impl Kiosk {
     /// Starts the app on a fresh directory whose first language (the
     /// admin pane's) is `language`, on `screen`.
     pub async fn start_with(language: &'static str, screen: Screen) -> Self {
+        Self::start_configured(language, screen, |_| String::new()).await
+    }
+
+    /// Starts the app on a fresh directory and the fake Entra tenant at
+    /// `fake` (its app's client secret in a 0600 file).
+    pub async fn start_on_tenant(language: &'static str, fake: &str, app: &str) -> Self {
+        let entra = |folder: &std::path::Path| {
+            let secret = folder.join("entra-secret");
+            std::fs::write(&secret, "s3cret").unwrap();
+            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            format!(
+                "[entra]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{app}\"\n\
+                 client_secret_file = \"{}\"\nauthority = \"{fake}\"\ngraph = \"{fake}\"\n",
+                secret.display()
+            )
+        };
+        Self::start_configured(language, Screen::Small, entra).await
+    }
+
+    /// Starts the app on a fresh directory, with the configuration's
+    /// sections that `extra` writes (given the test's folder).
+    async fn start_configured(
+        language: &'static str,
+        screen: Screen,
+        extra: impl FnOnce(&std::path::Path) -> String,
+    ) -> Self {
         let turn = ONE_AT_A_TIME.lock().await;
         let folder = tempfile::tempdir().unwrap();
         let key_file = folder.path().join("directory.key");
@@ -215,7 +242,7 @@ impl Kiosk {
                     "[\"en\", \"fr\"]"
                 },
                 folder.path().join(CHECKPOINTS).display()
-            ),
+            ) + extra(folder.path()).as_str(),
         )
         .unwrap();
         let clock_file = folder.path().join("clock-offset");
@@ -562,6 +589,16 @@ impl Kiosk {
     /// hang on a page that has not repainted since the last one.
     pub async fn screenshot(&self, name: &str) {
         self.assert_layout(name).await;
+        self.capture(name).await;
+    }
+
+    /// A screenshot of a page that is not the kiosk's own (the tenant's
+    /// sign-in page), whose layout is not the kiosk's to check.
+    pub async fn screenshot_of_page(&self, name: &str) {
+        self.capture(name).await;
+    }
+
+    async fn capture(&self, name: &str) {
         let Some(folder) = std::env::var_os("TAPKIOSK_SCREENSHOTS") else {
             return;
         };

@@ -571,6 +571,17 @@ async fn enrol_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
     kiosk.wait_for_step("done").await;
 }
 
+/// Gives a key without a PIN its new PIN, typed twice.
+async fn set_new_pin(kiosk: &Kiosk) {
+    kiosk
+        .wait_for(By::Id("new-pin"))
+        .await
+        .send_keys(KEY_PIN)
+        .await
+        .unwrap();
+    kiosk.enter("new-pin-again", KEY_PIN).await;
+}
+
 /// From Choose or Security info: registers the software key, up to the
 /// PIN prompt of its test sign-in.
 async fn register_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
@@ -579,13 +590,7 @@ async fn register_key(kiosk: &Kiosk, button: &str, name: &str, new_pin: bool) {
     if new_pin {
         wait_for_key(kiosk, "setup", "set_pin").await;
         kiosk.screenshot("key-set-pin").await;
-        kiosk
-            .wait_for(By::Id("new-pin"))
-            .await
-            .send_keys(KEY_PIN)
-            .await
-            .unwrap();
-        kiosk.enter("new-pin-again", KEY_PIN).await;
+        set_new_pin(kiosk).await;
     }
     wait_for_key(kiosk, "setup", "enter_pin").await;
     kiosk.screenshot("key-pin").await;
@@ -1099,3 +1104,86 @@ async fn an_admin_adds_their_own_key_and_signs_in_with_it(language: &'static str
     kiosk.assert_says(&said, "admin.key_sign_in.phase.not_registered");
     kiosk.stop().await;
 }
+
+use tapkiosk_tests::entra::ENTRA_APP;
+const ADA_UPN: &str = "ada@contoso.onmicrosoft.com";
+
+/// Types `pass` on the tenant's sign-in page shown in the kiosk window.
+async fn type_on_the_sign_in_page(kiosk: &Kiosk, pass: &str) {
+    kiosk.enter("pass", pass).await;
+}
+
+/// A new hire at a kiosk on Entra: the email, Microsoft's page (the fake's)
+/// in the locked kiosk window with its Cancel bar, the Entra pass there,
+/// then a security key registered into the tenant.
+async fn a_new_hire_registers_a_key_into_entra_with_an_entra_pass(language: &'static str) {
+    let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
+    let request = tapkiosk_entra::passes::PassRequest {
+        one_time: Some(true),
+        ..Default::default()
+    };
+    let issued = tapkiosk_entra::passes::issue(&graph, ADA_UPN, &request)
+        .await
+        .unwrap();
+    let pass = issued.value.unwrap().to_string();
+    let mut kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
+    kiosk.wait_for_step("email").await;
+    kiosk.enter("email", "nobody@contoso.onmicrosoft.com").await;
+    kiosk.wait_for_notice("account_not_found").await;
+    kiosk.enter("email", ADA_UPN).await;
+
+    // The tenant's page, with the kiosk's way back laid over it.
+    let cancel = kiosk.wait_for(By::Css("#tapkiosk-cancel a")).await;
+    kiosk.screenshot_of_page("entra-sign-in").await;
+    // The page cannot take the kiosk to the web.
+    let away = "location.href = 'https://example.org/';";
+    kiosk.driver.execute(away, vec![]).await.unwrap();
+    kiosk.wait_for_log("refused to navigate to https://example.org");
+    cancel.click().await.unwrap();
+    kiosk.wait_for_step("email").await;
+    let typed = kiosk.wait_for(By::Id("email")).await;
+    assert_eq!(typed.value().await.unwrap().as_deref(), Some(ADA_UPN));
+
+    // Left on the tenant's page, the kiosk still resets when idle.
+    kiosk.enter("email", ADA_UPN).await;
+    kiosk.wait_for(By::Css("#tapkiosk-cancel")).await;
+    kiosk.advance(TimeDelta::minutes(10));
+    kiosk.wait_for_step("welcome").await;
+    kiosk.wait_for_notice("idle_reset").await;
+
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
+    kiosk.enter("email", ADA_UPN).await;
+    kiosk.wait_for(By::Css("#tapkiosk-cancel")).await;
+    type_on_the_sign_in_page(&kiosk, "not the pass").await;
+    let error = kiosk.wait_for(By::Id("error")).await;
+    assert!(!error.text().await.unwrap().is_empty());
+    type_on_the_sign_in_page(&kiosk, &pass).await;
+
+    // Back in the kiosk: the key's usual screens.
+    kiosk.wait_for_step("key_setup").await;
+    wait_for_key(&kiosk, "setup", "set_pin").await;
+    set_new_pin(&kiosk).await;
+    wait_for_key(&kiosk, "setup", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("key_name").await;
+    kiosk.enter("key-name", "Ada's key").await;
+    kiosk.wait_for_step("tenant_key_registered").await;
+    let model = kiosk.wait_for(By::Id("key-model")).await;
+    assert!(model.text().await.unwrap().contains("Software key (test)"));
+    kiosk.screenshot("entra-key-registered").await;
+
+    let keys = graph
+        .get("/users/ada@contoso.onmicrosoft.com/authentication/fido2Methods")
+        .await
+        .unwrap();
+    assert_eq!(keys["value"][0]["displayName"], "Ada's key");
+    kiosk.assert_log_holds_none(&[&pass, KEY_PIN]);
+    kiosk.stop().await;
+}
+
+in_english_and_french!(a_new_hire_registers_a_key_into_entra_with_an_entra_pass);

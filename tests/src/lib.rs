@@ -8,6 +8,8 @@
 // Test support: a set-up failure should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod entra;
+
 use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::OsRng;
 use std::sync::Arc;

@@ -98,6 +98,7 @@ async fn in_a_long_session(t: &TestDirectory, code: &str) -> Kiosk {
             idle_timeout: TimeDelta::hours(1),
             relying_party: None,
             keys: KeySource::Nowhere,
+            tenant: None,
         },
     );
     kiosk.start(Language::En).await.unwrap();

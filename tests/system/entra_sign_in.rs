@@ -15,7 +15,7 @@ use crate::fake_tenant as tenant;
 
 /// What the person does on the sign-in page: opens it, types `pass`, and
 /// is sent on (the window's next address), or stays on the page.
-async fn type_pass_on_the_page(page: &Url, pass: &str) -> Result<Url, String> {
+pub(crate) async fn type_pass_on_the_page(page: &Url, pass: &str) -> Result<Url, String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -54,7 +54,7 @@ fn hidden_fields(page: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn issue_pass(graph: &Graph, user: &str, one_time: bool) -> String {
+pub(crate) async fn issue_pass(graph: &Graph, user: &str, one_time: bool) -> String {
     let request = PassRequest {
         one_time: Some(one_time),
         ..PassRequest::default()

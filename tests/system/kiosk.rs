@@ -28,6 +28,7 @@ fn kiosk(t: &TestDirectory) -> Kiosk {
         idle_timeout: TimeDelta::seconds(120),
         relying_party: None,
         keys: tapkiosk_core::fido::ceremony::KeySource::Nowhere,
+        tenant: None,
     };
     Kiosk::new(t.directory.clone(), settings)
 }

@@ -10,6 +10,7 @@ mod audit;
 mod catalogues;
 mod claims;
 mod entra;
+mod entra_kiosk;
 mod entra_sign_in;
 mod kiosk;
 mod passes;
@@ -24,41 +25,7 @@ use tapkiosk_core::Email;
 use tapkiosk_core::user::NewUser;
 use tapkiosk_tests::TestDirectory;
 
-/// The app registration the Entra tests use.
-pub const ENTRA_APP: &str = "11111111-2222-3333-4444-555555555555";
-
-/// A fake Contoso tenant (with Ada, and Grace), and the kiosk's app signed
-/// in to it with a client secret.
-pub fn fake_tenant() -> (tapkiosk_fake_entra::FakeEntra, tapkiosk_entra::Graph) {
-    fake_tenant_at(std::sync::Arc::new(tapkiosk_core::SystemClock))
-}
-
-/// As [`fake_tenant`], the app reading time from `clock`.
-pub fn fake_tenant_at(
-    clock: std::sync::Arc<dyn tapkiosk_core::Clock>,
-) -> (tapkiosk_fake_entra::FakeEntra, tapkiosk_entra::Graph) {
-    use tapkiosk_core::config::{EntraCredential, EntraSettings};
-    let mut contoso = tapkiosk_fake_entra::Tenant::contoso(ENTRA_APP);
-    contoso.secret = Some("s3cret".into());
-    contoso.users.push(tapkiosk_fake_entra::User {
-        id: "b2f1a9c3-0000-4000-8000-000000000001".into(),
-        upn: "grace@contoso.onmicrosoft.com".into(),
-        display_name: "Grace Hopper".into(),
-        enabled: true,
-    });
-    let fake = tapkiosk_fake_entra::FakeEntra::start(contoso);
-    let url = tapkiosk_core::fido::Url::parse(&fake.url).unwrap();
-    let settings = EntraSettings {
-        tenant: "contoso.onmicrosoft.com".into(),
-        client_id: ENTRA_APP.into(),
-        authority: url.clone(),
-        graph: url,
-        credential: EntraCredential::SecretInOsStore,
-    };
-    let credential = tapkiosk_entra::Credential::Secret("s3cret".to_string().into());
-    let graph = tapkiosk_entra::Graph::new(settings, credential, clock).unwrap();
-    (fake, graph)
-}
+pub use tapkiosk_tests::entra::{ENTRA_APP, fake_tenant, fake_tenant_at};
 
 /// Adds `email` with no groups.
 pub async fn add(t: &TestDirectory, email: &str) -> Email {

@@ -695,7 +695,7 @@ async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
 /// Asks the kiosk for its screen until `wanted` holds; the key works on a
 /// thread of its own, so there is no clock to move.
 #[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
-async fn wait_until(kiosk: &mut Kiosk, wanted: impl Fn(&StepView) -> bool) -> Screen {
+pub(crate) async fn wait_until(kiosk: &mut Kiosk, wanted: impl Fn(&StepView) -> bool) -> Screen {
     for _ in 0..500 {
         let screen = kiosk.tick().await.unwrap();
         if wanted(&screen.step) {
@@ -719,11 +719,12 @@ fn kiosk_on(t: &TestDirectory, key: SoftCtapToken, rp: RelyingParty) -> Kiosk {
         idle_timeout: chrono::TimeDelta::seconds(120),
         relying_party: Some(std::sync::Arc::new(rp)),
         keys: KeySource::Soft(std::sync::Arc::new(key)),
+        tenant: None,
     };
     Kiosk::new(t.directory.clone(), settings)
 }
 
-fn key_phase(step: &StepView) -> Option<Phase> {
+pub(crate) fn key_phase(step: &StepView) -> Option<Phase> {
     match step {
         StepView::KeySetup { key, .. } | StepView::KeyTest { key } | StepView::KeyCheck { key } => {
             Some(key.clone())

@@ -81,7 +81,7 @@ function drawProgress(screen) {
 }
 
 function drawCountdown(screen) {
-  if (!screen.resets_at || ['done', 'key_check_passed'].includes(screen.step.kind)) {
+  if (!screen.resets_at || ['done', 'key_check_passed', 'tenant_key_registered'].includes(screen.step.kind)) {
     countdown.hidden = true;
     return;
   }
@@ -217,6 +217,17 @@ const draw = {
   key_check_passed(step) {
     screenRoot.append(heading('key.check_passed_title'),
       el('p', { class: 'lead', id: 'key-check-passed' }, t('key.check_passed', { label: step.label, email: step.email })),
+      el('p', { class: 'hint' }, t('done.reset')));
+    actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
+  },
+  tenant_sign_in(step) {
+    screenRoot.append(heading('tenant.sign_in_title'), el('p', { class: 'lead' }, t('tenant.sign_in_lead', { email: step.email })));
+    actions.append(backButton() || el('span'), el('span'));
+  },
+  tenant_key_registered(step) {
+    screenRoot.append(heading('done.title', { name: step.name }),
+      el('p', { class: 'lead', id: 'key-registered' }, t('tenant.key_registered', { key: step.key_name })),
+      step.model ? el('p', { id: 'key-model' }, t('tenant.key_model', { model: step.model })) : '',
       el('p', { class: 'hint' }, t('done.reset')));
     actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
   },

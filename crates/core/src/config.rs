@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 23] = [
+pub const KEYS: [(&str, &str); 25] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -99,6 +99,14 @@ pub const KEYS: [(&str, &str); 23] = [
     (
         "entra.graph",
         "Microsoft Graph base URL (https; http only for loopback), for national clouds",
+    ),
+    (
+        "entra.redirect_uri",
+        "the app registration's redirect URI (https; http only for loopback); the kiosk catches it",
+    ),
+    (
+        "entra.sign_in_hosts",
+        "hosts besides the authority's that the sign-in page may go to (federation), comma-separated",
     ),
 ];
 
@@ -186,6 +194,12 @@ pub struct EntraSettings {
     pub graph: url::Url,
     /// The app's credential.
     pub credential: EntraCredential,
+    /// Where the sign-in page sends the person back (registered with the
+    /// app; the kiosk window catches it and never loads it).
+    pub redirect_uri: url::Url,
+    /// Hosts besides the authority's that the sign-in window may show: the
+    /// organisation's federation (AD FS, another identity provider).
+    pub sign_in_hosts: Vec<String>,
 }
 
 /// Where the app registration's credential is.
@@ -203,6 +217,8 @@ pub enum EntraCredential {
 pub const ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The public cloud's Microsoft Graph.
 pub const ENTRA_GRAPH: &str = "https://graph.microsoft.com";
+/// The redirect URI the kiosk's app is registered with, unless configured.
+pub const ENTRA_REDIRECT_URI: &str = "http://localhost/tapkiosk/signed-in";
 
 /// Kiosk session settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -663,6 +679,10 @@ impl Builder {
         };
         let authority = endpoint("entra.authority", ENTRA_AUTHORITY)?;
         let graph = endpoint("entra.graph", ENTRA_GRAPH)?;
+        let redirect_uri = endpoint("entra.redirect_uri", ENTRA_REDIRECT_URI)?;
+        let sign_in_hosts = self.get("entra.sign_in_hosts", Vec::new(), hosts, |hosts| {
+            hosts.join(", ")
+        })?;
         let Some(tenant) = tenant else {
             return Ok(None);
         };
@@ -695,6 +715,8 @@ impl Builder {
             authority: url(authority)?,
             graph: url(graph)?,
             credential,
+            redirect_uri: url(redirect_uri)?,
+            sign_in_hosts,
         }))
     }
 
@@ -843,6 +865,10 @@ fn origin(text: &str, rp_id: &str) -> Result<String, String> {
     Ok(text.trim_end_matches('/').to_string())
 }
 
+fn hosts(raw: &Raw) -> Result<Vec<String>, String> {
+    raw.list()?.iter().map(|host| rp_id(host)).collect()
+}
+
 fn languages(raw: &Raw) -> Result<Vec<String>, String> {
     let list = raw.list()?;
     if list.is_empty() {
@@ -948,6 +974,28 @@ mod tests {
         );
         let (_dir, bad_tenant) = inputs(Some("[entra]\ntenant = \"not a tenant!\"\n"), &[]);
         assert!(Config::resolve(&bad_tenant).is_err());
+    }
+
+    #[test]
+    fn the_sign_in_page_comes_back_to_a_safe_redirect_and_goes_only_to_named_hosts() {
+        let app = "client_id = \"11111111-2222-3333-4444-555555555555\"\n";
+        let plain = entra(app).unwrap().unwrap();
+        assert_eq!(plain.redirect_uri.as_str(), ENTRA_REDIRECT_URI);
+        assert!(plain.sign_in_hosts.is_empty());
+        let federated = entra(&format!(
+            "{app}redirect_uri = \"https://kiosk.contoso.com/signed-in\"\nsign_in_hosts = [\"ADFS.contoso.com\"]\n"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(federated.redirect_uri.host_str(), Some("kiosk.contoso.com"));
+        assert_eq!(federated.sign_in_hosts, ["adfs.contoso.com"]);
+        for bad in [
+            "redirect_uri = \"http://kiosk.contoso.com/signed-in\"\n",
+            "redirect_uri = \"https://kiosk.contoso.com/?a=1\"\n",
+            "sign_in_hosts = [\"https://adfs.contoso.com\"]\n",
+        ] {
+            assert!(entra(&format!("{app}{bad}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

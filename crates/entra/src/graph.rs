@@ -158,7 +158,7 @@ impl Graph {
     }
 
     /// The tenant and app.
-    pub(crate) fn settings(&self) -> &EntraSettings {
+    pub fn settings(&self) -> &EntraSettings {
         &self.settings
     }
 

@@ -12,18 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tapkiosk_core::fido::{CreationChallengeResponse, RegisterPublicKeyCredential, Url};
-
-/// What a key is asked to create for a person, and until when Entra takes
-/// the answer (fetch fresh options once it has passed).
-#[derive(Debug, Clone)]
-pub struct CreationOptions {
-    /// The request, for `Ceremony::register`.
-    pub request: CreationChallengeResponse,
-    /// The origin the key's client data names: `https://` + the RP id.
-    pub origin: Url,
-    /// When Entra stops taking an answer to this challenge.
-    pub expires_at: DateTime<Utc>,
-}
+use tapkiosk_core::tenant::KeyOptions;
 
 /// A key Entra registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +35,7 @@ fn path_of(user: &str) -> String {
 }
 
 /// Graph's creation options for `user` (object id or user principal name).
-pub async fn creation_options(graph: &Graph, user: &str) -> Result<CreationOptions, EntraError> {
+pub async fn creation_options(graph: &Graph, user: &str) -> Result<KeyOptions, EntraError> {
     let path = format!("{}/creationOptions", path_of(user));
     let answer = graph.get(&path).await?;
     let unexpected = |reason: String| EntraError::Unexpected {
@@ -78,7 +67,7 @@ pub async fn creation_options(graph: &Graph, user: &str) -> Result<CreationOptio
             .map_err(|e| unexpected(e.to_string()))?;
     let origin = Url::parse(&format!("https://{rp_id}"))
         .map_err(|e| unexpected(format!("rp id {rp_id}: {e}")))?;
-    Ok(CreationOptions {
+    Ok(KeyOptions {
         request,
         origin,
         expires_at,

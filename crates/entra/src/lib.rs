@@ -10,7 +10,9 @@ pub mod graph;
 pub mod keys;
 pub mod passes;
 pub mod signin;
+pub mod tenant;
 
 pub use check::{Finding, check};
 pub use credential::Credential;
 pub use graph::{EntraError, Graph};
+pub use tenant::EntraTenant;

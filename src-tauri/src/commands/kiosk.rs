@@ -18,9 +18,16 @@ pub async fn start(state: State<'_, AppState>, language: Language) -> Answer {
     Ok(state.kiosk.lock().await.start(language).await?)
 }
 
+/// On a tenant, a good email sends the window to the tenant's sign-in page.
 #[tauri::command]
-pub async fn submit_email(state: State<'_, AppState>, email: String) -> Answer {
-    Ok(state.kiosk.lock().await.submit_email(&email).await?)
+pub async fn submit_email<R: Runtime>(
+    window: tauri::WebviewWindow<R>,
+    state: State<'_, AppState>,
+    email: String,
+) -> Answer {
+    let screen = state.kiosk.lock().await.submit_email(&email).await?;
+    crate::signin::open_page_if_asked(&window, &state).await;
+    Ok(screen)
 }
 
 #[tauri::command]

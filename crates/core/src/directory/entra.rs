@@ -12,6 +12,8 @@ pub enum EntraChange {
     PassIssued,
     /// A Temporary Access Pass was removed.
     PassRevoked,
+    /// A security key was registered at the kiosk.
+    KeyRegistered,
 }
 
 impl Directory {
@@ -26,6 +28,7 @@ impl Directory {
         let event = match change {
             EntraChange::PassIssued => Event::new("entra_pass_issued"),
             EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
+            EntraChange::KeyRegistered => Event::new("entra_key_registered"),
         };
         let event = event.with("entra_user", user).with("method", method);
         let mut tx = self.write().await?;

@@ -14,7 +14,7 @@ use crate::redeem::KioskSession;
 use std::sync::Arc;
 
 /// The name a new key is offered under.
-fn suggested_name(aaguid: Option<Uuid>, language: Language) -> String {
+pub(super) fn suggested_name(aaguid: Option<Uuid>, language: Language) -> String {
     let model = aaguid.and_then(crate::fido::model_name);
     model.map(str::to_string).unwrap_or_else(|| match language {
         Language::En => "Security key".into(),
@@ -130,6 +130,7 @@ impl Kiosk {
     /// Key setup or test: the key's PIN, or a new PIN typed twice.
     pub async fn key_pin(&mut self, pin: &str, again: Option<&str>) -> Result<Screen, KioskError> {
         let (Step::KeySetup { ceremony, .. }
+        | Step::TenantKeySetup { ceremony, .. }
         | Step::KeyTest { ceremony, .. }
         | Step::KeyCheck { ceremony, .. }) = &self.step
         else {
@@ -148,6 +149,9 @@ impl Kiosk {
     /// Key setup or test, after the key failed (no key, timeout…): asks
     /// again with the same challenge.
     pub async fn retry_key(&mut self) -> Result<Screen, KioskError> {
+        if let Step::TenantKeySetup { .. } = self.step {
+            return self.retry_tenant_key().await;
+        }
         let source = self.settings.keys.clone();
         let Some(rp) = self.relying_party() else {
             return Err(self.wrong_step("retry_key"));
@@ -182,6 +186,9 @@ impl Kiosk {
     /// Key name: registers the key under `label` (if the policy allows its
     /// model), then asks it to sign in once.
     pub async fn name_key(&mut self, label: &str) -> Result<Screen, KioskError> {
+        if let Step::TenantKeyName { .. } = self.step {
+            return self.name_tenant_key(label).await;
+        }
         let Step::KeyName { session, key, .. } = &self.step else {
             return Err(self.wrong_step("name_key"));
         };
@@ -253,6 +260,19 @@ impl Kiosk {
     /// Checks the key's answer, if it came: a registration goes on to
     /// naming the key, a sign-in to Done.
     pub(super) async fn collect_key_answer(&mut self) -> Result<(), KioskError> {
+        if let Step::TenantKeySetup { ceremony, .. } = &self.step {
+            if let Some(answer) = ceremony.take_registration() {
+                self.touch();
+                let Step::TenantKeySetup {
+                    person, options, ..
+                } = std::mem::replace(&mut self.step, Step::Welcome)
+                else {
+                    unreachable!("matched above");
+                };
+                self.tenant_key_answered(person, options.expires_at, answer);
+            }
+            return Ok(());
+        }
         let Some(rp) = self.relying_party() else {
             return Ok(());
         };

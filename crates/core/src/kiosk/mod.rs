@@ -10,14 +10,20 @@
 //! Security keys (`KeySetup → KeyName → KeyTest`) are in [`keys`].
 
 mod keys;
+mod tenant;
+
+pub use tenant::CANCEL_QUERY;
 
 use crate::directory::methods::TotpCheck;
 use crate::directory::{Directory, DirectoryError};
 use crate::email::Email;
 use crate::fido::ceremony::{Ceremony, KeySource, Phase};
-use crate::fido::{Authentication, CreationChallengeResponse, NewKey, Registration};
+use crate::fido::{
+    Authentication, CreationChallengeResponse, NewKey, RegisterPublicKeyCredential, Registration,
+};
 use crate::fido::{RelyingParty, RequestChallengeResponse};
 use crate::redeem::{KioskSession, RedeemError};
+use crate::tenant::{KeyOptions, Tenant, TenantKey, TenantPerson, TenantSignIn};
 use crate::totp::{CodeRejected, TotpSecret, qr_svg};
 use crate::user::MethodSummary;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -113,6 +119,14 @@ pub enum Notice {
     KeyRegistered,
     /// The key may have been cloned.
     KeyCloned,
+    /// No account of the tenant has the email typed.
+    AccountNotFound,
+    /// The tenant's sign-in did not sign this person in.
+    SignInRefused,
+    /// The tenant cannot be reached.
+    TenantUnavailable,
+    /// The key's answer came after the tenant's deadline: touch it again.
+    KeyTooLate,
 }
 
 /// What the UI draws.
@@ -243,6 +257,20 @@ pub enum StepView {
         /// Whether security keys can be set up here.
         security_keys: bool,
     },
+    /// Signing in on the tenant's own page, shown in the kiosk window.
+    TenantSignIn {
+        /// The account.
+        email: String,
+    },
+    /// The key is registered in the tenant.
+    TenantKeyRegistered {
+        /// The person's name or email.
+        name: String,
+        /// The key's name, as the tenant keeps it.
+        key_name: String,
+        /// The model the tenant recognised, when it did.
+        model: Option<String>,
+    },
     /// All done.
     Done {
         /// The person's name or email.
@@ -327,6 +355,25 @@ enum Step {
         session: KioskSession,
         methods: Vec<MethodSummary>,
     },
+    TenantSignIn {
+        email: Email,
+        sign_in: TenantSignIn,
+    },
+    TenantKeySetup {
+        person: TenantPerson,
+        options: KeyOptions,
+        ceremony: Ceremony,
+    },
+    TenantKeyName {
+        person: TenantPerson,
+        answer: Box<RegisterPublicKeyCredential>,
+        expires_at: DateTime<Utc>,
+        suggested: String,
+    },
+    TenantDone {
+        person: TenantPerson,
+        key: TenantKey,
+    },
     Done {
         name: String,
         methods: Vec<MethodSummary>,
@@ -349,6 +396,10 @@ impl Step {
             Self::KeyCheck { .. } => "key_check",
             Self::KeyCheckPassed { .. } => "key_check_passed",
             Self::SecurityInfo { .. } => "security_info",
+            Self::TenantSignIn { .. } => "tenant_sign_in",
+            Self::TenantKeySetup { .. } => "tenant_key_setup",
+            Self::TenantKeyName { .. } => "tenant_key_name",
+            Self::TenantDone { .. } => "tenant_done",
             Self::Done { .. } => "done",
         }
     }
@@ -380,6 +431,9 @@ pub struct KioskSettings {
     pub relying_party: Option<Arc<RelyingParty>>,
     /// Where security keys are found.
     pub keys: KeySource,
+    /// The tenant people sign in to with its own pass; `None`: this
+    /// directory's passes.
+    pub tenant: Option<Arc<dyn Tenant>>,
 }
 
 /// One kiosk window's flow. Not `Clone`: one session per window.
@@ -438,7 +492,10 @@ impl Kiosk {
             Step::KeyCheckEmail { .. } | Step::KeyCheck { .. } => (true, None),
             Step::KeyCheckPassed { .. } => (false, None),
             Step::SecurityInfo { .. } => (true, Some((3, 5))),
-            Step::Done { .. } => (false, None),
+            Step::TenantSignIn { .. } => (true, Some((2, 4))),
+            Step::TenantKeySetup { .. } => (false, Some((3, 4))),
+            Step::TenantKeyName { .. } => (false, Some((4, 4))),
+            Step::TenantDone { .. } | Step::Done { .. } => (false, None),
         };
         Screen {
             language: self.language,
@@ -457,7 +514,9 @@ impl Kiosk {
             Step::Welcome => StepView::Welcome {
                 organisation: self.settings.organisation.clone(),
                 languages: self.settings.languages.clone(),
-                security_keys: self.settings.relying_party.is_some(),
+                // "Test my key" checks keys of this directory only.
+                security_keys: self.settings.relying_party.is_some()
+                    && self.settings.tenant.is_none(),
             },
             Step::Email { typed } => StepView::Email {
                 email: typed.clone(),
@@ -509,6 +568,24 @@ impl Kiosk {
                 name: name.clone(),
                 methods: methods.clone(),
             },
+            Step::TenantSignIn { email, .. } => StepView::TenantSignIn {
+                email: email.to_string(),
+            },
+            Step::TenantKeySetup { ceremony, .. } => StepView::KeySetup {
+                key: ceremony.phase(),
+                pin_min: crate::fido::ceremony::PIN_MIN_CHARS,
+            },
+            Step::TenantKeyName { suggested, .. } => StepView::KeyName {
+                suggested: suggested.clone(),
+            },
+            Step::TenantDone { person, key } => StepView::TenantKeyRegistered {
+                name: person
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| person.email.to_string()),
+                key_name: key.name.clone(),
+                model: key.model.clone(),
+            },
         }
     }
 
@@ -538,7 +615,7 @@ impl Kiosk {
     pub fn resets_at(&self) -> Option<DateTime<Utc>> {
         match self.step {
             Step::Welcome => None,
-            Step::Done { .. } | Step::KeyCheckPassed { .. } => {
+            Step::Done { .. } | Step::KeyCheckPassed { .. } | Step::TenantDone { .. } => {
                 Some(self.last_activity + DONE_RESET)
             }
             _ => {
@@ -594,7 +671,10 @@ impl Kiosk {
         }
         self.touch();
         match Email::parse(typed) {
-            Ok(email) => self.step = Step::Pass { email },
+            Ok(email) => match self.settings.tenant.clone() {
+                Some(tenant) => return self.start_tenant_sign_in(&*tenant, email).await,
+                None => self.step = Step::Pass { email },
+            },
             Err(_) => {
                 self.step = Step::Email {
                     typed: typed.trim().chars().take(254).collect(),
@@ -747,7 +827,7 @@ impl Kiosk {
             Step::KeyCheck { email, .. } => Step::KeyCheckEmail {
                 typed: email.to_string(),
             },
-            Step::Pass { email } => Step::Email {
+            Step::Pass { email } | Step::TenantSignIn { email, .. } => Step::Email {
                 typed: email.to_string(),
             },
             Step::AuthenticatorSetup { session, .. }
@@ -776,7 +856,7 @@ impl Kiosk {
         let now = self.directory.now();
         if self.resets_at().is_some_and(|at| now >= at) {
             let notice = match self.step {
-                Step::Done { .. } | Step::KeyCheckPassed { .. } => None,
+                Step::Done { .. } | Step::KeyCheckPassed { .. } | Step::TenantDone { .. } => None,
                 _ if self.step.session().is_some_and(|s| now >= s.ends_at) => {
                     Some(Notice::SessionEnded)
                 }

@@ -1,0 +1,233 @@
+//! The kiosk flow on a tenant (Microsoft Entra ID): `Email → TenantSignIn`
+//! (the tenant's own page checks its pass) `→ KeySetup → KeyName →` the key
+//! registered in the tenant. The sign-in is a step of its own; the key
+//! steps show the same screens as on the local directory.
+
+use super::{Kiosk, KioskError, Notice, Screen, Step, keys::suggested_name};
+use crate::directory::entra::EntraChange;
+use crate::directory::methods::{MAX_LABEL_CHARS, check_label};
+use crate::email::Email;
+use crate::fido::ceremony::Ceremony;
+use crate::fido::{RegisterPublicKeyCredential, Url, reported_model};
+use crate::tenant::{Tenant, TenantError, TenantPerson};
+use std::sync::Arc;
+
+/// Where the sign-in page's Cancel sends the window: the redirect URI with
+/// this query, caught like the real answer.
+pub const CANCEL_QUERY: &str = "kiosk=cancel";
+
+/// How long Entra takes an answer to its key options.
+const KEY_OPTIONS_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+impl Kiosk {
+    fn tenant(&self) -> Option<Arc<dyn Tenant>> {
+        self.settings.tenant.clone()
+    }
+
+    /// The page the kiosk window shows while the person signs in at the
+    /// tenant; `None` on other steps.
+    pub fn sign_in_page(&self) -> Option<&Url> {
+        match &self.step {
+            Step::TenantSignIn { sign_in, .. } => Some(&sign_in.url),
+            _ => None,
+        }
+    }
+
+    /// Email, on a tenant: starts the tenant's sign-in for that account.
+    pub(super) async fn start_tenant_sign_in(
+        &mut self,
+        tenant: &dyn Tenant,
+        email: Email,
+    ) -> Result<Screen, KioskError> {
+        match tenant.start_sign_in(&email).await {
+            Ok(sign_in) => self.step = Step::TenantSignIn { email, sign_in },
+            Err(error) => {
+                self.step = Step::Email {
+                    typed: email.to_string(),
+                };
+                self.notice = Some(tenant_notice(&error));
+            }
+        }
+        Ok(self.screen())
+    }
+
+    /// Tenant sign-in: the address the sign-in page sent the window to.
+    /// The person's answer goes on to setting up a key; Cancel goes back
+    /// to Email; anything else says the sign-in failed, on Email.
+    pub async fn finish_sign_in(&mut self, redirect: &Url) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("finish_sign_in"));
+        };
+        let Step::TenantSignIn { .. } = &self.step else {
+            return Err(self.wrong_step("finish_sign_in"));
+        };
+        let Step::TenantSignIn { email, sign_in } =
+            std::mem::replace(&mut self.step, Step::Welcome)
+        else {
+            unreachable!("checked above");
+        };
+        self.touch();
+        let back_to_email = Step::Email {
+            typed: email.to_string(),
+        };
+        if redirect.query() == Some(CANCEL_QUERY) {
+            self.step = back_to_email;
+            return Ok(self.screen());
+        }
+        match tenant.finish_sign_in(sign_in, &email, redirect).await {
+            Ok(person) => {
+                self.start_tenant_key(&*tenant, person).await?;
+            }
+            Err(error) => {
+                self.step = back_to_email;
+                self.notice = Some(tenant_notice(&error));
+            }
+        }
+        Ok(self.screen())
+    }
+
+    /// Asks the tenant for fresh options and the plugged-in key to answer
+    /// them; true when the key is asked. If the tenant fails, the kiosk
+    /// goes back to Welcome with the reason: the sign-in is spent.
+    async fn start_tenant_key(
+        &mut self,
+        tenant: &dyn Tenant,
+        person: TenantPerson,
+    ) -> Result<bool, KioskError> {
+        match tenant.key_options(&person).await {
+            Ok(mut options) => {
+                // Options already past their deadline on this kiosk's clock
+                // mean the clock is ahead of the tenant's: keep the
+                // tenant's lifetime from now, or the person could never
+                // finish. (A clock behind is caught by the tenant, which
+                // refuses the late answer.)
+                let now = self.directory.now();
+                if options.expires_at <= now {
+                    tracing::warn!(%now, tenant = %options.expires_at, "this kiosk's clock is ahead of the tenant's");
+                    options.expires_at = now + KEY_OPTIONS_LIFETIME;
+                }
+                let ceremony = Ceremony::register(
+                    &self.settings.keys,
+                    options.origin.clone(),
+                    options.request.clone(),
+                );
+                self.step = Step::TenantKeySetup {
+                    person,
+                    options,
+                    ceremony,
+                };
+                Ok(true)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start a key for the tenant");
+                self.end_session_quietly().await?;
+                self.notice = Some(tenant_notice(&error));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Tenant key setup, after the key failed: asks again, with fresh
+    /// options if the tenant's have run out.
+    pub(super) async fn retry_tenant_key(&mut self) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("retry_key"));
+        };
+        let now = self.directory.now();
+        let (person, expired) = match &self.step {
+            Step::TenantKeySetup {
+                person,
+                options,
+                ceremony,
+            } if ceremony.phase().failed() => (person.clone(), now >= options.expires_at),
+            _ => return Err(self.wrong_step("retry_key")),
+        };
+        self.touch();
+        if expired {
+            self.start_tenant_key(&*tenant, person).await?;
+        } else if let Step::TenantKeySetup {
+            options, ceremony, ..
+        } = &mut self.step
+        {
+            *ceremony = Ceremony::register(
+                &self.settings.keys,
+                options.origin.clone(),
+                options.request.clone(),
+            );
+        }
+        Ok(self.screen())
+    }
+
+    /// The key answered: on to naming it.
+    pub(super) fn tenant_key_answered(
+        &mut self,
+        person: TenantPerson,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        answer: RegisterPublicKeyCredential,
+    ) {
+        let suggested = suggested_name(reported_model(&answer), self.language);
+        self.step = Step::TenantKeyName {
+            person,
+            answer: Box::new(answer),
+            expires_at,
+            suggested,
+        };
+    }
+
+    /// Tenant key name: registers the key in the tenant under `label`. An
+    /// answer that waited past the tenant's deadline is asked for again.
+    pub(super) async fn name_tenant_key(&mut self, label: &str) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("name_key"));
+        };
+        let Step::TenantKeyName {
+            person,
+            answer,
+            expires_at,
+            ..
+        } = &self.step
+        else {
+            return Err(self.wrong_step("name_key"));
+        };
+        let (person, answer, expires_at) = (person.clone(), answer.clone(), *expires_at);
+        self.touch();
+        if check_label(label).is_err() {
+            self.notice = Some(Notice::KeyNameRules {
+                max: MAX_LABEL_CHARS,
+            });
+            return Ok(self.screen());
+        }
+        if self.directory.now() >= expires_at {
+            if self.start_tenant_key(&*tenant, person).await? {
+                self.notice = Some(Notice::KeyTooLate);
+            }
+            return Ok(self.screen());
+        }
+        match tenant.register_key(&person, label, &answer).await {
+            Ok(key) => {
+                self.directory
+                    .record_entra_change(EntraChange::KeyRegistered, person.email.as_str(), &key.id)
+                    .await?;
+                self.step = Step::TenantDone { person, key };
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the tenant did not register the key");
+                if self.start_tenant_key(&*tenant, person).await? {
+                    self.notice = Some(tenant_notice(&error));
+                }
+            }
+        }
+        Ok(self.screen())
+    }
+}
+
+/// The words for a tenant's refusal (details to the log).
+fn tenant_notice(error: &TenantError) -> Notice {
+    tracing::info!(%error, "the tenant refused");
+    match error {
+        TenantError::UnknownAccount => Notice::AccountNotFound,
+        TenantError::SignInRefused(_) => Notice::SignInRefused,
+        TenantError::KeyRefused(_) => Notice::KeyRefused,
+        TenantError::Unavailable(_) => Notice::TenantUnavailable,
+    }
+}

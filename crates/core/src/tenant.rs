@@ -1,0 +1,114 @@
+//! The port to an outside tenant (Microsoft Entra ID) where people sign in
+//! with the tenant's own pass and keep their security keys. The kiosk flow
+//! talks to it through [`Tenant`]; the Entra crate implements it over
+//! Microsoft Graph, so that this crate has no HTTP in it.
+
+use crate::email::Email;
+use crate::fido::{CreationChallengeResponse, RegisterPublicKeyCredential, Url};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::any::Any;
+use thiserror::Error;
+
+/// A sign-in started at the tenant: the page to open in the kiosk window,
+/// and what the tenant must get back with the answer. Nothing in
+/// `pending` reaches the UI; dropped, it forgets the sign-in.
+pub struct TenantSignIn {
+    /// The tenant's sign-in page.
+    pub url: Url,
+    /// The state of the sign-in, known to the tenant's implementation.
+    pub pending: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for TenantSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenantSignIn(<redacted>)")
+    }
+}
+
+/// Someone the tenant signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPerson {
+    /// Their id in the tenant.
+    pub id: String,
+    /// The email typed at the kiosk.
+    pub email: Email,
+    /// Their name, when the tenant gave it.
+    pub name: Option<String>,
+}
+
+/// What a security key is asked to create for a person, and until when the
+/// tenant takes the answer.
+#[derive(Debug, Clone)]
+pub struct KeyOptions {
+    /// The request for the key.
+    pub request: CreationChallengeResponse,
+    /// The origin the key's client data names.
+    pub origin: Url,
+    /// When the tenant stops taking an answer to this request.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A key the tenant registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantKey {
+    /// Its id in the tenant.
+    pub id: String,
+    /// Its name, as the tenant keeps it.
+    pub name: String,
+    /// The model the tenant recognised, when it did.
+    pub model: Option<String>,
+}
+
+/// Why the tenant did not do what was asked. Each has its own words on
+/// screen; the details go to the log.
+#[derive(Debug, Error)]
+pub enum TenantError {
+    /// No account of the tenant has this email.
+    #[error("no account in the tenant has this email")]
+    UnknownAccount,
+    /// The sign-in did not give the person whose email was typed (cancelled,
+    /// refused, or an answer that fails its checks).
+    #[error("the sign-in was refused: {0}")]
+    SignInRefused(String),
+    /// The tenant refused the key (policy, a key registered already, an
+    /// answer too late).
+    #[error("the tenant refused the key: {0}")]
+    KeyRefused(String),
+    /// The tenant could not be reached or failed.
+    #[error("the tenant cannot be reached: {0}")]
+    Unavailable(String),
+}
+
+/// A tenant: where people sign in and keep their keys.
+#[async_trait]
+pub trait Tenant: Send + Sync + std::fmt::Debug {
+    /// Where the tenant's sign-in page sends the person back. The kiosk
+    /// window never loads it: the app catches the navigation.
+    fn redirect_uri(&self) -> &Url;
+
+    /// Whether the kiosk window may show a page of `host` during a sign-in.
+    fn allows_host(&self, host: &str) -> bool;
+
+    /// Starts a sign-in for the account of `email`.
+    async fn start_sign_in(&self, email: &Email) -> Result<TenantSignIn, TenantError>;
+
+    /// Finishes `sign_in` with the address the page sent the window to.
+    async fn finish_sign_in(
+        &self,
+        sign_in: TenantSignIn,
+        email: &Email,
+        redirect: &Url,
+    ) -> Result<TenantPerson, TenantError>;
+
+    /// Fresh options for a new key of `person`.
+    async fn key_options(&self, person: &TenantPerson) -> Result<KeyOptions, TenantError>;
+
+    /// Registers the key's `answer` to `person` under `name`.
+    async fn register_key(
+        &self,
+        person: &TenantPerson,
+        name: &str,
+        answer: &RegisterPublicKeyCredential,
+    ) -> Result<TenantKey, TenantError>;
+}

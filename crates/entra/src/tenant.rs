@@ -1,0 +1,132 @@
+//! The kiosk's [`Tenant`] on Microsoft Entra ID: the person's account
+//! found by the email typed (their user principal name), Microsoft's own
+//! sign-in page for their Entra pass, and their new key registered through
+//! Graph.
+
+use crate::graph::{EntraError, Graph};
+use crate::signin::{SignIn, SignInError};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use tapkiosk_core::Email;
+use tapkiosk_core::fido::{RegisterPublicKeyCredential, Url};
+use tapkiosk_core::tenant::{
+    KeyOptions, Tenant, TenantError, TenantKey, TenantPerson, TenantSignIn,
+};
+
+/// An Entra tenant, through the kiosk's app.
+#[derive(Debug)]
+pub struct EntraTenant {
+    graph: Arc<Graph>,
+    redirect_uri: Url,
+    hosts: Vec<String>,
+}
+
+impl EntraTenant {
+    /// The tenant `graph` signs in to; its sign-in window may show the
+    /// authority's host and the configured federation hosts.
+    pub fn new(graph: Arc<Graph>) -> Self {
+        let settings = graph.settings();
+        let mut hosts = settings.sign_in_hosts.clone();
+        hosts.extend(settings.authority.host_str().map(str::to_ascii_lowercase));
+        Self {
+            redirect_uri: settings.redirect_uri.clone(),
+            graph,
+            hosts,
+        }
+    }
+}
+
+fn unavailable(error: EntraError) -> TenantError {
+    TenantError::Unavailable(error.to_string())
+}
+
+/// Refusals of a request the person's own key or account caused, told
+/// apart from an unreachable tenant.
+fn refused(error: EntraError) -> TenantError {
+    match error {
+        EntraError::Graph { status, .. } if (400..500).contains(&status) && status != 429 => {
+            TenantError::KeyRefused(error.to_string())
+        }
+        other => unavailable(other),
+    }
+}
+
+#[async_trait]
+impl Tenant for EntraTenant {
+    fn redirect_uri(&self) -> &Url {
+        &self.redirect_uri
+    }
+
+    fn allows_host(&self, host: &str) -> bool {
+        self.hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    }
+
+    async fn start_sign_in(&self, email: &Email) -> Result<TenantSignIn, TenantError> {
+        let path = format!(
+            "/users/{}?$select=id",
+            crate::check::url_path(email.as_str())
+        );
+        let found = match self.graph.get(&path).await {
+            Ok(found) => found,
+            Err(EntraError::Graph { status: 404, .. }) => return Err(TenantError::UnknownAccount),
+            Err(error) => return Err(unavailable(error)),
+        };
+        let Some(id) = found.get("id").and_then(Value::as_str) else {
+            return Err(TenantError::Unavailable(format!("{path}: no id")));
+        };
+        let sign_in = self
+            .graph
+            .start_sign_in(id, email.as_str(), self.redirect_uri.as_str())
+            .await
+            .map_err(unavailable)?;
+        Ok(TenantSignIn {
+            url: sign_in.url.clone(),
+            pending: Box::new(sign_in),
+        })
+    }
+
+    async fn finish_sign_in(
+        &self,
+        sign_in: TenantSignIn,
+        email: &Email,
+        redirect: &Url,
+    ) -> Result<TenantPerson, TenantError> {
+        let Ok(sign_in) = sign_in.pending.downcast::<SignIn>() else {
+            return Err(TenantError::SignInRefused("not an Entra sign-in".into()));
+        };
+        match self.graph.finish_sign_in(*sign_in, redirect).await {
+            Ok(signed_in) => Ok(TenantPerson {
+                id: signed_in.id,
+                email: email.clone(),
+                name: signed_in.name,
+            }),
+            Err(SignInError::Entra(error)) => Err(unavailable(error)),
+            Err(refused) => Err(TenantError::SignInRefused(refused.to_string())),
+        }
+    }
+
+    async fn key_options(&self, person: &TenantPerson) -> Result<KeyOptions, TenantError> {
+        crate::keys::creation_options(&self.graph, &person.id)
+            .await
+            .map_err(refused)
+    }
+
+    async fn register_key(
+        &self,
+        person: &TenantPerson,
+        name: &str,
+        answer: &RegisterPublicKeyCredential,
+    ) -> Result<TenantKey, TenantError> {
+        let key = crate::keys::register_key(&self.graph, &person.id, name, answer)
+            .await
+            .map_err(refused)?;
+        Ok(TenantKey {
+            id: key.id,
+            name: key.display_name,
+            model: key.model,
+        })
+    }
+}

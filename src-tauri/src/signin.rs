@@ -1,0 +1,119 @@
+//! The tenant's sign-in page in the kiosk window. The window goes to the
+//! page and comes back to the app when the page sends it to the redirect
+//! URI (caught, never loaded), when the person presses Cancel on the bar
+//! laid over the page, or when the kiosk resets while the page is shown.
+//! Meanwhile the window may show only the tenant's hosts.
+
+use crate::AppState;
+use std::sync::atomic::Ordering;
+use tapkiosk_core::fido::Url;
+use tapkiosk_core::kiosk::CANCEL_QUERY;
+use tapkiosk_core::tenant::Tenant;
+use tauri::{AppHandle, Manager, Runtime, WebviewWindow};
+
+/// How often the kiosk is ticked while its own page is away.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The bar laid over the tenant's pages: the only way out of them but the
+/// sign-in itself. The app's own pages are left alone.
+pub fn cancel_bar(tenant: &dyn Tenant) -> String {
+    let mut cancel = tenant.redirect_uri().clone();
+    cancel.set_query(Some(CANCEL_QUERY));
+    let cancel = serde_json::to_string(cancel.as_str()).unwrap_or_default();
+    include_str!("cancel_bar.js").replace("CANCEL_URL", &cancel)
+}
+
+/// Whether the window may go to `url`: the redirect URI is caught and
+/// handed to the kiosk; the tenant's hosts only while its page is shown.
+pub fn allow<R: Runtime>(app: &AppHandle<R>, url: &Url) -> Option<bool> {
+    let state = app.try_state::<AppState>()?;
+    let tenant = state.tenant.clone()?;
+    if same_place(tenant.redirect_uri(), url) {
+        let (app, url) = (app.clone(), url.clone());
+        tauri::async_runtime::spawn(async move { come_back(&app, Some(&url)).await });
+        return Some(false);
+    }
+    let on_page = state.on_tenant_page.load(Ordering::SeqCst);
+    let host = url.host_str().unwrap_or_default();
+    let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback(url));
+    Some(on_page && secure && tenant.allows_host(host))
+}
+
+fn same_place(expected: &Url, url: &Url) -> bool {
+    expected.scheme() == url.scheme()
+        && expected.host() == url.host()
+        && expected.port_or_known_default() == url.port_or_known_default()
+        && expected.path() == url.path()
+}
+
+fn loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
+/// Sends the kiosk window to the tenant's page, if the kiosk is on it,
+/// and keeps the kiosk ticking meanwhile.
+pub async fn open_page_if_asked<R: Runtime>(window: &WebviewWindow<R>, state: &AppState) {
+    let Some(page) = state.kiosk.lock().await.sign_in_page().cloned() else {
+        return;
+    };
+    if let Ok(app_page) = window.url() {
+        *state.app_page.lock().await = Some(app_page);
+    }
+    state.on_tenant_page.store(true, Ordering::SeqCst);
+    if let Err(e) = window.navigate(page) {
+        tracing::error!(%e, "cannot open the sign-in page");
+        come_back(window.app_handle(), None).await;
+        return;
+    }
+    tauri::async_runtime::spawn(tick_while_away(window.app_handle().clone()));
+}
+
+/// The app's page ticks the kiosk every second; while the tenant's page is
+/// shown this does, so that idle and session ends still reset the kiosk,
+/// and brings the app back when the kiosk has left the sign-in step.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the pace of polling, not a rule of time: the kiosk's clock decides when it resets"
+)]
+async fn tick_while_away<R: Runtime>(app: AppHandle<R>) {
+    let state = app.state::<AppState>();
+    while state.on_tenant_page.load(Ordering::SeqCst) {
+        tokio::time::sleep(TICK).await;
+        let mut kiosk = state.kiosk.lock().await;
+        if let Err(e) = kiosk.tick().await {
+            tracing::error!(%e, "the kiosk cannot tick");
+        }
+        let left = kiosk.sign_in_page().is_none();
+        drop(kiosk);
+        if left {
+            come_back(&app, None).await;
+        }
+    }
+}
+
+/// Brings the kiosk window back to the app, first giving the kiosk the
+/// address the tenant's page sent it to.
+async fn come_back<R: Runtime>(app: &AppHandle<R>, redirect: Option<&Url>) {
+    let state = app.state::<AppState>();
+    if let Some(redirect) = redirect {
+        let finished = state.kiosk.lock().await.finish_sign_in(redirect).await;
+        if let Err(e) = finished {
+            tracing::error!(%e, "cannot finish the sign-in");
+        }
+    }
+    if !state.on_tenant_page.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let page = state.app_page.lock().await.take();
+    let window = app.get_webview_window("kiosk");
+    if let (Some(window), Some(page)) = (window, page)
+        && let Err(e) = window.navigate(page)
+    {
+        tracing::error!(%e, "cannot bring the kiosk back from the sign-in page");
+    }
+}

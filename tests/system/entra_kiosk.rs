@@ -1,0 +1,193 @@
+//! The kiosk flow on an Entra tenant (the fake, to Microsoft's contract):
+//! the email, the tenant's own sign-in page with its pass, then a key
+//! registered into the tenant with the screens of a local key.
+
+use crate::entra_sign_in::{issue_pass, type_pass_on_the_page};
+use crate::security_keys::{key_phase, wait_until};
+use std::sync::Arc;
+use tapkiosk_core::fido::Url;
+use tapkiosk_core::fido::ceremony::{KeySource, Phase};
+use tapkiosk_core::fido::soft::SoftCtapToken;
+use tapkiosk_core::kiosk::{CANCEL_QUERY, Kiosk, KioskSettings, Language, Notice, StepView};
+use tapkiosk_core::{Clock as _, SystemClock};
+use tapkiosk_entra::{EntraTenant, Graph};
+use tapkiosk_fake_entra::FakeEntra;
+use tapkiosk_tests::TestDirectory;
+
+const ADA: &str = "ada@contoso.onmicrosoft.com";
+const GRACE_ID: &str = "b2f1a9c3-0000-4000-8000-000000000001";
+const PIN: &str = "2468";
+
+/// A kiosk on the fake tenant with a software key, the directory's clock
+/// set to the wall clock the fake reads.
+fn kiosk_on_tenant(t: &TestDirectory) -> (FakeEntra, Arc<Graph>, Kiosk) {
+    t.clock.set(SystemClock.now());
+    let (fake, graph) = crate::fake_tenant_at(Arc::new(t.clock.clone()));
+    let graph = Arc::new(graph);
+    let (key, _) = SoftCtapToken::generate().unwrap();
+    let settings = KioskSettings {
+        organisation: "Contoso".into(),
+        languages: vec![Language::En, Language::Fr],
+        idle_timeout: chrono::TimeDelta::seconds(120),
+        relying_party: None,
+        keys: KeySource::Soft(Arc::new(key)),
+        tenant: Some(Arc::new(EntraTenant::new(graph.clone()))),
+    };
+    (fake, graph, Kiosk::new(t.directory.clone(), settings))
+}
+
+/// Ada types her email and, on the tenant's page, her pass: the address
+/// the page sends the window to.
+async fn sign_in_on_the_page(kiosk: &mut Kiosk, pass: &str) -> Url {
+    let page = kiosk.submit_email(ADA).await.unwrap();
+    assert_eq!(page.step, StepView::TenantSignIn { email: ADA.into() });
+    let url = kiosk.sign_in_page().unwrap().clone();
+    type_pass_on_the_page(&url, pass).await.unwrap()
+}
+
+/// Gives the key its PIN (setting it first) until it answers.
+async fn answer_with_the_key(kiosk: &mut Kiosk) -> StepView {
+    loop {
+        let screen = wait_until(kiosk, |s| {
+            matches!(key_phase(s), Some(Phase::SetPin | Phase::EnterPin { .. }))
+                || matches!(s, StepView::KeyName { .. })
+        })
+        .await;
+        match key_phase(&screen.step) {
+            Some(Phase::SetPin) => kiosk.key_pin(PIN, Some(PIN)).await.unwrap(),
+            Some(_) => kiosk.key_pin(PIN, None).await.unwrap(),
+            None => return screen.step,
+        };
+    }
+}
+
+async fn a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra(t: TestDirectory) {
+    let (_fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    let StepView::Welcome { security_keys, .. } = kiosk.screen().step else {
+        panic!("not on Welcome");
+    };
+    assert!(!security_keys, "Test my key checks local keys only");
+    kiosk.start(Language::Fr).await.unwrap();
+
+    // An email the tenant does not know is said on Email.
+    let unknown = kiosk
+        .submit_email("nobody@contoso.onmicrosoft.com")
+        .await
+        .unwrap();
+    assert_eq!(unknown.notice, Some(Notice::AccountNotFound));
+    assert!(kiosk.sign_in_page().is_none());
+
+    // Cancel on the tenant's page comes back to Email, the email kept.
+    let pass = issue_pass(&graph, ADA, true).await;
+    kiosk.submit_email(ADA).await.unwrap();
+    let page = kiosk.sign_in_page().unwrap().clone();
+    let asked: std::collections::BTreeMap<_, _> = page.query_pairs().into_owned().collect();
+    assert_eq!(asked["login_hint"], ADA);
+    let mut cancel = Url::parse(tapkiosk_core::config::ENTRA_REDIRECT_URI).unwrap();
+    cancel.set_query(Some(CANCEL_QUERY));
+    let cancelled = kiosk.finish_sign_in(&cancel).await.unwrap();
+    assert_eq!(cancelled.step, StepView::Email { email: ADA.into() });
+    assert_eq!(cancelled.language, Language::Fr);
+
+    // The pass on the page, then the key with the usual screens.
+    let back = sign_in_on_the_page(&mut kiosk, &pass).await;
+    let setup = kiosk.finish_sign_in(&back).await.unwrap();
+    assert!(matches!(setup.step, StepView::KeySetup { .. }), "{setup:?}");
+    assert_eq!(setup.progress, Some((3, 4)));
+    let named = answer_with_the_key(&mut kiosk).await;
+    assert_eq!(
+        named,
+        StepView::KeyName {
+            suggested: "Software key (test)".into()
+        }
+    );
+    let empty = kiosk.name_key(" ").await.unwrap();
+    assert_eq!(empty.notice, Some(Notice::KeyNameRules { max: 64 }));
+    let done = kiosk.name_key("Clé d'Ada").await.unwrap();
+    assert_eq!(
+        done.step,
+        StepView::TenantKeyRegistered {
+            name: "Ada Lovelace".into(),
+            key_name: "Clé d'Ada".into(),
+            model: Some("Software key (test)".into()),
+        }
+    );
+
+    // The tenant has the key; the local log says who registered it.
+    let keys = graph
+        .get("/users/ada@contoso.onmicrosoft.com/authentication/fido2Methods")
+        .await
+        .unwrap();
+    let names: Vec<_> = keys["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["displayName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Clé d'Ada"]);
+    assert!(
+        crate::audit_kinds(&t)
+            .await
+            .contains(&"entra_key_registered".to_string())
+    );
+    t.clock.advance(tapkiosk_core::kiosk::DONE_RESET);
+    let reset = kiosk.tick().await.unwrap();
+    assert!(matches!(reset.step, StepView::Welcome { .. }));
+}
+
+async fn an_answer_after_entras_deadline_is_asked_for_again(t: TestDirectory) {
+    let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    let pass = issue_pass(&graph, ADA, false).await;
+    kiosk.start(Language::En).await.unwrap();
+    let back = sign_in_on_the_page(&mut kiosk, &pass).await;
+    kiosk.finish_sign_in(&back).await.unwrap();
+    answer_with_the_key(&mut kiosk).await;
+    // Entra's challenge lasts 5 minutes.
+    t.clock.advance(chrono::TimeDelta::minutes(6));
+    fake.change(|tenant| tenant.clock_ahead = 6 * 60);
+    let late = kiosk.name_key("Ada's key").await.unwrap();
+    assert_eq!(late.notice, Some(Notice::KeyTooLate));
+    assert!(matches!(late.step, StepView::KeySetup { .. }));
+    answer_with_the_key(&mut kiosk).await;
+    let done = kiosk.name_key("Ada's key").await.unwrap();
+    assert!(
+        matches!(done.step, StepView::TenantKeyRegistered { .. }),
+        "{done:?}"
+    );
+}
+
+async fn a_sign_in_that_fails_its_checks_starts_over_at_email(t: TestDirectory) {
+    let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    let pass = issue_pass(&graph, ADA, false).await;
+    kiosk.start(Language::En).await.unwrap();
+
+    // A forged answer (not this sign-in's state).
+    kiosk.submit_email(ADA).await.unwrap();
+    let mut forged = Url::parse(tapkiosk_core::config::ENTRA_REDIRECT_URI).unwrap();
+    forged.set_query(Some("code=stolen&state=guessed"));
+    let refused = kiosk.finish_sign_in(&forged).await.unwrap();
+    assert_eq!(refused.notice, Some(Notice::SignInRefused));
+    assert_eq!(refused.step, StepView::Email { email: ADA.into() });
+
+    // A token for someone else than the email typed.
+    fake.change(|tenant| {
+        let mut claims = serde_json::Map::new();
+        claims.insert("oid".into(), GRACE_ID.into());
+        tenant.id_token_tampering = (claims, false);
+    });
+    let back = sign_in_on_the_page(&mut kiosk, &pass).await;
+    let other = kiosk.finish_sign_in(&back).await.unwrap();
+    assert_eq!(other.notice, Some(Notice::SignInRefused));
+    assert!(kiosk.sign_in_page().is_none());
+
+    // A tenant that cannot be reached is said as such.
+    drop(fake);
+    let away = kiosk.submit_email(ADA).await.unwrap();
+    assert_eq!(away.notice, Some(Notice::TenantUnavailable));
+}
+
+tapkiosk_tests::on_both_backends!(
+    a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra,
+    an_answer_after_entras_deadline_is_asked_for_again,
+    a_sign_in_that_fails_its_checks_starts_over_at_email,
+);
