@@ -30,7 +30,10 @@ fn wait_for(ceremony: &Ceremony, wanted: impl Fn(&Phase) -> bool) -> Phase {
 
 /// Asks `key` for a credential for Ada with Entra's options, giving its PIN
 /// (setting it first if it has none); the answer, or where the key stopped.
-async fn ask_key(graph: &Graph, key: &KeySource) -> Result<RegisterPublicKeyCredential, Phase> {
+pub(crate) async fn ask_key(
+    graph: &Graph,
+    key: &KeySource,
+) -> Result<RegisterPublicKeyCredential, Phase> {
     let options = creation_options(graph, ADA).await.unwrap();
     assert_eq!(options.origin.as_str(), "https://login.microsoft.com/");
     let ceremony = Ceremony::register(key, options.origin, options.request);
@@ -47,7 +50,7 @@ async fn ask_key(graph: &Graph, key: &KeySource) -> Result<RegisterPublicKeyCred
     }
 }
 
-fn soft_key() -> KeySource {
+pub(crate) fn soft_key() -> KeySource {
     let (token, _) = SoftCtapToken::generate().unwrap();
     KeySource::Soft(Arc::new(token))
 }

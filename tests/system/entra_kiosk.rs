@@ -125,11 +125,14 @@ async fn a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra(t
         .map(|k| k["displayName"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["Clé d'Ada"]);
-    assert!(
-        crate::audit_kinds(&t)
-            .await
-            .contains(&"entra_key_registered".to_string())
-    );
+    let log = t.directory.audit_log(&Default::default()).await.unwrap();
+    let registered = log
+        .iter()
+        .find(|r| r.kind == "entra_key_registered")
+        .unwrap();
+    assert_eq!(registered.detail["entra_user"], ADA);
+    let request_id = registered.detail["request_id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{request_id}");
     t.clock.advance(tapkiosk_core::kiosk::DONE_RESET);
     let reset = kiosk.tick().await.unwrap();
     assert!(matches!(reset.step, StepView::Welcome { .. }));

@@ -58,6 +58,8 @@ pub struct TenantKey {
     pub name: String,
     /// The model the tenant recognised, when it did.
     pub model: Option<String>,
+    /// The tenant's id of the request that registered it, for support.
+    pub request_id: Option<String>,
 }
 
 /// Why the tenant did not do what was asked. Each has its own words on

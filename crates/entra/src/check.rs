@@ -228,7 +228,7 @@ async fn targeted(graph: &Graph, user: &str, id: &str, name: &str, policy: &Valu
         }
         let body = serde_json::json!({ "groupIds": asked });
         let path = format!("/users/{id}/checkMemberGroups");
-        let answer = graph.post(&path, &body).await?;
+        let answer = graph.post(&path, &body).await?.body;
         Ok::<_, EntraError>(
             answer
                 .get("value")

@@ -1,6 +1,10 @@
 //! Microsoft Graph as the kiosk's app: an app-only token from the tenant's
 //! token endpoint (client credentials), kept until shortly before it
-//! expires, and Graph requests with Graph's error shape read back.
+//! expires, and Graph requests with Graph's error shape read back. As
+//! Microsoft's throttling guidance asks, a 429, 503 or 504 is tried again
+//! after the `Retry-After` Graph gave (else after a doubling back-off), a
+//! few times; a token Graph no longer takes is renewed once; every answer's
+//! `request-id` is kept for support and the audit log.
 
 use crate::credential::Credential;
 use base64::Engine as _;
@@ -14,6 +18,42 @@ use zeroize::Zeroizing;
 
 /// A token is fetched again this long before it expires.
 const TOKEN_MARGIN: i64 = 5 * 60;
+/// Tries of one Graph request that Graph throttles or cannot serve.
+pub const GRAPH_TRIES: u32 = 5;
+/// The longest wait before trying again, whatever `Retry-After` says.
+const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How the client waits before trying again: the runtime's timer, or in
+/// tests a recorder, so that a test checks the waits without taking them.
+#[async_trait::async_trait]
+pub trait Pause: Send + Sync {
+    /// Waits `how_long`.
+    async fn pause(&self, how_long: std::time::Duration);
+}
+
+/// The runtime's timer.
+#[derive(Debug)]
+pub struct Timer;
+
+#[async_trait::async_trait]
+impl Pause for Timer {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "Graph's Retry-After is a real wait; tests inject a recorder"
+    )]
+    async fn pause(&self, how_long: std::time::Duration) {
+        tokio::time::sleep(how_long).await;
+    }
+}
+
+/// A Graph answer, with the id Graph gave the request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The JSON body (`null` for none).
+    pub body: serde_json::Value,
+    /// Graph's `request-id`, for support and the audit log.
+    pub request_id: Option<String>,
+}
 
 /// What went wrong talking to Entra or Graph.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +77,7 @@ pub enum EntraError {
         description: String,
     },
     /// Graph answered with an error.
-    #[error("Microsoft Graph refused {what} ({status} {code}): {message}")]
+    #[error("Microsoft Graph refused {what} ({status} {code}): {message}{}", shown_id(.request_id))]
     Graph {
         /// The request.
         what: String,
@@ -47,6 +87,8 @@ pub enum EntraError {
         code: String,
         /// Graph's message.
         message: String,
+        /// Graph's `request-id`, for Microsoft's support.
+        request_id: Option<String>,
     },
     /// An answer that does not have the documented shape.
     #[error("unexpected answer from {url}: {reason}")]
@@ -59,6 +101,13 @@ pub enum EntraError {
     /// The credential could not be used.
     #[error("{0}")]
     Credential(String),
+}
+
+fn shown_id(request_id: &Option<String>) -> String {
+    request_id
+        .as_ref()
+        .map(|id| format!(" [request-id {id}]"))
+        .unwrap_or_default()
 }
 
 /// Plain words for the sign-in errors IT meets while setting up the app
@@ -129,6 +178,7 @@ pub struct Graph {
     credential: Credential,
     token: Mutex<Option<AppToken>>,
     clock: Arc<dyn Clock>,
+    pause: Arc<dyn Pause>,
 }
 
 impl std::fmt::Debug for Graph {
@@ -145,6 +195,7 @@ impl Graph {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, EntraError> {
         let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| EntraError::Credential(e.to_string()))?;
@@ -154,7 +205,14 @@ impl Graph {
             credential,
             token: Mutex::new(None),
             clock,
+            pause: Arc::new(Timer),
         })
+    }
+
+    /// The same client, waiting with `pause` before it tries again.
+    pub fn pausing_with(mut self, pause: Arc<dyn Pause>) -> Self {
+        self.pause = pause;
+        self
     }
 
     /// The tenant and app.
@@ -316,55 +374,146 @@ impl Graph {
 
     /// `GET {graph}/v1.0{path}`: the JSON answer.
     pub async fn get(&self, path: &str) -> Result<serde_json::Value, EntraError> {
-        self.call(reqwest::Method::GET, path, None).await
+        let url = self.graph_url(path);
+        Ok(self
+            .call(reqwest::Method::GET, path, &url, None)
+            .await?
+            .body)
     }
 
-    /// `DELETE {graph}/v1.0{path}`.
-    pub async fn delete(&self, path: &str) -> Result<(), EntraError> {
-        self.call(reqwest::Method::DELETE, path, None)
+    /// `GET {graph}/v1.0{path}` of a collection: every page's `value`,
+    /// following `@odata.nextLink` (only to this Graph: a link elsewhere
+    /// would be sent the app's token).
+    pub async fn get_all(&self, path: &str) -> Result<Vec<serde_json::Value>, EntraError> {
+        let mut url = self.graph_url(path);
+        let mut items = Vec::new();
+        loop {
+            let page = self
+                .call(reqwest::Method::GET, path, &url, None)
+                .await?
+                .body;
+            if let Some(value) = page.get("value").and_then(serde_json::Value::as_array) {
+                items.extend(value.iter().cloned());
+            }
+            match page
+                .get("@odata.nextLink")
+                .and_then(serde_json::Value::as_str)
+            {
+                None => return Ok(items),
+                Some(next) if self.is_graph(next) => url = next.to_string(),
+                Some(next) => {
+                    return Err(unexpected(
+                        path,
+                        format!("a next page outside Graph: {}", host_of(next)),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether `link` is on this client's Graph (scheme, host and port).
+    fn is_graph(&self, link: &str) -> bool {
+        let graph = &self.settings.graph;
+        url::Url::parse(link).is_ok_and(|link| {
+            link.scheme() == graph.scheme()
+                && link.host() == graph.host()
+                && link.port_or_known_default() == graph.port_or_known_default()
+        })
+    }
+
+    /// `DELETE {graph}/v1.0{path}`: Graph's request id.
+    pub async fn delete(&self, path: &str) -> Result<Answer, EntraError> {
+        let url = self.graph_url(path);
+        self.call(reqwest::Method::DELETE, path, &url, None).await
+    }
+
+    /// `POST {graph}/v1.0{path}` with a JSON body: the answer and its
+    /// request id.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<Answer, EntraError> {
+        let url = self.graph_url(path);
+        self.call(reqwest::Method::POST, path, &url, Some(body))
             .await
-            .map(drop)
     }
 
-    /// `POST {graph}/v1.0{path}` with a JSON body: the JSON answer.
-    pub async fn post(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<serde_json::Value, EntraError> {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    /// A Graph request as the app: the JSON answer (`null` for none).
+    /// A Graph request as the app, tried again as Graph's throttling
+    /// guidance says, with a fresh token once if Graph refuses the kept one.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
+        url: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<serde_json::Value, EntraError> {
-        let url = self.graph_url(path);
-        let token = self.token().await?;
-        let mut request = self.http.request(method, &url).bearer_auth(token.as_str());
-        if let Some(body) = body {
-            request = request.json(body);
+    ) -> Result<Answer, EntraError> {
+        let mut renewed = false;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let token = self.token().await?;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(token.as_str());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+            let status = response.status().as_u16();
+            let wait = retry_after(&response);
+            match read_answer(path, url, response).await {
+                Err(EntraError::Graph { status: 401, .. }) if !renewed => {
+                    tracing::info!(path, "Graph refused the app's token; renewing it");
+                    renewed = true;
+                    *self.token.lock().await = None;
+                }
+                Err(error) if matches!(status, 429 | 503 | 504) && tries < GRAPH_TRIES => {
+                    let wait = wait.unwrap_or_else(|| back_off(tries)).min(LONGEST_WAIT);
+                    tracing::warn!(path, status, ?wait, %error, "Graph asks to try again later");
+                    self.pause.pause(wait).await;
+                }
+                answer => return answer,
+            }
         }
-        let response = request.send().await.map_err(|e| unreachable(&url, &e))?;
-        read_answer(path, &url, response).await
     }
+}
+
+/// The wait before try `tries + 1` when Graph does not say: 1, 2, 4, 8 s.
+fn back_off(tries: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1 << (tries - 1).min(6))
+}
+
+/// Graph's `Retry-After`, in seconds.
+fn retry_after(response: &reqwest::Response) -> Option<std::time::Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+    Some(std::time::Duration::from_secs(seconds))
+}
+
+fn host_of(link: &str) -> String {
+    url::Url::parse(link)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_else(|| "an address that does not parse".into())
 }
 
 async fn read_answer(
     path: &str,
     url: &str,
     response: reqwest::Response,
-) -> Result<serde_json::Value, EntraError> {
+) -> Result<Answer, EntraError> {
     let status = response.status();
+    let request_id = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let body = response.text().await.map_err(|e| unreachable(url, &e))?;
     if status.is_success() {
-        if body.trim().is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        return serde_json::from_str(&body).map_err(|e| unexpected(url, e.to_string()));
+        let body = if body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&body).map_err(|e| unexpected(url, e.to_string()))?
+        };
+        return Ok(Answer { body, request_id });
     }
     let refused: GraphErrorBody = serde_json::from_str(&body)
         .map_err(|_| unexpected(url, format!("{status} without a Graph error body")))?;
@@ -373,6 +522,7 @@ async fn read_answer(
         status: status.as_u16(),
         code: refused.error.code,
         message: refused.error.message,
+        request_id,
     })
 }
 
@@ -408,4 +558,46 @@ fn roles_of(token: &str) -> Option<Vec<String>> {
             })
             .unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapkiosk_core::config::{EntraCredential, EntraSettings};
+
+    fn graph_at(base: &str) -> Graph {
+        let url = url::Url::parse(base).unwrap();
+        let settings = EntraSettings {
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            authority: url.clone(),
+            graph: url,
+            credential: EntraCredential::SecretInOsStore,
+            redirect_uri: url::Url::parse("http://localhost/signed-in").unwrap(),
+            sign_in_hosts: Vec::new(),
+        };
+        let credential = Credential::Secret(Zeroizing::new("s".into()));
+        Graph::new(settings, credential, Arc::new(tapkiosk_core::SystemClock)).unwrap()
+    }
+
+    #[test]
+    fn a_next_page_is_followed_only_on_this_graph() {
+        let graph = graph_at("https://graph.microsoft.com");
+        assert!(graph.is_graph("https://graph.microsoft.com/v1.0/users?$skiptoken=X"));
+        assert!(graph.is_graph("https://graph.microsoft.com:443/v1.0/users"));
+        for elsewhere in [
+            "https://graph.microsoft.com.evil.example/v1.0/users",
+            "http://graph.microsoft.com/v1.0/users",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "not a link",
+        ] {
+            assert!(!graph.is_graph(elsewhere), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn the_back_off_doubles_and_stops_growing() {
+        let seconds: Vec<u64> = (1..=9).map(|n| back_off(n).as_secs()).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 64, 64]);
+    }
 }

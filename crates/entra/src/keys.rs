@@ -25,6 +25,8 @@ pub struct EntraKey {
     pub model: Option<String>,
     /// The key's AAGUID, as Entra read it.
     pub aaguid: Option<String>,
+    /// Graph's id of the request that registered it.
+    pub request_id: Option<String>,
 }
 
 fn path_of(user: &str) -> String {
@@ -94,16 +96,30 @@ pub async fn register_key(
         },
     });
     let path = path_of(user);
-    let created = graph.post(&path, &body).await?;
-    let text = |field: &str| created.get(field).and_then(Value::as_str).map(String::from);
-    Ok(EntraKey {
-        id: text("id").ok_or_else(|| EntraError::Unexpected {
-            url: path.clone(),
-            reason: "no id".into(),
-        })?,
-        display_name: text("displayName").unwrap_or_else(|| name.to_string()),
+    let answer = graph.post(&path, &body).await?;
+    let mut key = read_key(&answer.body).ok_or_else(|| EntraError::Unexpected {
+        url: path.clone(),
+        reason: "no id".into(),
+    })?;
+    key.request_id = answer.request_id;
+    Ok(key)
+}
+
+/// The security keys registered to `user`, from every page Graph gives.
+pub async fn list(graph: &Graph, user: &str) -> Result<Vec<EntraKey>, EntraError> {
+    let items = graph.get_all(&path_of(user)).await?;
+    Ok(items.iter().filter_map(read_key).collect())
+}
+
+/// A `fido2AuthenticationMethod`; `None` without an id.
+fn read_key(method: &Value) -> Option<EntraKey> {
+    let text = |field: &str| method.get(field).and_then(Value::as_str).map(String::from);
+    Some(EntraKey {
+        id: text("id")?,
+        display_name: text("displayName").unwrap_or_default(),
         model: text("model").filter(|m| !m.is_empty()),
         aaguid: text("aaGuid"),
+        request_id: None,
     })
 }
 

@@ -26,6 +26,8 @@ pub struct EntraPass {
     /// `EnabledByPolicy`, `DisabledByPolicy`, `Expired`, `NotYetValid`,
     /// `OneTimeUsed`.
     pub reason: String,
+    /// Graph's id of the request that issued it (only from `issue`).
+    pub request_id: Option<String>,
 }
 
 /// What IT asks for; Entra's policy fills what is left out.
@@ -63,6 +65,7 @@ fn read(value: &Value) -> EntraPass {
         reason: text("methodUsabilityReason")
             .unwrap_or_default()
             .to_string(),
+        request_id: None,
     }
 }
 
@@ -95,12 +98,14 @@ pub async fn issue(
         body["isUsableOnce"] = once.into();
     }
     let created = graph.post(&path_of(user), &body).await?;
-    Ok(read(&created))
+    Ok(EntraPass {
+        request_id: created.request_id,
+        ..read(&created.body)
+    })
 }
 
-/// Removes the pass `id` of `user`.
-pub async fn revoke(graph: &Graph, user: &str, id: &str) -> Result<(), EntraError> {
-    graph
-        .delete(&format!("{}/{}", path_of(user), crate::check::url_path(id)))
-        .await
+/// Removes the pass `id` of `user`: Graph's id of the request.
+pub async fn revoke(graph: &Graph, user: &str, id: &str) -> Result<Option<String>, EntraError> {
+    let path = format!("{}/{}", path_of(user), crate::check::url_path(id));
+    Ok(graph.delete(&path).await?.request_id)
 }

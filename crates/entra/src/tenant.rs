@@ -127,6 +127,7 @@ impl Tenant for EntraTenant {
             id: key.id,
             name: key.display_name,
             model: key.model,
+            request_id: key.request_id,
         })
     }
 }

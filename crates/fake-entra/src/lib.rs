@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openssl::x509::X509;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod fido2;
@@ -67,6 +67,12 @@ pub struct Tenant {
     /// to sign them with a key the tenant does not publish: an attacker's
     /// or a broken token, for the kiosk's checks.
     pub id_token_tampering: (serde_json::Map<String, Value>, bool),
+    /// What the next Graph requests are answered, whatever they ask: a
+    /// status (429, 503, 504…) and the `Retry-After` seconds, if any.
+    pub failures: VecDeque<(u16, Option<u64>)>,
+    /// The most items a page of a collection holds; more are behind
+    /// `@odata.nextLink`.
+    pub page_size: usize,
 }
 
 /// Every permission tapkiosk asks for.
@@ -121,6 +127,8 @@ impl Tenant {
             groups: BTreeMap::new(),
             clock_ahead: 0,
             id_token_tampering: Default::default(),
+            failures: VecDeque::new(),
+            page_size: 100,
         }
     }
 
@@ -138,6 +146,10 @@ pub(crate) struct Shared {
     pub(crate) tenant: Tenant,
     /// Access tokens issued, with their roles.
     tokens: BTreeMap<String, Vec<String>>,
+    /// Access tokens that have expired (see [`FakeEntra::expire_tokens`]).
+    expired: BTreeSet<String>,
+    /// Graph requests answered.
+    graph_requests: usize,
     pub(crate) base: String,
     /// Security keys: creation options waiting for their answer, and keys
     /// registered.
@@ -176,6 +188,8 @@ impl FakeEntra {
         let shared = Arc::new(Mutex::new(Shared {
             tenant,
             tokens: BTreeMap::new(),
+            expired: BTreeSet::new(),
+            graph_requests: 0,
             base: url.clone(),
             keys: fido2::Keys::default(),
             passes: passes::Passes::default(),
@@ -208,7 +222,21 @@ impl FakeEntra {
 
     /// How many access tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> usize {
-        self.lock().tokens.len()
+        let shared = self.lock();
+        shared.tokens.len() + shared.expired.len()
+    }
+
+    /// Ends every access token issued so far, as their hour running out
+    /// would: Graph answers them 401.
+    pub fn expire_tokens(&self) {
+        let mut shared = self.lock();
+        let ended = std::mem::take(&mut shared.tokens);
+        shared.expired.extend(ended.into_keys());
+    }
+
+    /// How many Graph requests the fake has answered.
+    pub fn graph_requests(&self) -> usize {
+        self.lock().graph_requests
     }
 
     /// Changes the tenant while the fake runs.
@@ -236,6 +264,7 @@ impl Drop for FakeEntra {
 
 type State = axum::extract::State<Arc<Mutex<Shared>>>;
 
+/// Every answer carries a `request-id`, as Graph's do.
 async fn handle(
     state: State,
     method: Method,
@@ -247,24 +276,51 @@ async fn handle(
         .0
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut response = answer(&mut shared, method, uri, headers, body);
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(id) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("request-id", id);
+    }
+    response
+}
+
+fn answer(
+    shared: &mut Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
-        ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(&mut shared, tenant, &body),
+        ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(shared, tenant, &body),
         ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"])
             if shared.knows(tenant) =>
         {
-            signin::discovery(&shared, tenant)
+            signin::discovery(shared, tenant)
         }
         ("GET", [tenant, "discovery", "v2.0", "keys"]) if shared.knows(tenant) => {
-            signin::keys(&shared)
+            signin::keys(shared)
         }
         (_, [tenant, "oauth2", "v2.0", "authorize"]) if shared.knows(tenant) => {
             let posted = (method == Method::POST).then_some(&body[..]);
-            signin::authorize(&mut shared, uri.query().unwrap_or_default(), posted)
+            signin::authorize(shared, uri.query().unwrap_or_default(), posted)
         }
         (_, ["v1.0", rest @ ..]) => {
-            let roles = match bearer(&headers).and_then(|t| shared.tokens.get(&t).cloned()) {
+            shared.graph_requests += 1;
+            if let Some((status, retry_after)) = shared.tenant.failures.pop_front() {
+                return injected(status, retry_after);
+            }
+            let token = bearer(&headers);
+            if token.as_ref().is_some_and(|t| shared.expired.contains(t)) {
+                return graph_error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    "Lifetime validation failed, the token is expired.",
+                );
+            }
+            let roles = match token.and_then(|t| shared.tokens.get(&t).cloned()) {
                 Some(roles) => roles,
                 None => {
                     return graph_error(
@@ -275,12 +331,20 @@ async fn handle(
                 }
             };
             match (method.as_str(), rest) {
+                ("GET", ["users", who, "authentication", "fido2Methods"]) => {
+                    let who = url_decode(who);
+                    let Some(user) = find(&shared.tenant, &who).cloned() else {
+                        return not_found(&who);
+                    };
+                    let keys = shared.keys.of(&user.id);
+                    page(shared, &path, uri.query(), keys)
+                }
                 (_, ["users", who, "authentication", "fido2Methods", more @ ..]) => {
                     let who = url_decode(who);
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
                         return not_found(&who);
                     };
-                    let Shared { tenant, keys, .. } = &mut *shared;
+                    let Shared { tenant, keys, .. } = shared;
                     fido2::handle(keys, tenant, &roles, method.as_str(), &user, more, &body)
                 }
                 (
@@ -297,7 +361,7 @@ async fn handle(
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
                         return not_found(&who);
                     };
-                    let Shared { tenant, passes, .. } = &mut *shared;
+                    let Shared { tenant, passes, .. } = shared;
                     passes::handle(passes, tenant, &roles, method.as_str(), &user, more, &body)
                 }
                 _ => graph(&shared.tenant, &roles, method.as_str(), rest, &body),
@@ -305,6 +369,46 @@ async fn handle(
         }
         _ => graph_error(StatusCode::NOT_FOUND, "UnknownError", "Unknown path."),
     }
+}
+
+/// An injected failure, with Graph's error body and `Retry-After`.
+fn injected(status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let (code, message) = match status.as_u16() {
+        429 => ("TooManyRequests", "Too many requests."),
+        503 => (
+            "serviceNotAvailable",
+            "The service is temporarily unavailable.",
+        ),
+        504 => ("UnknownError", "Gateway timeout."),
+        _ => ("generalException", "An injected failure."),
+    };
+    let mut response = graph_error(status, code, message);
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// One page of `items`: from the `$skiptoken` the query names, at most the
+/// tenant's page size, with `@odata.nextLink` to the rest.
+fn page(shared: &Shared, path: &str, query: Option<&str>, items: Vec<Value>) -> Response {
+    let skip: usize = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("$skiptoken="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let size = shared.tenant.page_size.max(1);
+    let shown: Vec<Value> = items.iter().skip(skip).take(size).cloned().collect();
+    let mut body = json!({ "value": shown });
+    if skip + size < items.len() {
+        body["@odata.nextLink"] =
+            format!("{}{path}?$skiptoken={}", shared.base, skip + size).into();
+    }
+    axum::Json(body).into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

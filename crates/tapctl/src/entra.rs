@@ -109,13 +109,14 @@ async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -
                 );
             }
             let issued = passes::issue(graph, &user, &request).await?;
+            let request_id = issued.request_id.as_deref();
             if let Some(old) = existing.first() {
                 directory
-                    .record_entra_change(EntraChange::PassRevoked, &user, &old.id)
+                    .record_entra_change(EntraChange::PassRevoked, &user, &old.id, request_id)
                     .await?;
             }
             directory
-                .record_entra_change(EntraChange::PassIssued, &user, &issued.id)
+                .record_entra_change(EntraChange::PassIssued, &user, &issued.id, request_id)
                 .await?;
             let value = issued
                 .value
@@ -139,9 +140,14 @@ async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -
             let Some(pass) = listed.first() else {
                 bail!("{user} has no pass in the tenant");
             };
-            passes::revoke(graph, &user, &pass.id).await?;
+            let request_id = passes::revoke(graph, &user, &pass.id).await?;
             directory
-                .record_entra_change(EntraChange::PassRevoked, &user, &pass.id)
+                .record_entra_change(
+                    EntraChange::PassRevoked,
+                    &user,
+                    &pass.id,
+                    request_id.as_deref(),
+                )
                 .await?;
             say!("Removed {user}'s pass from the tenant.");
             Ok(ExitCode::SUCCESS)

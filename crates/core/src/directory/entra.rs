@@ -18,19 +18,24 @@ pub enum EntraChange {
 
 impl Directory {
     /// Records `change` to the tenant's user `user` (their user principal
-    /// name), on the method `method` (its id in Entra).
+    /// name), on the method `method` (its id in Entra), made by Graph's
+    /// request `request_id` (for Microsoft's support).
     pub async fn record_entra_change(
         &self,
         change: EntraChange,
         user: &str,
         method: &str,
+        request_id: Option<&str>,
     ) -> Result<(), DirectoryError> {
         let event = match change {
             EntraChange::PassIssued => Event::new("entra_pass_issued"),
             EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
             EntraChange::KeyRegistered => Event::new("entra_key_registered"),
         };
-        let event = event.with("entra_user", user).with("method", method);
+        let mut event = event.with("entra_user", user).with("method", method);
+        if let Some(request_id) = request_id {
+            event = event.with("request_id", request_id);
+        }
         let mut tx = self.write().await?;
         self.audit(&mut tx, event).await?;
         tx.commit().await?;

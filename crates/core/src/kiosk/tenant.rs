@@ -206,7 +206,12 @@ impl Kiosk {
         match tenant.register_key(&person, label, &answer).await {
             Ok(key) => {
                 self.directory
-                    .record_entra_change(EntraChange::KeyRegistered, person.email.as_str(), &key.id)
+                    .record_entra_change(
+                        EntraChange::KeyRegistered,
+                        person.email.as_str(),
+                        &key.id,
+                        key.request_id.as_deref(),
+                    )
                     .await?;
                 self.step = Step::TenantDone { person, key };
             }
