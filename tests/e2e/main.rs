@@ -1113,19 +1113,37 @@ async fn type_on_the_sign_in_page(kiosk: &Kiosk, pass: &str) {
     kiosk.enter("pass", pass).await;
 }
 
+/// Issues Ada a one-time pass in the tenant.
+async fn one_time_entra_pass(graph: &tapkiosk_entra::Graph) -> String {
+    let request = tapkiosk_entra::passes::PassRequest {
+        one_time: Some(true),
+        ..Default::default()
+    };
+    let issued = tapkiosk_entra::passes::issue(graph, ADA_UPN, &request)
+        .await
+        .unwrap();
+    issued.value.unwrap().to_string()
+}
+
+/// From the tenant's key setup: a new PIN, the PIN, the key's name, until
+/// the tenant has it.
+async fn key_into_entra(kiosk: &Kiosk, name: &str) {
+    kiosk.wait_for_step("key_setup").await;
+    wait_for_key(kiosk, "setup", "set_pin").await;
+    set_new_pin(kiosk).await;
+    wait_for_key(kiosk, "setup", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("key_name").await;
+    kiosk.enter("key-name", name).await;
+    kiosk.wait_for_step("tenant_key_registered").await;
+}
+
 /// A new hire at a kiosk on Entra: the email, Microsoft's page (the fake's)
 /// in the locked kiosk window with its Cancel bar, the Entra pass there,
 /// then a security key registered into the tenant.
 async fn a_new_hire_registers_a_key_into_entra_with_an_entra_pass(language: &'static str) {
     let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
-    let request = tapkiosk_entra::passes::PassRequest {
-        one_time: Some(true),
-        ..Default::default()
-    };
-    let issued = tapkiosk_entra::passes::issue(&graph, ADA_UPN, &request)
-        .await
-        .unwrap();
-    let pass = issued.value.unwrap().to_string();
+    let pass = one_time_entra_pass(&graph).await;
     let mut kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
     kiosk
         .click(&format!("button[data-language='{language}']"))
@@ -1138,7 +1156,14 @@ async fn a_new_hire_registers_a_key_into_entra_with_an_entra_pass(language: &'st
     // The tenant's page, with the kiosk's way back laid over it.
     let cancel = kiosk.wait_for(By::Css("#tapkiosk-cancel a")).await;
     kiosk.screenshot_of_page("entra-sign-in").await;
-    // The page cannot take the kiosk to the web.
+    // The page gets no Tauri command, and cannot take the kiosk to the web.
+    let ipc = "const done = arguments[arguments.length - 1]; \
+        const ipc = window.__TAURI_INTERNALS__; \
+        if (!ipc) { done('no ipc'); return; } \
+        ipc.invoke('screen').then(() => done('answered'), (e) => done('refused: ' + e));";
+    let asked = kiosk.driver.execute_async(ipc, vec![]).await.unwrap();
+    let asked = asked.json().as_str().unwrap().to_string();
+    assert_ne!(asked, "answered", "the tenant's page called the kiosk");
     let away = "location.href = 'https://example.org/';";
     kiosk.driver.execute(away, vec![]).await.unwrap();
     kiosk.wait_for_log("refused to navigate to https://example.org");
@@ -1165,14 +1190,10 @@ async fn a_new_hire_registers_a_key_into_entra_with_an_entra_pass(language: &'st
     type_on_the_sign_in_page(&kiosk, &pass).await;
 
     // Back in the kiosk: the key's usual screens.
-    kiosk.wait_for_step("key_setup").await;
-    wait_for_key(&kiosk, "setup", "set_pin").await;
-    set_new_pin(&kiosk).await;
-    wait_for_key(&kiosk, "setup", "enter_pin").await;
-    kiosk.enter("key-pin", KEY_PIN).await;
-    kiosk.wait_for_step("key_name").await;
-    kiosk.enter("key-name", "Ada's key").await;
-    kiosk.wait_for_step("tenant_key_registered").await;
+    kiosk.wait_for_step("tenant_choose").await;
+    kiosk.screenshot("entra-choose").await;
+    kiosk.click("#choose-security-key").await;
+    key_into_entra(&kiosk, "Ada's key").await;
     let model = kiosk.wait_for(By::Id("key-model")).await;
     assert!(model.text().await.unwrap().contains("Software key (test)"));
     kiosk.screenshot("entra-key-registered").await;
@@ -1187,3 +1208,77 @@ async fn a_new_hire_registers_a_key_into_entra_with_an_entra_pass(language: &'st
 }
 
 in_english_and_french!(a_new_hire_registers_a_key_into_entra_with_an_entra_pass);
+
+/// Someone who lost their key, at a kiosk on Entra: Security info lists
+/// what they have in the tenant (their phone's Authenticator too), the lost
+/// key goes, and a new one is registered.
+async fn a_person_removes_a_lost_key_in_entra_and_adds_another(language: &'static str) {
+    let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
+    let lost = tapkiosk_tests::entra::ask_key(&graph, &tapkiosk_tests::entra::soft_key())
+        .await
+        .unwrap();
+    tapkiosk_entra::keys::register_key(&graph, ADA_UPN, "Blue key", &lost)
+        .await
+        .unwrap();
+    fake.change(|tenant| {
+        let phone = serde_json::json!({
+            "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+            "id": "6e7f8a90-0000-4000-8000-00000000a0a0",
+            "displayName": "iPhone 15",
+            "createdDateTime": "2026-01-05T09:00:00Z",
+        });
+        let ada = tenant.users[0].id.clone();
+        tenant.other_methods.insert(ada, vec![phone]);
+    });
+    let pass = one_time_entra_pass(&graph).await;
+    let kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
+    kiosk.enter("email", ADA_UPN).await;
+    kiosk.wait_for(By::Css("#tapkiosk-cancel")).await;
+    type_on_the_sign_in_page(&kiosk, &pass).await;
+    kiosk.wait_for_step("tenant_choose").await;
+    kiosk.click("#choose-security-info").await;
+    kiosk.wait_for_step("tenant_security_info").await;
+    let remove = kiosk.wait_for(By::Css("button[data-method]")).await;
+    assert_eq!(
+        kiosk
+            .driver
+            .find_all(By::Css("button[data-method]"))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "only the key can be removed here"
+    );
+    kiosk.screenshot("entra-security-info").await;
+    remove.click().await.unwrap();
+    kiosk.wait_for_notice("method_removed").await;
+    assert!(
+        kiosk
+            .driver
+            .find_all(By::Css("button[data-method]"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tapkiosk_entra::keys::list(&graph, ADA_UPN)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    kiosk.click("#add-security-key").await;
+    key_into_entra(&kiosk, "Green key").await;
+    let names: Vec<_> = tapkiosk_entra::keys::list(&graph, ADA_UPN)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.display_name)
+        .collect();
+    assert_eq!(names, ["Green key"]);
+    kiosk.stop().await;
+}
+
+in_english_and_french!(a_person_removes_a_lost_key_in_entra_and_adds_another);

@@ -2,8 +2,14 @@
 
 use std::sync::Arc;
 use tapkiosk_core::config::{ENTRA_REDIRECT_URI, EntraCredential, EntraSettings};
+use tapkiosk_core::fido::RegisterPublicKeyCredential;
+use tapkiosk_core::fido::ceremony::{Ceremony, KeySource, Phase};
+use tapkiosk_core::fido::soft::SoftCtapToken;
 use tapkiosk_core::{Clock, SystemClock};
 use tapkiosk_fake_entra::{FakeEntra, Tenant, User};
+
+const ADA: &str = "ada@contoso.onmicrosoft.com";
+const PIN: &str = "2468";
 
 /// The app registration the Entra tests use.
 pub const ENTRA_APP: &str = "11111111-2222-3333-4444-555555555555";
@@ -39,4 +45,47 @@ pub fn fake_tenant_at(clock: Arc<dyn Clock>) -> (FakeEntra, tapkiosk_entra::Grap
     let credential = tapkiosk_entra::Credential::Secret("s3cret".to_string().into());
     let graph = tapkiosk_entra::Graph::new(settings, credential, clock).unwrap();
     (fake, graph)
+}
+
+/// Waits for the key's worker thread to reach `wanted`.
+#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
+fn wait_for(ceremony: &Ceremony, wanted: impl Fn(&Phase) -> bool) -> Phase {
+    for _ in 0..500 {
+        let phase = ceremony.phase();
+        if wanted(&phase) {
+            return phase;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the key never got there: {:?}", ceremony.phase());
+}
+
+/// Asks `key` for a credential for Ada with Entra's options, giving its PIN
+/// (setting it first if it has none); the answer, or where the key stopped.
+pub async fn ask_key(
+    graph: &tapkiosk_entra::Graph,
+    key: &KeySource,
+) -> Result<RegisterPublicKeyCredential, Phase> {
+    let options = tapkiosk_entra::keys::creation_options(graph, ADA)
+        .await
+        .unwrap();
+    assert_eq!(options.origin.as_str(), "https://login.microsoft.com/");
+    let ceremony = Ceremony::register(key, options.origin, options.request);
+    loop {
+        let phase = wait_for(&ceremony, |p| {
+            matches!(p, Phase::SetPin | Phase::EnterPin { .. } | Phase::Answered) || p.failed()
+        });
+        match phase {
+            Phase::SetPin => ceremony.give_pin(PIN, Some(PIN)).unwrap(),
+            Phase::EnterPin { .. } => ceremony.give_pin(PIN, None).unwrap(),
+            Phase::Answered => return ceremony.take_registration().ok_or(phase),
+            failed => return Err(failed),
+        }
+    }
+}
+
+/// A new software key, without a PIN.
+pub fn soft_key() -> KeySource {
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    KeySource::Soft(Arc::new(token))
 }

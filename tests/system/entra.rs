@@ -4,56 +4,14 @@
 //! answer registered with Graph.
 
 use std::sync::Arc;
-use tapkiosk_core::fido::RegisterPublicKeyCredential;
-use tapkiosk_core::fido::ceremony::{Ceremony, KeySource, Phase};
-use tapkiosk_core::fido::soft::SoftCtapToken;
+use tapkiosk_core::fido::ceremony::Phase;
+use tapkiosk_entra::EntraError;
 use tapkiosk_entra::keys::{creation_options, register_key};
-use tapkiosk_entra::{EntraError, Graph};
+pub(crate) use tapkiosk_tests::entra::{ask_key, soft_key};
 
 const ADA: &str = "ada@contoso.onmicrosoft.com";
-const PIN: &str = "2468";
 
 use crate::fake_tenant as tenant;
-
-/// Waits for the key's worker thread to reach `wanted`.
-#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
-fn wait_for(ceremony: &Ceremony, wanted: impl Fn(&Phase) -> bool) -> Phase {
-    for _ in 0..500 {
-        let phase = ceremony.phase();
-        if wanted(&phase) {
-            return phase;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("the key never got there: {:?}", ceremony.phase());
-}
-
-/// Asks `key` for a credential for Ada with Entra's options, giving its PIN
-/// (setting it first if it has none); the answer, or where the key stopped.
-pub(crate) async fn ask_key(
-    graph: &Graph,
-    key: &KeySource,
-) -> Result<RegisterPublicKeyCredential, Phase> {
-    let options = creation_options(graph, ADA).await.unwrap();
-    assert_eq!(options.origin.as_str(), "https://login.microsoft.com/");
-    let ceremony = Ceremony::register(key, options.origin, options.request);
-    loop {
-        let phase = wait_for(&ceremony, |p| {
-            matches!(p, Phase::SetPin | Phase::EnterPin { .. } | Phase::Answered) || p.failed()
-        });
-        match phase {
-            Phase::SetPin => ceremony.give_pin(PIN, Some(PIN)).unwrap(),
-            Phase::EnterPin { .. } => ceremony.give_pin(PIN, None).unwrap(),
-            Phase::Answered => return ceremony.take_registration().ok_or(phase),
-            failed => return Err(failed),
-        }
-    }
-}
-
-pub(crate) fn soft_key() -> KeySource {
-    let (token, _) = SoftCtapToken::generate().unwrap();
-    KeySource::Soft(Arc::new(token))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_is_registered_into_entra_with_the_options_entra_gave() {

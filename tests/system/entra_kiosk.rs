@@ -15,6 +15,7 @@ use tapkiosk_fake_entra::FakeEntra;
 use tapkiosk_tests::TestDirectory;
 
 const ADA: &str = "ada@contoso.onmicrosoft.com";
+const ADA_ID: &str = "071cc716-8147-4397-a5ba-b2105951cc0b";
 const GRACE_ID: &str = "b2f1a9c3-0000-4000-8000-000000000001";
 const PIN: &str = "2468";
 
@@ -91,9 +92,16 @@ async fn a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra(t
 
     // The pass on the page, then the key with the usual screens.
     let back = sign_in_on_the_page(&mut kiosk, &pass).await;
-    let setup = kiosk.finish_sign_in(&back).await.unwrap();
+    let choose = kiosk.finish_sign_in(&back).await.unwrap();
+    let StepView::TenantChoose { name, methods } = choose.step else {
+        panic!("{choose:?}");
+    };
+    assert_eq!(name, "Ada Lovelace");
+    let kinds: Vec<_> = methods.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["password"], "the one-time pass is used up");
+    let setup = kiosk.add_security_key().await.unwrap();
     assert!(matches!(setup.step, StepView::KeySetup { .. }), "{setup:?}");
-    assert_eq!(setup.progress, Some((3, 4)));
+    assert_eq!(setup.progress, Some((4, 5)));
     let named = answer_with_the_key(&mut kiosk).await;
     assert_eq!(
         named,
@@ -144,6 +152,7 @@ async fn an_answer_after_entras_deadline_is_asked_for_again(t: TestDirectory) {
     kiosk.start(Language::En).await.unwrap();
     let back = sign_in_on_the_page(&mut kiosk, &pass).await;
     kiosk.finish_sign_in(&back).await.unwrap();
+    kiosk.add_security_key().await.unwrap();
     answer_with_the_key(&mut kiosk).await;
     // Entra's challenge lasts 5 minutes.
     t.clock.advance(chrono::TimeDelta::minutes(6));
@@ -189,7 +198,76 @@ async fn a_sign_in_that_fails_its_checks_starts_over_at_email(t: TestDirectory) 
     assert_eq!(away.notice, Some(Notice::TenantUnavailable));
 }
 
+async fn a_person_removes_a_lost_key_and_adds_another(t: TestDirectory) {
+    let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    let lost = crate::entra::ask_key(&graph, &crate::entra::soft_key())
+        .await
+        .unwrap();
+    let lost = tapkiosk_entra::keys::register_key(&graph, ADA, "Lost key", &lost)
+        .await
+        .unwrap();
+    fake.change(|tenant| {
+        let authenticator = serde_json::json!({
+            "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+            "id": "6e7f8a90-0000-4000-8000-00000000a0a0",
+            "displayName": "Ada's phone",
+            "createdDateTime": "2026-01-05T09:00:00Z",
+        });
+        tenant
+            .other_methods
+            .insert(ADA_ID.into(), vec![authenticator]);
+    });
+    let pass = issue_pass(&graph, ADA, true).await;
+    kiosk.start(Language::En).await.unwrap();
+    let back = sign_in_on_the_page(&mut kiosk, &pass).await;
+    kiosk.finish_sign_in(&back).await.unwrap();
+    let info = kiosk.open_security_info().await.unwrap();
+    let StepView::TenantSecurityInfo { methods } = info.step else {
+        panic!("{info:?}");
+    };
+    let listed: Vec<_> = methods
+        .iter()
+        .map(|m| (m.kind.as_str(), m.name.as_deref()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("password", None),
+            ("security_key", Some("Lost key")),
+            ("authenticator", Some("Ada's phone")),
+        ]
+    );
+    // Only keys are the kiosk's to remove.
+    assert!(kiosk.remove_method(&methods[0].id).await.is_err());
+    let removed = kiosk.remove_method(&lost.id).await.unwrap();
+    assert_eq!(removed.notice, Some(Notice::MethodRemoved));
+    let StepView::TenantSecurityInfo { methods } = removed.step else {
+        panic!("{removed:?}");
+    };
+    assert!(methods.iter().all(|m| m.kind != "security_key"));
+    assert!(
+        tapkiosk_entra::keys::list(&graph, ADA)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let log = t.directory.audit_log(&Default::default()).await.unwrap();
+    let event = log.iter().find(|r| r.kind == "entra_key_removed").unwrap();
+    assert_eq!(event.detail["method"], lost.id.as_str());
+    assert!(event.detail["request_id"].is_string());
+
+    // Back to Choose, then a new key.
+    let choose = kiosk.back().await.unwrap();
+    assert!(matches!(choose.step, StepView::TenantChoose { .. }));
+    kiosk.open_security_info().await.unwrap();
+    kiosk.add_security_key().await.unwrap();
+    answer_with_the_key(&mut kiosk).await;
+    let done = kiosk.name_key("New key").await.unwrap();
+    assert!(matches!(done.step, StepView::TenantKeyRegistered { .. }));
+}
+
 tapkiosk_tests::on_both_backends!(
+    a_person_removes_a_lost_key_and_adds_another,
     a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra,
     an_answer_after_entras_deadline_is_asked_for_again,
     a_sign_in_that_fails_its_checks_starts_over_at_email,

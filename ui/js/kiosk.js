@@ -128,6 +128,23 @@ function methodList(methods, removable) {
       onclick: () => send('remove_method', { method: method.id }) }, t('security.remove')) : null)));
 }
 
+// The person's methods in the tenant: only security keys can be removed
+// here; the rest is listed so that they know what they have.
+function tenantMethodList(methods) {
+  if (!methods.length) return el('p', { class: 'empty' }, t('methods.none'));
+  return el('ul', { class: 'methods' }, methods.map((method) => {
+    const name = method.name || t(`tenant.kind.${method.kind}`);
+    const kind = method.name ? t(`tenant.kind.${method.kind}`) : '';
+    const added = method.created_at ? t('methods.added', { date: method.created_at }) : '';
+    return el('li', {},
+      el('span', { class: 'method-name' }, name),
+      el('span', { class: 'method-kind' }, [kind, added].filter(Boolean).join(' · ')),
+      method.kind === 'security_key' ? el('button', { type: 'button', class: 'danger', 'data-method': method.id,
+        'aria-label': t('security.remove_named', { name }),
+        onclick: () => send('remove_method', { method: method.id }) }, t('security.remove')) : '');
+  }));
+}
+
 const draw = {
   welcome(step) {
     screenRoot.append(
@@ -224,6 +241,23 @@ const draw = {
     screenRoot.append(heading('tenant.sign_in_title'), el('p', { class: 'lead' }, t('tenant.sign_in_lead', { email: step.email })));
     actions.append(backButton() || el('span'), el('span'));
   },
+  tenant_choose(step) {
+    screenRoot.append(heading('choose.title', { name: step.name }), el('p', { class: 'lead' }, t('tenant.choose_lead')),
+      el('div', { class: 'choices' },
+        el('button', { type: 'button', class: 'choice', id: 'choose-security-key', onclick: () => send('add_security_key') },
+          el('strong', {}, t('choose.security_key')), el('span', {}, t('choose.security_key_hint'))),
+        el('button', { type: 'button', class: 'choice', id: 'choose-security-info', onclick: () => send('open_security_info') },
+          el('strong', {}, t('choose.security_info')), el('span', {}, t('choose.security_info_hint', { count: step.methods.length })))));
+    actions.append(el('span'), el('button', { type: 'button', class: 'secondary', id: 'finish', onclick: () => send('reset') }, t('action.finish')));
+  },
+  tenant_security_info(step) {
+    screenRoot.append(heading('security.title'), el('p', { class: 'lead' }, t('tenant.security_lead')),
+      el('div', { id: 'method-list' }, tenantMethodList(step.methods)),
+      el('button', { type: 'button', class: 'choice', id: 'add-security-key', onclick: () => send('add_security_key') },
+        el('strong', {}, t('security.add_security_key'))),
+      el('p', { class: 'hint', id: 'authenticator-elsewhere' }, t('tenant.authenticator_elsewhere')));
+    actions.append(backButton() || '', el('button', { type: 'button', class: 'secondary', onclick: () => send('reset') }, t('action.finish')));
+  },
   tenant_key_registered(step) {
     screenRoot.append(heading('done.title', { name: step.name }),
       el('p', { class: 'lead', id: 'key-registered' }, t('tenant.key_registered', { key: step.key_name })),
@@ -293,6 +327,10 @@ const refresh = {
   security_info(step) {
     const list = document.getElementById('method-list');
     clear(list).append(methodList(step.methods, true));
+  },
+  tenant_security_info(step) {
+    const list = document.getElementById('method-list');
+    clear(list).append(tenantMethodList(step.methods));
   },
   email() { document.getElementById('email')?.select(); },
   pass() { const input = document.getElementById('pass'); if (input) { input.value = ''; input.focus(); } },

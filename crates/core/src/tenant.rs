@@ -62,6 +62,22 @@ pub struct TenantKey {
     pub request_id: Option<String>,
 }
 
+/// A way the person signs in to the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantMethod {
+    /// Its id in the tenant.
+    pub id: String,
+    /// What it is, for the words on screen: `security_key`,
+    /// `authenticator`, `password`, `temporary_access_pass`, `phone`,
+    /// `email`, `software_oath`, `windows_hello`, `platform_credential`
+    /// or `other`.
+    pub kind: String,
+    /// The name it was given, when it has one.
+    pub name: Option<String>,
+    /// When it was added, when the tenant says.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
 /// Why the tenant did not do what was asked. Each has its own words on
 /// screen; the details go to the log.
 #[derive(Debug, Error)]
@@ -102,6 +118,17 @@ pub trait Tenant: Send + Sync + std::fmt::Debug {
         email: &Email,
         redirect: &Url,
     ) -> Result<TenantPerson, TenantError>;
+
+    /// The ways `person` signs in.
+    async fn methods(&self, person: &TenantPerson) -> Result<Vec<TenantMethod>, TenantError>;
+
+    /// Removes the security key `id` of `person`: the tenant's id of the
+    /// request.
+    async fn remove_key(
+        &self,
+        person: &TenantPerson,
+        id: &str,
+    ) -> Result<Option<String>, TenantError>;
 
     /// Fresh options for a new key of `person`.
     async fn key_options(&self, person: &TenantPerson) -> Result<KeyOptions, TenantError>;

@@ -105,6 +105,12 @@ pub async fn register_key(
     Ok(key)
 }
 
+/// Removes the key `id` of `user` (a lost key): Graph's id of the request.
+pub async fn remove(graph: &Graph, user: &str, id: &str) -> Result<Option<String>, EntraError> {
+    let path = format!("{}/{}", path_of(user), crate::check::url_path(id));
+    Ok(graph.delete(&path).await?.request_id)
+}
+
 /// The security keys registered to `user`, from every page Graph gives.
 pub async fn list(graph: &Graph, user: &str) -> Result<Vec<EntraKey>, EntraError> {
     let items = graph.get_all(&path_of(user)).await?;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod credential;
 pub mod graph;
 pub mod keys;
+pub mod methods;
 pub mod passes;
 pub mod signin;
 pub mod tenant;

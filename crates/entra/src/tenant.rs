@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tapkiosk_core::Email;
 use tapkiosk_core::fido::{RegisterPublicKeyCredential, Url};
 use tapkiosk_core::tenant::{
-    KeyOptions, Tenant, TenantError, TenantKey, TenantPerson, TenantSignIn,
+    KeyOptions, Tenant, TenantError, TenantKey, TenantMethod, TenantPerson, TenantSignIn,
 };
 
 /// An Entra tenant, through the kiosk's app.
@@ -106,6 +106,22 @@ impl Tenant for EntraTenant {
             Err(SignInError::Entra(error)) => Err(unavailable(error)),
             Err(refused) => Err(TenantError::SignInRefused(refused.to_string())),
         }
+    }
+
+    async fn methods(&self, person: &TenantPerson) -> Result<Vec<TenantMethod>, TenantError> {
+        crate::methods::list(&self.graph, &person.id)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn remove_key(
+        &self,
+        person: &TenantPerson,
+        id: &str,
+    ) -> Result<Option<String>, TenantError> {
+        crate::keys::remove(&self.graph, &person.id, id)
+            .await
+            .map_err(refused)
     }
 
     async fn key_options(&self, person: &TenantPerson) -> Result<KeyOptions, TenantError> {

@@ -85,6 +85,19 @@ pub fn handle(
         }
         ("POST", []) => register(keys, tenant, user, body),
         ("GET", []) => axum::Json(json!({ "value": keys.of(&user.id) })).into_response(),
+        ("DELETE", [id]) => {
+            let theirs = keys.registered.entry(user.id.clone()).or_default();
+            let before = theirs.len();
+            theirs.retain(|(_, method)| method["id"] != *id);
+            if theirs.len() == before {
+                return graph_error(
+                    StatusCode::NOT_FOUND,
+                    "itemNotFound",
+                    "The FIDO2 method was not found.",
+                );
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
         _ => graph_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",

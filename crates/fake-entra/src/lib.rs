@@ -73,6 +73,9 @@ pub struct Tenant {
     /// The most items a page of a collection holds; more are behind
     /// `@odata.nextLink`.
     pub page_size: usize,
+    /// Methods registered elsewhere (Microsoft Authenticator, a phone…),
+    /// by object id, as `GET …/authentication/methods` lists them.
+    pub other_methods: BTreeMap<String, Vec<Value>>,
 }
 
 /// Every permission tapkiosk asks for.
@@ -129,6 +132,7 @@ impl Tenant {
             id_token_tampering: Default::default(),
             failures: VecDeque::new(),
             page_size: 100,
+            other_methods: BTreeMap::new(),
         }
     }
 
@@ -331,6 +335,21 @@ fn answer(
                 }
             };
             match (method.as_str(), rest) {
+                ("GET", ["users", who, "authentication", "methods"]) => {
+                    let who = url_decode(who);
+                    let Some(user) = find(&shared.tenant, &who).cloned() else {
+                        return not_found(&who);
+                    };
+                    let readers = [
+                        "UserAuthenticationMethod.Read.All",
+                        "UserAuthenticationMethod.ReadWrite.All",
+                    ];
+                    if !allowed(&roles, &readers) {
+                        return denied();
+                    }
+                    let methods = all_methods(shared, &user);
+                    page(shared, &path, uri.query(), methods)
+                }
                 ("GET", ["users", who, "authentication", "fido2Methods"]) => {
                     let who = url_decode(who);
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
@@ -369,6 +388,24 @@ fn answer(
         }
         _ => graph_error(StatusCode::NOT_FOUND, "UnknownError", "Unknown path."),
     }
+}
+
+/// Every method of `user`, as `GET …/authentication/methods` lists them:
+/// the password, their pass, their keys and what else they registered.
+fn all_methods(shared: &Shared, user: &User) -> Vec<Value> {
+    let password = json!({
+        "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+        "id": "28c10230-6103-485e-b985-444c60001490",
+        "password": null,
+        "createdDateTime": "2025-09-01T08:00:00Z",
+    });
+    let mut methods = vec![password];
+    methods.extend(shared.passes.of(&shared.tenant, &user.id));
+    methods.extend(shared.keys.of(&user.id));
+    if let Some(others) = shared.tenant.other_methods.get(&user.id) {
+        methods.extend(others.iter().cloned());
+    }
+    methods
 }
 
 /// An injected failure, with Graph's error body and `Retry-After`.

@@ -73,6 +73,11 @@ pub fn handle(
 }
 
 impl Passes {
+    /// `user`'s pass as Graph lists it, if they have one.
+    pub fn of(&self, tenant: &Tenant, user: &str) -> Option<Value> {
+        self.0.get(user).map(|pass| shown(tenant, pass))
+    }
+
     /// Signs in with `value` if it is `user`'s usable pass; a one-time pass
     /// is used up.
     pub fn use_up(&mut self, tenant: &Tenant, user: &str, value: &str) -> bool {

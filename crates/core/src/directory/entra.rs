@@ -14,6 +14,8 @@ pub enum EntraChange {
     PassRevoked,
     /// A security key was registered at the kiosk.
     KeyRegistered,
+    /// A (lost) security key was removed at the kiosk.
+    KeyRemoved,
 }
 
 impl Directory {
@@ -31,6 +33,7 @@ impl Directory {
             EntraChange::PassIssued => Event::new("entra_pass_issued"),
             EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
             EntraChange::KeyRegistered => Event::new("entra_key_registered"),
+            EntraChange::KeyRemoved => Event::new("entra_key_removed"),
         };
         let mut event = event.with("entra_user", user).with("method", method);
         if let Some(request_id) = request_id {

@@ -30,6 +30,9 @@ impl Kiosk {
     /// Choose or Security info: starts registering a security key (keys the
     /// person has are excluded).
     pub async fn add_security_key(&mut self) -> Result<Screen, KioskError> {
+        if let Step::TenantChoose { .. } | Step::TenantSecurityInfo { .. } = self.step {
+            return self.add_tenant_key().await;
+        }
         let session = match &self.step {
             Step::Choose { session, .. } | Step::SecurityInfo { session, .. } => session.clone(),
             _ => return Err(self.wrong_step("add_security_key")),

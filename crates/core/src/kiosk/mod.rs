@@ -23,7 +23,7 @@ use crate::fido::{
 };
 use crate::fido::{RelyingParty, RequestChallengeResponse};
 use crate::redeem::{KioskSession, RedeemError};
-use crate::tenant::{KeyOptions, Tenant, TenantKey, TenantPerson, TenantSignIn};
+use crate::tenant::{KeyOptions, Tenant, TenantKey, TenantMethod, TenantPerson, TenantSignIn};
 use crate::totp::{CodeRejected, TotpSecret, qr_svg};
 use crate::user::MethodSummary;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -262,6 +262,18 @@ pub enum StepView {
         /// The account.
         email: String,
     },
+    /// Signed in at the tenant: set up a key, or see Security info.
+    TenantChoose {
+        /// The person's name or email.
+        name: String,
+        /// Their methods in the tenant.
+        methods: Vec<TenantMethod>,
+    },
+    /// The person's methods in the tenant: remove a lost key, add one.
+    TenantSecurityInfo {
+        /// Their methods in the tenant.
+        methods: Vec<TenantMethod>,
+    },
     /// The key is registered in the tenant.
     TenantKeyRegistered {
         /// The person's name or email.
@@ -359,6 +371,14 @@ enum Step {
         email: Email,
         sign_in: TenantSignIn,
     },
+    TenantChoose {
+        person: TenantPerson,
+        methods: Vec<TenantMethod>,
+    },
+    TenantSecurityInfo {
+        person: TenantPerson,
+        methods: Vec<TenantMethod>,
+    },
     TenantKeySetup {
         person: TenantPerson,
         options: KeyOptions,
@@ -397,6 +417,8 @@ impl Step {
             Self::KeyCheckPassed { .. } => "key_check_passed",
             Self::SecurityInfo { .. } => "security_info",
             Self::TenantSignIn { .. } => "tenant_sign_in",
+            Self::TenantChoose { .. } => "tenant_choose",
+            Self::TenantSecurityInfo { .. } => "tenant_security_info",
             Self::TenantKeySetup { .. } => "tenant_key_setup",
             Self::TenantKeyName { .. } => "tenant_key_name",
             Self::TenantDone { .. } => "tenant_done",
@@ -492,9 +514,11 @@ impl Kiosk {
             Step::KeyCheckEmail { .. } | Step::KeyCheck { .. } => (true, None),
             Step::KeyCheckPassed { .. } => (false, None),
             Step::SecurityInfo { .. } => (true, Some((3, 5))),
-            Step::TenantSignIn { .. } => (true, Some((2, 4))),
-            Step::TenantKeySetup { .. } => (false, Some((3, 4))),
-            Step::TenantKeyName { .. } => (false, Some((4, 4))),
+            Step::TenantSignIn { .. } => (true, Some((2, 5))),
+            Step::TenantChoose { .. } => (false, Some((3, 5))),
+            Step::TenantSecurityInfo { .. } => (true, Some((3, 5))),
+            Step::TenantKeySetup { .. } => (true, Some((4, 5))),
+            Step::TenantKeyName { .. } => (false, Some((5, 5))),
             Step::TenantDone { .. } | Step::Done { .. } => (false, None),
         };
         Screen {
@@ -570,6 +594,16 @@ impl Kiosk {
             },
             Step::TenantSignIn { email, .. } => StepView::TenantSignIn {
                 email: email.to_string(),
+            },
+            Step::TenantChoose { person, methods } => StepView::TenantChoose {
+                name: person
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| person.email.to_string()),
+                methods: methods.clone(),
+            },
+            Step::TenantSecurityInfo { methods, .. } => StepView::TenantSecurityInfo {
+                methods: methods.clone(),
             },
             Step::TenantKeySetup { ceremony, .. } => StepView::KeySetup {
                 key: ceremony.phase(),
@@ -784,6 +818,12 @@ impl Kiosk {
 
     /// Choose: opens Security info.
     pub async fn open_security_info(&mut self) -> Result<Screen, KioskError> {
+        if let Step::TenantChoose { person, methods } = &self.step {
+            let (person, methods) = (person.clone(), methods.clone());
+            self.touch();
+            self.step = Step::TenantSecurityInfo { person, methods };
+            return Ok(self.screen());
+        }
         let Step::Choose { session, methods } = &self.step else {
             return Err(self.wrong_step("open_security_info"));
         };
@@ -795,6 +835,9 @@ impl Kiosk {
 
     /// Security info: removes one of the person's methods.
     pub async fn remove_method(&mut self, method_id: &str) -> Result<Screen, KioskError> {
+        if let Step::TenantSecurityInfo { .. } = self.step {
+            return self.remove_tenant_key(method_id).await;
+        }
         let Step::SecurityInfo { session, .. } = &self.step else {
             return Err(self.wrong_step("remove_method"));
         };
@@ -822,6 +865,13 @@ impl Kiosk {
 
     /// Back, where it makes sense.
     pub async fn back(&mut self) -> Result<Screen, KioskError> {
+        if let Step::TenantSecurityInfo { person, .. } | Step::TenantKeySetup { person, .. } =
+            &self.step
+        {
+            let person = person.clone();
+            self.touch();
+            return self.tenant_choose(person).await;
+        }
         let previous = match &self.step {
             Step::Email { .. } | Step::KeyCheckEmail { .. } => Step::Welcome,
             Step::KeyCheck { email, .. } => Step::KeyCheckEmail {

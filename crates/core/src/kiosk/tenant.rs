@@ -75,11 +75,91 @@ impl Kiosk {
             return Ok(self.screen());
         }
         match tenant.finish_sign_in(sign_in, &email, redirect).await {
-            Ok(person) => {
-                self.start_tenant_key(&*tenant, person).await?;
-            }
+            Ok(person) => self.tenant_choose(person).await,
             Err(error) => {
                 self.step = back_to_email;
+                self.notice = Some(tenant_notice(&error));
+                Ok(self.screen())
+            }
+        }
+    }
+
+    /// Signed in: what the person can do, with their methods read anew.
+    /// If the tenant cannot list them, the kiosk goes back to Welcome with
+    /// the reason.
+    pub(super) async fn tenant_choose(
+        &mut self,
+        person: TenantPerson,
+    ) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("choose"));
+        };
+        match tenant.methods(&person).await {
+            Ok(methods) => self.step = Step::TenantChoose { person, methods },
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the person's methods in the tenant");
+                self.end_session_quietly().await?;
+                self.notice = Some(tenant_notice(&error));
+            }
+        }
+        Ok(self.screen())
+    }
+
+    /// Choose or Security info, on a tenant: starts a new key.
+    pub(super) async fn add_tenant_key(&mut self) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("add_security_key"));
+        };
+        let (Step::TenantChoose { person, .. } | Step::TenantSecurityInfo { person, .. }) =
+            &self.step
+        else {
+            return Err(self.wrong_step("add_security_key"));
+        };
+        let person = person.clone();
+        self.touch();
+        self.start_tenant_key(&*tenant, person).await?;
+        Ok(self.screen())
+    }
+
+    /// Security info, on a tenant: removes a (lost) security key.
+    pub(super) async fn remove_tenant_key(&mut self, id: &str) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("remove_method"));
+        };
+        let Step::TenantSecurityInfo { person, methods } = &self.step else {
+            return Err(self.wrong_step("remove_method"));
+        };
+        // Only keys are the kiosk's to remove; the rest is listed only.
+        if !methods
+            .iter()
+            .any(|m| m.id == id && m.kind == "security_key")
+        {
+            return Err(self.wrong_step("remove_method"));
+        }
+        let person = person.clone();
+        self.touch();
+        let removed = tenant.remove_key(&person, id).await;
+        let notice = match removed {
+            Ok(request_id) => {
+                self.directory
+                    .record_entra_change(
+                        EntraChange::KeyRemoved,
+                        person.email.as_str(),
+                        id,
+                        request_id.as_deref(),
+                    )
+                    .await?;
+                Notice::MethodRemoved
+            }
+            Err(error) => tenant_notice(&error),
+        };
+        match tenant.methods(&person).await {
+            Ok(methods) => {
+                self.step = Step::TenantSecurityInfo { person, methods };
+                self.notice = Some(notice);
+            }
+            Err(error) => {
+                self.end_session_quietly().await?;
                 self.notice = Some(tenant_notice(&error));
             }
         }
