@@ -48,7 +48,7 @@ pub const PERMISSIONS: [(&str, &[&str]); 3] = [
     ),
 ];
 
-const TAP_POLICY: &str =
+pub(crate) const TAP_POLICY: &str =
     "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass";
 const FIDO2_POLICY: &str =
     "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/Fido2";

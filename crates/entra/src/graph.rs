@@ -46,6 +46,20 @@ impl Pause for Timer {
     }
 }
 
+/// The most requests Graph takes in one `$batch` call.
+pub const BATCH_SIZE: usize = 20;
+
+/// A request of a `$batch` call.
+#[derive(Debug, Clone)]
+pub struct BatchRequest {
+    /// `GET`, `POST`, `DELETE`…
+    pub method: &'static str,
+    /// The path under `/v1.0`, e.g. `/users/{id}/authentication/…`.
+    pub path: String,
+    /// The JSON body, if any.
+    pub body: Option<serde_json::Value>,
+}
+
 /// A Graph answer, with the id Graph gave the request.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -433,6 +447,138 @@ impl Graph {
         let url = self.graph_url(path);
         self.call(reqwest::Method::POST, path, &url, Some(body))
             .await
+    }
+
+    /// Sends up to [`BATCH_SIZE`] requests in one `$batch` call: each
+    /// one's answer or Graph's refusal of it, in the order asked. Requests
+    /// Graph throttles or cannot serve (429, 503, 504) are sent again in a
+    /// further call after the longest `Retry-After` among them, five tries
+    /// at most, as for a request on its own.
+    pub async fn batch(
+        &self,
+        requests: &[BatchRequest],
+    ) -> Result<Vec<Result<Answer, EntraError>>, EntraError> {
+        if requests.len() > BATCH_SIZE {
+            return Err(unexpected(
+                "$batch",
+                format!("{} requests, more than {BATCH_SIZE}", requests.len()),
+            ));
+        }
+        let mut answers: Vec<Option<Result<Answer, EntraError>>> = std::iter::repeat_with(|| None)
+            .take(requests.len())
+            .collect();
+        let mut pending: Vec<usize> = (0..requests.len()).collect();
+        for tries in 1..=GRAPH_TRIES {
+            let sent = self.send_batch(requests, &pending).await?;
+            let mut again = Vec::new();
+            let mut wait = None;
+            for (index, status, retry_after, answer) in sent {
+                if matches!(status, 429 | 503 | 504) && tries < GRAPH_TRIES {
+                    again.push(index);
+                    wait = wait.max(Some(retry_after.unwrap_or_else(|| back_off(tries))));
+                } else {
+                    answers[index] = Some(answer);
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            let wait = wait.unwrap_or_else(|| back_off(tries)).min(LONGEST_WAIT);
+            tracing::warn!(
+                throttled = again.len(),
+                ?wait,
+                "Graph asks to send part of a batch later"
+            );
+            self.pause.pause(wait).await;
+            pending = again;
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err(unexpected("$batch", "no answer".into()))))
+            .collect())
+    }
+
+    /// One `$batch` call with the requests at `indexes`: for each, its
+    /// index, status, `Retry-After` and answer.
+    async fn send_batch(
+        &self,
+        requests: &[BatchRequest],
+        indexes: &[usize],
+    ) -> Result<
+        Vec<(
+            usize,
+            u16,
+            Option<std::time::Duration>,
+            Result<Answer, EntraError>,
+        )>,
+        EntraError,
+    > {
+        let asked: Vec<serde_json::Value> = indexes
+            .iter()
+            .map(|&index| {
+                let request = &requests[index];
+                let mut asked = serde_json::json!({
+                    "id": index.to_string(),
+                    "method": request.method,
+                    "url": request.path,
+                });
+                if let Some(body) = &request.body {
+                    asked["body"] = body.clone();
+                    asked["headers"] = serde_json::json!({ "Content-Type": "application/json" });
+                }
+                asked
+            })
+            .collect();
+        let body = serde_json::json!({ "requests": asked });
+        let answer = self.post("/$batch", &body).await?;
+        let responses = answer.body["responses"]
+            .as_array()
+            .ok_or_else(|| unexpected("$batch", "no responses".into()))?;
+        let mut sent = Vec::new();
+        for response in responses {
+            let index: usize = response["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .filter(|index| indexes.contains(index))
+                .ok_or_else(|| {
+                    unexpected(
+                        "$batch",
+                        format!("an answer to no request: {}", response["id"]),
+                    )
+                })?;
+            let status = response["status"].as_u64().unwrap_or(0) as u16;
+            let header = |name: &str| {
+                response["headers"]
+                    .as_object()
+                    .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                    .and_then(|(_, v)| v.as_str())
+                    .map(String::from)
+            };
+            let retry_after = header("Retry-After")
+                .and_then(|s| s.trim().parse().ok())
+                .map(std::time::Duration::from_secs);
+            let request_id = header("request-id").or_else(|| answer.request_id.clone());
+            let body = response["body"].clone();
+            let result = if (200..300).contains(&status) {
+                Ok(Answer { body, request_id })
+            } else {
+                Err(EntraError::Graph {
+                    what: requests[index].path.clone(),
+                    status,
+                    code: body["error"]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    message: body["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    request_id,
+                })
+            };
+            sent.push((index, status, retry_after, result));
+        }
+        Ok(sent)
     }
 
     /// A Graph request as the app, tried again as Graph's throttling

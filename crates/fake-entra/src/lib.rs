@@ -68,11 +68,20 @@ pub struct Tenant {
     /// or a broken token, for the kiosk's checks.
     pub id_token_tampering: (serde_json::Map<String, Value>, bool),
     /// What the next Graph requests are answered, whatever they ask: a
-    /// status (429, 503, 504…) and the `Retry-After` seconds, if any.
+    /// status (429, 503, 504…) and the `Retry-After` seconds, if any; 200
+    /// lets that request through.
     pub failures: VecDeque<(u16, Option<u64>)>,
     /// The most items a page of a collection holds; more are behind
     /// `@odata.nextLink`.
     pub page_size: usize,
+    /// Every this many requests inside `$batch` calls is answered 429 with
+    /// `Retry-After: throttle_retry_after` (0: never), as Graph throttles
+    /// the requests of a batch one by one.
+    pub throttle_every: usize,
+    /// The `Retry-After` seconds of those answers.
+    pub throttle_retry_after: u64,
+    /// How long Graph takes to answer each call (for benchmarks).
+    pub latency: std::time::Duration,
     /// Methods registered elsewhere (Microsoft Authenticator, a phone…),
     /// by object id, as `GET …/authentication/methods` lists them.
     pub other_methods: BTreeMap<String, Vec<Value>>,
@@ -133,6 +142,21 @@ impl Tenant {
             failures: VecDeque::new(),
             page_size: 100,
             other_methods: BTreeMap::new(),
+            throttle_every: 0,
+            throttle_retry_after: 1,
+            latency: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Adds `count` people, `person{n}@{domain}` (n from 0), for batches.
+    pub fn add_people(&mut self, count: usize) {
+        for n in 0..count {
+            self.users.push(User {
+                id: format!("00000000-0000-4000-8000-{n:012}"),
+                upn: format!("person{n}@{}", self.domain),
+                display_name: format!("Person {n}"),
+                enabled: true,
+            });
         }
     }
 
@@ -152,8 +176,12 @@ pub(crate) struct Shared {
     tokens: BTreeMap<String, Vec<String>>,
     /// Access tokens that have expired (see [`FakeEntra::expire_tokens`]).
     expired: BTreeSet<String>,
-    /// Graph requests answered.
+    /// Graph requests answered (a `$batch` call is one).
     graph_requests: usize,
+    /// Requests inside `$batch` calls answered.
+    batched: usize,
+    /// Whether the request being answered is inside a `$batch` call.
+    in_batch: bool,
     pub(crate) base: String,
     /// Security keys: creation options waiting for their answer, and keys
     /// registered.
@@ -194,6 +222,8 @@ impl FakeEntra {
             tokens: BTreeMap::new(),
             expired: BTreeSet::new(),
             graph_requests: 0,
+            batched: 0,
+            in_batch: false,
             base: url.clone(),
             keys: fido2::Keys::default(),
             passes: passes::Passes::default(),
@@ -312,9 +342,14 @@ fn answer(
             signin::authorize(shared, uri.query().unwrap_or_default(), posted)
         }
         (_, ["v1.0", rest @ ..]) => {
-            shared.graph_requests += 1;
-            if let Some((status, retry_after)) = shared.tenant.failures.pop_front() {
-                return injected(status, retry_after);
+            if !shared.in_batch {
+                shared.graph_requests += 1;
+                slow_down(shared.tenant.latency);
+                if let Some((status, retry_after)) = shared.tenant.failures.pop_front()
+                    && status != 200
+                {
+                    return injected(status, retry_after);
+                }
             }
             let token = bearer(&headers);
             if token.as_ref().is_some_and(|t| shared.expired.contains(t)) {
@@ -335,6 +370,7 @@ fn answer(
                 }
             };
             match (method.as_str(), rest) {
+                ("POST", ["$batch"]) if !shared.in_batch => batch(shared, &headers, &body),
                 ("GET", ["users", who, "authentication", "methods"]) => {
                     let who = url_decode(who);
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
@@ -390,6 +426,68 @@ fn answer(
     }
 }
 
+/// `POST /$batch`: up to 20 requests, each answered as on its own (with
+/// its status, headers and body), some throttled as the tenant says.
+fn batch(shared: &mut Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let asked: Value = serde_json::from_slice(body).unwrap_or_default();
+    let Some(requests) = asked["requests"].as_array() else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Invalid batch payload.",
+        );
+    };
+    if requests.len() > 20 {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The number of requests in a batch exceeds 20.",
+        );
+    }
+    shared.in_batch = true;
+    let responses: Vec<Value> = requests
+        .iter()
+        .map(|request| batched(shared, headers, request))
+        .collect();
+    shared.in_batch = false;
+    axum::Json(json!({ "responses": responses })).into_response()
+}
+
+/// One request of a `$batch` call, answered.
+fn batched(shared: &mut Shared, headers: &HeaderMap, request: &Value) -> Value {
+    shared.batched += 1;
+    let id = request["id"].clone();
+    let every = shared.tenant.throttle_every;
+    if every > 0 && shared.batched.is_multiple_of(every) {
+        let seconds = shared.tenant.throttle_retry_after;
+        return json!({
+            "id": id,
+            "status": 429,
+            "headers": { "Retry-After": seconds.to_string(), "Content-Type": "application/json" },
+            "body": { "error": { "code": "TooManyRequests", "message": "Too many requests." } },
+        });
+    }
+    let method = Method::from_bytes(request["method"].as_str().unwrap_or("GET").as_bytes())
+        .unwrap_or(Method::GET);
+    let url = format!("/v1.0{}", request["url"].as_str().unwrap_or_default());
+    let uri: Uri = url.parse().unwrap_or_default();
+    let body = match request.get("body") {
+        Some(body) => Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+        None => Bytes::new(),
+    };
+    let response = answer(shared, method, uri, headers.clone(), body);
+    let status = response.status().as_u16();
+    let bytes = futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    json!({
+        "id": id,
+        "status": status,
+        "headers": { "Content-Type": "application/json" },
+        "body": body,
+    })
+}
+
 /// Every method of `user`, as `GET …/authentication/methods` lists them:
 /// the password, their pass, their keys and what else they registered.
 fn all_methods(shared: &Shared, user: &User) -> Vec<Value> {
@@ -406,6 +504,18 @@ fn all_methods(shared: &Shared, user: &User) -> Vec<Value> {
         methods.extend(others.iter().cloned());
     }
     methods
+}
+
+/// Answers as late as a distant Graph would (one call at a time: the fake
+/// serves from one thread).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a stand-in for the network's latency, for benchmarks"
+)]
+fn slow_down(latency: std::time::Duration) {
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
 }
 
 /// An injected failure, with Graph's error body and `Retry-After`.

@@ -102,6 +102,19 @@ pub enum EntraPassCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Issue passes in the tenant for everyone in a CSV file
+    /// (email,start,lifetime,one_time), 20 to a Graph call. Each row's result
+    /// (the pass, or why not) is added to --out as Graph answers; after an
+    /// interruption run the same command again: rows issued are skipped,
+    /// and no one gets two passes.
+    IssueBatch {
+        /// The CSV file; empty cells take the tenant policy's defaults.
+        file: PathBuf,
+        /// The results file (CSV, created readable only by you), kept
+        /// between runs.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Show a person's pass (never its value).
     Show {
         /// The person's user principal name.

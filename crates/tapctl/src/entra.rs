@@ -97,6 +97,9 @@ async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -
                     .transpose()?,
                 one_time: terms.one_time(),
             };
+            if let Some(refusal) = passes::TapPolicy::read(graph).await?.refusal(&request) {
+                bail!("the tenant would refuse this pass: {refusal}");
+            }
             // Entra keeps one pass per person: a new one replaces the old
             // in the same request, so a refused request leaves the old one.
             let existing = passes::list(graph, &user).await?;
@@ -126,6 +129,9 @@ async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -
             say!("{}", describe(&issued));
             say!("It is shown only this once.");
             Ok(ExitCode::SUCCESS)
+        }
+        EntraPassCommand::IssueBatch { file, out } => {
+            crate::entra_batch::issue_batch(graph, directory, &file, &out).await
         }
         EntraPassCommand::Show { user } => {
             let listed = passes::list(graph, &user).await?;

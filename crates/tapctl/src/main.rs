@@ -6,6 +6,7 @@ mod admins;
 mod audit;
 mod cli;
 mod entra;
+mod entra_batch;
 mod keys;
 mod passes;
 mod people;

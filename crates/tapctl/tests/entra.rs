@@ -93,17 +93,24 @@ impl Station {
         String::from_utf8(output).unwrap()
     }
 
+    /// Runs in the station's folder, expecting exit 1 after a run that
+    /// went through (rows refused): standard output.
+    fn refused_rows(&self, args: &[&str]) -> String {
+        String::from_utf8(self.exit_1(args).stdout).unwrap()
+    }
+
     /// Runs in the station's folder and expects failure: standard error.
     fn fails(&self, args: &[&str]) -> String {
-        let output = self
-            .tapctl(args)
+        String::from_utf8(self.exit_1(args).stderr).unwrap()
+    }
+
+    fn exit_1(&self, args: &[&str]) -> std::process::Output {
+        self.tapctl(args)
             .current_dir(self.folder.path())
             .assert()
             .code(1)
             .get_output()
-            .stderr
-            .clone();
-        String::from_utf8(output).unwrap()
+            .clone()
     }
 }
 
@@ -375,7 +382,8 @@ fn it_issues_shows_replaces_and_revokes_entra_passes_and_logs_each_change() {
     let second = issued_value(&said);
     assert_ne!(first, second);
 
-    // Entra's policy refuses a lifetime beyond its bounds, in Graph's words.
+    // A lifetime beyond the tenant policy's bounds is refused, in plain
+    // words, before Graph is asked.
     let refused = station.fails(&[
         "entra",
         "pass",
@@ -386,7 +394,7 @@ fn it_issues_shows_replaces_and_revokes_entra_passes_and_logs_each_change() {
         "10h",
     ]);
     assert!(
-        refused.contains("lifetimeInMinutes must be between 60 and 480"),
+        refused.contains("a lifetime of 600 min is outside the tenant's 60 to 480 min"),
         "{refused}"
     );
     // The pass in the tenant stays: a refused request replaces nothing.
@@ -432,4 +440,130 @@ fn it_issues_shows_replaces_and_revokes_entra_passes_and_logs_each_change() {
         assert!(!log.contains(value.as_str()));
         assert!(!stored.windows(value.len()).any(|w| w == value.as_bytes()));
     }
+}
+
+/// The results file's rows: (email, result).
+fn results(station: &Station) -> Vec<(String, String)> {
+    let mut reader = csv::Reader::from_path(station.path("results.csv")).unwrap();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[1].to_string(), r[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn an_entra_batch_goes_on_after_an_interruption_and_issues_no_pass_twice() {
+    let mut contoso = Tenant::contoso(APP);
+    contoso.add_people(24);
+    let fake = FakeEntra::start(contoso);
+    let station = with_certificate(&fake);
+    station.ok(&["init"]);
+    let mut file = String::from("email,start,lifetime,one_time\r\n");
+    for n in 0..24 {
+        file.push_str(&format!("person{n}@contoso.onmicrosoft.com,,2h,yes\r\n"));
+    }
+    file.push_str("nobody@contoso.onmicrosoft.com,,,\r\n");
+    std::fs::write(station.path("hr.csv"), file).unwrap();
+    let batch = [
+        "entra",
+        "pass",
+        "issue-batch",
+        "hr.csv",
+        "--out",
+        "results.csv",
+    ];
+
+    // A pass or a row the tenant's policy would refuse: nothing is sent.
+    let one = station.fails(&["entra", "pass", "issue", ADA, "--lifetime", "30m"]);
+    assert!(
+        one.contains("the tenant would refuse this pass: a lifetime of 30 min"),
+        "{one}"
+    );
+    std::fs::write(
+        station.path("bad.csv"),
+        "email,start,lifetime,one_time\nperson0@contoso.onmicrosoft.com,,2h,\nperson1@contoso.onmicrosoft.com,,30m,\n",
+    )
+    .unwrap();
+    let before = fake.graph_requests();
+    let refused = station.fails(&[
+        "entra",
+        "pass",
+        "issue-batch",
+        "bad.csv",
+        "--out",
+        "bad-results.csv",
+    ]);
+    assert!(
+        refused.contains("line 3: a lifetime of 30 min is outside the tenant's 60 to 480 min"),
+        "{refused}"
+    );
+    assert_eq!(
+        fake.graph_requests() - before,
+        1,
+        "only the policy was read"
+    );
+    assert!(!station.path("bad-results.csv").exists());
+
+    // The second $batch call fails five times (after the policy and the
+    // first call): the first 20 rows are kept.
+    let down = vec![(503, Some(0)); 5];
+    fake.change(|t| t.failures = [vec![(200, None); 2], down].concat().into());
+    let stopped = station.fails(&batch);
+    assert!(stopped.contains("run the same command again"), "{stopped}");
+    let first = results(&station);
+    assert_eq!(first.len(), 20);
+    assert!(first.iter().all(|(_, result)| result == "issued"));
+    let mode = std::fs::metadata(station.path("results.csv"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Again, throttled: the rest is issued, the unknown person refused.
+    fake.change(|t| {
+        t.throttle_every = 3;
+        t.throttle_retry_after = 0;
+    });
+    let said = station.refused_rows(&batch);
+    assert!(
+        said.contains("Issued 4 passes; 1 refused; 20 issued by an earlier run"),
+        "{said}"
+    );
+    let second = results(&station);
+    let issued: Vec<_> = second.iter().filter(|(_, r)| r == "issued").collect();
+    assert_eq!(issued.len(), 24);
+    let unique: std::collections::BTreeSet<_> = issued.iter().map(|(e, _)| e).collect();
+    assert_eq!(unique.len(), 24, "no one twice");
+    assert_eq!(
+        second.last().unwrap(),
+        &(
+            "nobody@contoso.onmicrosoft.com".to_string(),
+            "refused".to_string()
+        )
+    );
+
+    // A third run only tries the refused row again.
+    let said = station
+        .tapctl(&batch)
+        .current_dir(station.path(""))
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        String::from_utf8(said)
+            .unwrap()
+            .contains("Issued 0 passes; 1 refused; 24 issued")
+    );
+    let log = station.ok(&["audit", "--json"]);
+    let issued_events = serde_json::from_str::<Vec<serde_json::Value>>(&log)
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "entra_pass_issued")
+        .count();
+    assert_eq!(issued_events, 24);
 }
