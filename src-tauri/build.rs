@@ -60,6 +60,9 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_key_sign_in_cancel",
     "admin_my_keys",
     "admin_remove_my_key",
+    "admin_entra_pass",
+    "admin_entra_issue_pass",
+    "admin_entra_revoke_pass",
 ];
 
 fn main() {

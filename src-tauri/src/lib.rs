@@ -70,6 +70,9 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::admin_keys::admin_key_sign_in_cancel,
         commands::admin_keys::admin_my_keys,
         commands::admin_keys::admin_remove_my_key,
+        commands::entra::admin_entra_pass,
+        commands::entra::admin_entra_issue_pass,
+        commands::entra::admin_entra_revoke_pass,
     ])
 }
 

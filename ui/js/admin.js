@@ -19,6 +19,8 @@ let organisation = '';
 let attestationRoots = false;
 // Whether security keys are on: admins may then sign in with their own.
 let keysOn = false;
+// Whether the kiosk works on an Entra tenant: the Entra tab.
+let entraOn = false;
 // Passes in user details come in Microsoft Graph's shape.
 const GRAPH_STATES = {
   NotYetValid: 'not_yet_valid', EnabledByPolicy: 'usable', Expired: 'expired',
@@ -221,6 +223,19 @@ const sections = {
         el('button', { type: 'submit', class: 'primary', id: 'issue' }, t('admin.issue.issue'))),
       el('div', { id: 'letter' }));
   },
+  async entra() {
+    panel.append(el('h1', {}, t('admin.tabs.entra')), el('p', { class: 'hint' }, t('admin.entra.lead')),
+      form(() => showEntraPass(value('entra-user')), input('entra-user', 'admin.entra.user', { type: 'email' }),
+        el('button', { type: 'submit', class: 'secondary', id: 'entra-find' }, t('admin.entra.find'))),
+      el('div', { id: 'entra-pass', 'aria-live': 'polite' }),
+      el('h2', {}, t('admin.entra.issue_title')),
+      form(issueEntraPass, input('entra-issue-user', 'admin.entra.user', { type: 'email' }),
+        input('entra-start', 'admin.issue.start', { type: 'datetime-local' }),
+        input('entra-lifetime', 'admin.issue.lifetime'),
+        checkbox('entra-one-time', 'admin.issue.one_time', false), checkbox('entra-replace', 'admin.issue.replace', false),
+        el('button', { type: 'submit', class: 'primary', id: 'entra-issue' }, t('admin.issue.issue'))),
+      el('div', { id: 'letter' }));
+  },
   async policy(mine) {
     const policy = await call('admin_policy');
     if (!policy.ok || mine !== view) return;
@@ -328,19 +343,49 @@ async function loadAudit() {
       el('td', {}, format(r.at)), el('td', {}, t(`admin.audit.kind.${r.kind}`)), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail)))))));
 }
 
-async function issuePass() {
-  const start = value('issue-start');
-  const request = {
-    email: value('issue-email'),
+// The terms typed in the issue form whose fields start with `prefix`.
+function passTerms(prefix) {
+  const start = value(`${prefix}-start`);
+  return {
     start: start ? start.replace('T', ' ') : null,
-    lifetime: value('issue-lifetime') || null,
-    oneTime: document.getElementById('issue-one-time').checked ? true : null,
-    replace: document.getElementById('issue-replace').checked,
+    lifetime: value(`${prefix}-lifetime`) || null,
+    oneTime: document.getElementById(`${prefix}-one-time`).checked ? true : null,
+    replace: document.getElementById(`${prefix}-replace`).checked,
   };
+}
+
+async function issuePass() {
+  const request = { email: value('issue-email'), ...passTerms('issue') };
   const issued = await call('admin_issue_pass', { request });
-  if (!issued.ok) return;
+  if (issued.ok) drawLetter(issued.result);
+}
+
+// A person's pass in the Entra tenant: its state, and Revoke.
+async function showEntraPass(user) {
+  const shown = document.getElementById('entra-pass');
+  const pass = await call('admin_entra_pass', { user });
+  if (!pass.ok || !shown.isConnected) return;
   say('');
-  const letter = issued.result;
+  const p = pass.result;
+  clear(shown).append(p
+    ? el('p', { id: 'entra-pass-state' }, t('admin.people.pass_line', {
+      state: t(`admin.pass_state.${GRAPH_STATES[p.reason] || 'revoked'}`), start: p.start || '', minutes: p.lifetimeMinutes,
+      use: t(p.oneTime ? 'admin.people.one_time' : 'admin.people.multi_use'),
+    }))
+    : el('p', { id: 'entra-pass-state' }, t('admin.entra.no_pass', { user })),
+  p ? el('button', { type: 'button', class: 'danger', id: 'entra-revoke', onclick: async () => {
+    if ((await call('admin_entra_revoke_pass', { user })).ok) { await showEntraPass(user); say(t('admin.people.revoked', { email: user })); }
+  } }, t('admin.people.revoke')) : '');
+}
+
+async function issueEntraPass() {
+  const request = { user: value('entra-issue-user'), ...passTerms('entra') };
+  const issued = await call('admin_entra_issue_pass', { request });
+  if (issued.ok) drawLetter(issued.result);
+}
+
+function drawLetter(letter) {
+  say('');
   clear(document.getElementById('letter')).append(el('article', { class: 'letter', id: 'welcome-letter' },
     el('h2', {}, t('admin.issue.letter_title', { organisation: letter.organisation })),
     el('p', {}, t('admin.issue.letter_for', { name: letter.name || letter.email })),
@@ -348,7 +393,7 @@ async function issuePass() {
     el('p', { class: 'letter-pass', id: 'issued-pass' }, letter.pass),
     el('p', {}, t('admin.issue.letter_valid', { starts: letter.starts, ends: letter.ends })),
     el('p', {}, t(letter.oneTime ? 'admin.issue.letter_one_time' : 'admin.issue.letter_multi_use')),
-    el('p', {}, t('admin.issue.letter_steps')),
+    el('p', {}, t(letter.entra ? 'admin.issue.letter_steps_entra' : 'admin.issue.letter_steps')),
     el('p', { class: 'hint' }, t('admin.issue.letter_keep'))),
   el('p', { class: 'hint no-print' }, t('admin.issue.shown_once')),
   el('button', { type: 'button', class: 'primary no-print', onclick: () => window.print() }, t('admin.issue.print')));
@@ -501,7 +546,9 @@ attestationRoots = status.attestation_roots;
 keysOn = status.keys;
 document.getElementById('admin-title').textContent = `${t('admin.title')} — ${organisation}`;
 tabs.setAttribute('aria-label', t('admin.tabs.label'));
+entraOn = status.entra;
 for (const name of Object.keys(sections)) {
+  if (name === 'entra' && !entraOn) continue;
   tabs.append(el('button', { type: 'button', 'data-tab': name, onclick: () => showTab(name) }, t(`admin.tabs.${name}`)));
 }
 lockButton.textContent = t('admin.lock');

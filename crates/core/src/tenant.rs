@@ -78,6 +78,70 @@ pub struct TenantMethod {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// A person's Temporary Access Pass in the tenant. Its `Debug` never
+/// shows the value a new one carries.
+pub struct TenantPass {
+    /// Its id in the tenant.
+    pub id: String,
+    /// The pass itself: only when it was just issued.
+    pub value: Option<zeroize::Zeroizing<String>>,
+    /// When it starts working.
+    pub start: Option<DateTime<Utc>>,
+    /// How long it works.
+    pub lifetime_minutes: i64,
+    /// Whether one sign-in uses it up.
+    pub one_time: bool,
+    /// Whether it works now.
+    pub usable: bool,
+    /// Why it works or not, in the tenant's words (`EnabledByPolicy`,
+    /// `NotYetValid`, `Expired`…).
+    pub reason: String,
+    /// The tenant's id of the request that issued it.
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for TenantPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantPass")
+            .field("id", &self.id)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("start", &self.start)
+            .field("lifetime_minutes", &self.lifetime_minutes)
+            .field("one_time", &self.one_time)
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a new pass in the tenant is asked to be; the tenant's policy fills
+/// what is left out.
+#[derive(Debug, Clone, Default)]
+pub struct PassTerms {
+    /// When it starts; now if `None`.
+    pub start: Option<DateTime<Utc>>,
+    /// How long it works, in minutes.
+    pub lifetime_minutes: Option<i64>,
+    /// One-time or not.
+    pub one_time: Option<bool>,
+}
+
+/// A pass the tenant issued, and the id of the one it replaced.
+pub struct IssuedTenantPass {
+    /// The new pass, with its value.
+    pub pass: TenantPass,
+    /// The pass it replaced, if the person had one.
+    pub replaced: Option<String>,
+}
+
+/// A pass the tenant removed.
+#[derive(Debug, Clone)]
+pub struct RevokedTenantPass {
+    /// Its id in the tenant.
+    pub id: String,
+    /// The tenant's id of the request that removed it.
+    pub request_id: Option<String>,
+}
+
 /// Why the tenant did not do what was asked. Each has its own words on
 /// screen; the details go to the log.
 #[derive(Debug, Error)]
@@ -96,6 +160,9 @@ pub enum TenantError {
     /// The tenant could not be reached or failed.
     #[error("the tenant cannot be reached: {0}")]
     Unavailable(String),
+    /// The tenant (or its policy) refused, in its words.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A tenant: where people sign in and keep their keys.
@@ -130,6 +197,20 @@ pub trait Tenant: Send + Sync + std::fmt::Debug {
         id: &str,
     ) -> Result<Option<String>, TenantError>;
 
+    /// The pass of the account `user`, if it has one.
+    async fn pass_of(&self, user: &Email) -> Result<Option<TenantPass>, TenantError>;
+
+    /// Issues `user` a pass; one they have is replaced only if `replace`.
+    async fn issue_pass(
+        &self,
+        user: &Email,
+        terms: &PassTerms,
+        replace: bool,
+    ) -> Result<IssuedTenantPass, TenantError>;
+
+    /// Removes the pass of `user`.
+    async fn revoke_pass(&self, user: &Email) -> Result<RevokedTenantPass, TenantError>;
+
     /// Fresh options for a new key of `person`.
     async fn key_options(&self, person: &TenantPerson) -> Result<KeyOptions, TenantError>;
 
@@ -140,4 +221,29 @@ pub trait Tenant: Send + Sync + std::fmt::Debug {
         name: &str,
         answer: &RegisterPublicKeyCredential,
     ) -> Result<TenantKey, TenantError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TenantPass;
+
+    #[test]
+    fn a_pass_in_a_log_line_never_shows_its_value() {
+        let pass = TenantPass {
+            id: "6f1dbb0a".into(),
+            value: Some(zeroize::Zeroizing::new("kw9Qx3Tb".into())),
+            start: None,
+            lifetime_minutes: 60,
+            one_time: true,
+            usable: true,
+            reason: "EnabledByPolicy".into(),
+            request_id: None,
+        };
+        let shown = format!("{pass:?}");
+        assert!(!shown.contains("kw9Qx3Tb"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("6f1dbb0a"),
+            "{shown}"
+        );
+    }
 }

@@ -8,27 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-/// A pass as Graph shows it.
-#[derive(Debug, Clone)]
-pub struct EntraPass {
-    /// The method's id.
-    pub id: String,
-    /// The pass itself: only in the answer that created it.
-    pub value: Option<Zeroizing<String>>,
-    /// When it starts working.
-    pub start: Option<DateTime<Utc>>,
-    /// How long it works.
-    pub lifetime_minutes: i64,
-    /// Whether it works once.
-    pub one_time: bool,
-    /// Whether it works now, and why (Graph's `methodUsabilityReason`).
-    pub usable: bool,
-    /// `EnabledByPolicy`, `DisabledByPolicy`, `Expired`, `NotYetValid`,
-    /// `OneTimeUsed`.
-    pub reason: String,
-    /// Graph's id of the request that issued it (only from `issue`).
-    pub request_id: Option<String>,
-}
+/// A pass as Graph shows it (the kiosk's `TenantPass`, whose `Debug`
+/// hides the value a new one carries).
+pub use tapkiosk_core::tenant::TenantPass as EntraPass;
 
 /// What IT asks for; Entra's policy fills what is left out.
 #[derive(Debug, Clone, Default)]

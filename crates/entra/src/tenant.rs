@@ -4,6 +4,7 @@
 //! Graph.
 
 use crate::graph::{EntraError, Graph};
+use crate::passes::{self, PassRequest, TapPolicy};
 use crate::signin::{SignIn, SignInError};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use tapkiosk_core::Email;
 use tapkiosk_core::fido::{RegisterPublicKeyCredential, Url};
 use tapkiosk_core::tenant::{
-    KeyOptions, Tenant, TenantError, TenantKey, TenantMethod, TenantPerson, TenantSignIn,
+    IssuedTenantPass, KeyOptions, PassTerms, RevokedTenantPass, Tenant, TenantError, TenantKey,
+    TenantMethod, TenantPass, TenantPerson, TenantSignIn,
 };
 
 /// An Entra tenant, through the kiosk's app.
@@ -34,6 +36,18 @@ impl EntraTenant {
             graph,
             hosts,
         }
+    }
+}
+
+/// An unknown account, Graph's refusal in its words, or an unreachable
+/// tenant.
+fn account_or(error: EntraError) -> TenantError {
+    match error {
+        EntraError::Graph { status: 404, .. } => TenantError::UnknownAccount,
+        EntraError::Graph {
+            status, message, ..
+        } if (400..500).contains(&status) && status != 429 => TenantError::Refused(message),
+        other => unavailable(other),
     }
 }
 
@@ -122,6 +136,60 @@ impl Tenant for EntraTenant {
         crate::keys::remove(&self.graph, &person.id, id)
             .await
             .map_err(refused)
+    }
+
+    async fn pass_of(&self, user: &Email) -> Result<Option<TenantPass>, TenantError> {
+        let listed = passes::list(&self.graph, user.as_str())
+            .await
+            .map_err(account_or)?;
+        Ok(listed.into_iter().next())
+    }
+
+    async fn issue_pass(
+        &self,
+        user: &Email,
+        terms: &PassTerms,
+        replace: bool,
+    ) -> Result<IssuedTenantPass, TenantError> {
+        let request = PassRequest {
+            start: terms.start,
+            lifetime_minutes: terms.lifetime_minutes,
+            one_time: terms.one_time,
+        };
+        let policy = TapPolicy::read(&self.graph).await.map_err(unavailable)?;
+        if let Some(refusal) = policy.refusal(&request) {
+            return Err(TenantError::Refused(refusal));
+        }
+        // One pass per person: a new one replaces the old in the same
+        // request, so a refused request leaves the old one.
+        let old = self.pass_of(user).await?;
+        if old.is_some() && !replace {
+            return Err(TenantError::Refused(format!(
+                "{user} already has a pass in the tenant: replace it, or revoke it first"
+            )));
+        }
+        let issued = passes::issue(&self.graph, user.as_str(), &request)
+            .await
+            .map_err(account_or)?;
+        Ok(IssuedTenantPass {
+            pass: issued,
+            replaced: old.map(|old| old.id),
+        })
+    }
+
+    async fn revoke_pass(&self, user: &Email) -> Result<RevokedTenantPass, TenantError> {
+        let Some(pass) = self.pass_of(user).await? else {
+            return Err(TenantError::Refused(format!(
+                "{user} has no pass in the tenant"
+            )));
+        };
+        let request_id = passes::revoke(&self.graph, user.as_str(), &pass.id)
+            .await
+            .map_err(account_or)?;
+        Ok(RevokedTenantPass {
+            id: pass.id,
+            request_id,
+        })
     }
 
     async fn key_options(&self, person: &TenantPerson) -> Result<KeyOptions, TenantError> {

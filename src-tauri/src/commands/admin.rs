@@ -91,6 +91,8 @@ pub struct AdminStatus {
     attestation_roots: bool,
     /// Whether security keys are on: admins may sign in with theirs.
     keys: bool,
+    /// Whether the kiosk works on an Entra tenant (the pane's Entra tab).
+    entra: bool,
 }
 
 #[tauri::command]
@@ -109,6 +111,7 @@ pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
         language: state.config.languages.first().cloned().unwrap_or_default(),
         attestation_roots: state.config.webauthn.attestation_roots.is_some(),
         keys: state.relying_party.is_some(),
+        entra: state.tenant.is_some(),
     })
 }
 
@@ -300,26 +303,37 @@ pub struct PassRequest {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Letter {
-    organisation: String,
-    email: String,
-    name: Option<String>,
-    pass: String,
-    starts: chrono::DateTime<chrono::Utc>,
-    ends: chrono::DateTime<chrono::Utc>,
-    one_time: bool,
+    pub(crate) organisation: String,
+    pub(crate) email: String,
+    pub(crate) name: Option<String>,
+    pub(crate) pass: String,
+    pub(crate) starts: chrono::DateTime<chrono::Utc>,
+    pub(crate) ends: chrono::DateTime<chrono::Utc>,
+    pub(crate) one_time: bool,
+    /// Whether it is the tenant's pass, typed on Microsoft's page.
+    pub(crate) entra: bool,
+}
+
+/// The start and lifetime typed in an issue form (empty: the defaults).
+pub(crate) fn terms(
+    start: Option<&str>,
+    lifetime: Option<&str>,
+) -> Answer<(Option<chrono::DateTime<chrono::Utc>>, Option<Lifetime>)> {
+    let start = match start.filter(|s| !s.is_empty()) {
+        Some(text) => Some(parse_time(text).map_err(|_| UiError::new("invalid_start"))?),
+        None => None,
+    };
+    let lifetime = match lifetime.filter(|s| !s.is_empty()) {
+        Some(text) => Some(Lifetime::parse(text).map_err(|_| UiError::new("invalid_lifetime"))?),
+        None => None,
+    };
+    Ok((start, lifetime))
 }
 
 #[tauri::command]
 pub async fn admin_issue_pass(state: State<'_, AppState>, request: PassRequest) -> Answer<Letter> {
     let directory = unlocked(&state)?;
-    let start = match request.start.as_deref().filter(|s| !s.is_empty()) {
-        Some(text) => Some(parse_time(text).map_err(|_| UiError::new("invalid_start"))?),
-        None => None,
-    };
-    let lifetime = match request.lifetime.as_deref().filter(|s| !s.is_empty()) {
-        Some(text) => Some(Lifetime::parse(text).map_err(|_| UiError::new("invalid_lifetime"))?),
-        None => None,
-    };
+    let (start, lifetime) = terms(request.start.as_deref(), request.lifetime.as_deref())?;
     let request = IssueRequest {
         email: email(&request.email)?,
         start,
@@ -336,6 +350,7 @@ pub async fn admin_issue_pass(state: State<'_, AppState>, request: PassRequest) 
         starts: issued.pass.start_at,
         ends: issued.pass.end_at(),
         one_time: issued.pass.one_time,
+        entra: false,
     })
 }
 

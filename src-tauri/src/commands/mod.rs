@@ -4,5 +4,6 @@
 
 pub mod admin;
 pub mod admin_keys;
+pub mod entra;
 pub mod kiosk;
 pub mod staging;

@@ -312,7 +312,7 @@ fn tenant_notice(error: &TenantError) -> Notice {
     match error {
         TenantError::UnknownAccount => Notice::AccountNotFound,
         TenantError::SignInRefused(_) => Notice::SignInRefused,
-        TenantError::KeyRefused(_) => Notice::KeyRefused,
+        TenantError::KeyRefused(_) | TenantError::Refused(_) => Notice::KeyRefused,
         TenantError::Unavailable(_) => Notice::TenantUnavailable,
     }
 }
