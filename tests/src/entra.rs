@@ -28,6 +28,7 @@ pub fn fake_tenant_at(clock: Arc<dyn Clock>) -> (FakeEntra, tapkiosk_entra::Grap
         id: "b2f1a9c3-0000-4000-8000-000000000001".into(),
         upn: "grace@contoso.onmicrosoft.com".into(),
         display_name: "Grace Hopper".into(),
+        mail: None,
         enabled: true,
     });
     let fake = FakeEntra::start(contoso);

@@ -266,7 +266,36 @@ async fn a_person_removes_a_lost_key_and_adds_another(t: TestDirectory) {
     assert!(matches!(done.step, StepView::TenantKeyRegistered { .. }));
 }
 
+async fn an_email_that_is_not_the_user_name_finds_the_account_by_its_mail(t: TestDirectory) {
+    let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    fake.change(|tenant| {
+        tenant.users.push(tapkiosk_fake_entra::User {
+            id: "c3d4e5f6-0000-4000-8000-000000000002".into(),
+            upn: "m.obrien@contoso.onmicrosoft.com".into(),
+            display_name: "Mary O'Brien".into(),
+            mail: Some("mary.o'brien@contoso.com".into()),
+            enabled: true,
+        });
+    });
+    let pass = issue_pass(&graph, "m.obrien@contoso.onmicrosoft.com", true).await;
+    kiosk.start(Language::En).await.unwrap();
+    kiosk
+        .submit_email("Mary.O'Brien@contoso.com")
+        .await
+        .unwrap();
+    let page = kiosk.sign_in_page().unwrap().clone();
+    let asked: std::collections::BTreeMap<_, _> = page.query_pairs().into_owned().collect();
+    assert_eq!(asked["login_hint"], "m.obrien@contoso.onmicrosoft.com");
+    let back = type_pass_on_the_page(&page, &pass).await.unwrap();
+    let choose = kiosk.finish_sign_in(&back).await.unwrap();
+    let StepView::TenantChoose { name, .. } = choose.step else {
+        panic!("{choose:?}");
+    };
+    assert_eq!(name, "Mary O'Brien");
+}
+
 tapkiosk_tests::on_both_backends!(
+    an_email_that_is_not_the_user_name_finds_the_account_by_its_mail,
     a_person_removes_a_lost_key_and_adds_another,
     a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra,
     an_answer_after_entras_deadline_is_asked_for_again,

@@ -12,16 +12,9 @@ use zeroize::Zeroizing;
 /// hides the value a new one carries).
 pub use tapkiosk_core::tenant::TenantPass as EntraPass;
 
-/// What IT asks for; Entra's policy fills what is left out.
-#[derive(Debug, Clone, Default)]
-pub struct PassRequest {
-    /// When it starts; now if `None`.
-    pub start: Option<DateTime<Utc>>,
-    /// Minutes it works; the policy's default if `None`.
-    pub lifetime_minutes: Option<i64>,
-    /// One-time or not; the policy's rule if `None`.
-    pub one_time: Option<bool>,
-}
+/// What IT asks for (the kiosk's `PassTerms`); Entra's policy fills what
+/// is left out.
+pub use tapkiosk_core::tenant::PassTerms as PassRequest;
 
 fn path_of(user: &str) -> String {
     format!(

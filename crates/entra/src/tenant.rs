@@ -4,7 +4,7 @@
 //! Graph.
 
 use crate::graph::{EntraError, Graph};
-use crate::passes::{self, PassRequest, TapPolicy};
+use crate::passes::{self, TapPolicy};
 use crate::signin::{SignIn, SignInError};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -66,6 +66,44 @@ fn refused(error: EntraError) -> TenantError {
     }
 }
 
+impl EntraTenant {
+    /// The account the typed email names: the one whose user principal
+    /// name it is, else the one whose `mail` it is (organisations whose
+    /// sign-in names differ from their addresses). Its object id and user
+    /// principal name (the sign-in page's `login_hint`).
+    async fn account_of(&self, email: &Email) -> Result<(String, String), TenantError> {
+        let by_name = format!(
+            "/users/{}?$select=id,userPrincipalName",
+            crate::check::url_path(email.as_str())
+        );
+        let found = match self.graph.get(&by_name).await {
+            Ok(found) => found,
+            Err(EntraError::Graph { status: 404, .. }) => {
+                // OData writes a quote inside a string as two.
+                let quoted = email.as_str().replace('\'', "''");
+                let filter: String =
+                    url::form_urlencoded::byte_serialize(format!("mail eq '{quoted}'").as_bytes())
+                        .collect();
+                let by_mail = format!("/users?$filter={filter}&$select=id,userPrincipalName");
+                let listed = self.graph.get(&by_mail).await.map_err(unavailable)?;
+                match listed["value"].as_array().map(Vec::as_slice) {
+                    Some([one]) => one.clone(),
+                    // None, or several (ambiguous): no account to sign in.
+                    _ => return Err(TenantError::UnknownAccount),
+                }
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
+        let text = |field: &str| found.get(field).and_then(Value::as_str).map(String::from);
+        match (text("id"), text("userPrincipalName")) {
+            (Some(id), Some(user_name)) => Ok((id, user_name)),
+            _ => Err(TenantError::Unavailable(format!(
+                "{email}: no id or user principal name"
+            ))),
+        }
+    }
+}
+
 #[async_trait]
 impl Tenant for EntraTenant {
     fn redirect_uri(&self) -> &Url {
@@ -79,21 +117,10 @@ impl Tenant for EntraTenant {
     }
 
     async fn start_sign_in(&self, email: &Email) -> Result<TenantSignIn, TenantError> {
-        let path = format!(
-            "/users/{}?$select=id",
-            crate::check::url_path(email.as_str())
-        );
-        let found = match self.graph.get(&path).await {
-            Ok(found) => found,
-            Err(EntraError::Graph { status: 404, .. }) => return Err(TenantError::UnknownAccount),
-            Err(error) => return Err(unavailable(error)),
-        };
-        let Some(id) = found.get("id").and_then(Value::as_str) else {
-            return Err(TenantError::Unavailable(format!("{path}: no id")));
-        };
+        let (id, user_name) = self.account_of(email).await?;
         let sign_in = self
             .graph
-            .start_sign_in(id, email.as_str(), self.redirect_uri.as_str())
+            .start_sign_in(&id, &user_name, self.redirect_uri.as_str())
             .await
             .map_err(unavailable)?;
         Ok(TenantSignIn {
@@ -151,13 +178,8 @@ impl Tenant for EntraTenant {
         terms: &PassTerms,
         replace: bool,
     ) -> Result<IssuedTenantPass, TenantError> {
-        let request = PassRequest {
-            start: terms.start,
-            lifetime_minutes: terms.lifetime_minutes,
-            one_time: terms.one_time,
-        };
         let policy = TapPolicy::read(&self.graph).await.map_err(unavailable)?;
-        if let Some(refusal) = policy.refusal(&request) {
+        if let Some(refusal) = policy.refusal(terms) {
             return Err(TenantError::Refused(refusal));
         }
         // One pass per person: a new one replaces the old in the same
@@ -168,7 +190,7 @@ impl Tenant for EntraTenant {
                 "{user} already has a pass in the tenant: replace it, or revoke it first"
             )));
         }
-        let issued = passes::issue(&self.graph, user.as_str(), &request)
+        let issued = passes::issue(&self.graph, user.as_str(), terms)
             .await
             .map_err(account_or)?;
         Ok(IssuedTenantPass {

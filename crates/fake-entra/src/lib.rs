@@ -33,6 +33,8 @@ pub struct User {
     pub upn: String,
     /// Display name.
     pub display_name: String,
+    /// Their email, when it is not their user principal name.
+    pub mail: Option<String>,
     /// Whether they may sign in.
     pub enabled: bool,
 }
@@ -134,6 +136,7 @@ impl Tenant {
                 id: "071cc716-8147-4397-a5ba-b2105951cc0b".into(),
                 upn: "ada@contoso.onmicrosoft.com".into(),
                 display_name: "Ada Lovelace".into(),
+                mail: None,
                 enabled: true,
             }],
             groups: BTreeMap::new(),
@@ -155,6 +158,7 @@ impl Tenant {
                 id: format!("00000000-0000-4000-8000-{n:012}"),
                 upn: format!("person{n}@{}", self.domain),
                 display_name: format!("Person {n}"),
+                mail: None,
                 enabled: true,
             });
         }
@@ -371,6 +375,7 @@ fn answer(
             };
             match (method.as_str(), rest) {
                 ("POST", ["$batch"]) if !shared.in_batch => batch(shared, &headers, &body),
+                ("GET", ["users"]) => users_by_mail(shared, &roles, uri.query()),
                 ("GET", ["users", who, "authentication", "methods"]) => {
                     let who = url_decode(who);
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
@@ -486,6 +491,36 @@ fn batched(shared: &mut Shared, headers: &HeaderMap, request: &Value) -> Value {
         "headers": { "Content-Type": "application/json" },
         "body": body,
     })
+}
+
+/// `GET /users?$filter=mail eq '…'`: the people with that email.
+fn users_by_mail(shared: &Shared, roles: &[String], query: Option<&str>) -> Response {
+    if !allowed(roles, &["User.Read.All", "Directory.Read.All"]) {
+        return denied();
+    }
+    let filter = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "$filter")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let Some(mail) = filter
+        .strip_prefix("mail eq '")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .map(|quoted| quoted.replace("''", "'"))
+    else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unsupported or invalid query filter clause specified.",
+        );
+    };
+    let found: Vec<Value> = shared
+        .tenant
+        .users
+        .iter()
+        .filter(|u| u.mail.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&mail)))
+        .map(|u| json!({ "id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.display_name }))
+        .collect();
+    axum::Json(json!({ "value": found })).into_response()
 }
 
 /// Every method of `user`, as `GET …/authentication/methods` lists them:

@@ -250,6 +250,7 @@ fn what_the_tenant_lacks_is_listed_and_fails_the_check() {
             id: "b2f1a9c3-0000-4000-8000-000000000001".into(),
             upn: "grace@contoso.onmicrosoft.com".into(),
             display_name: "Grace Hopper".into(),
+            mail: None,
             enabled: true,
         });
         t.groups.insert("new-hires".into(), ["b2f1a9c3-0000-4000-8000-000000000001".to_string()].into());
