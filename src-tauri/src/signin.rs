@@ -28,15 +28,40 @@ pub fn cancel_bar(tenant: &dyn Tenant) -> String {
 pub fn allow<R: Runtime>(app: &AppHandle<R>, url: &Url) -> Option<bool> {
     let state = app.try_state::<AppState>()?;
     let tenant = state.tenant.clone()?;
-    if same_place(tenant.redirect_uri(), url) {
-        let (app, url) = (app.clone(), url.clone());
-        tauri::async_runtime::spawn(async move { come_back(&app, Some(&url)).await });
-        return Some(false);
-    }
     let on_page = state.on_tenant_page.load(Ordering::SeqCst);
+    match decide(&*tenant, on_page, url) {
+        Way::Catch => {
+            let (app, url) = (app.clone(), url.clone());
+            tauri::async_runtime::spawn(async move { come_back(&app, Some(&url)).await });
+            Some(false)
+        }
+        Way::Show => Some(true),
+        Way::Refuse => Some(false),
+    }
+}
+
+/// What the kiosk window does with an address, on a tenant.
+#[derive(Debug, PartialEq, Eq)]
+enum Way {
+    /// The redirect URI: handed to the kiosk, never loaded.
+    Catch,
+    /// One of the tenant's pages, while the sign-in page is shown.
+    Show,
+    /// Anything else (the app's own pages are the caller's to allow).
+    Refuse,
+}
+
+fn decide(tenant: &dyn Tenant, on_page: bool, url: &Url) -> Way {
+    if same_place(tenant.redirect_uri(), url) {
+        return Way::Catch;
+    }
     let host = url.host_str().unwrap_or_default();
     let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback(url));
-    Some(on_page && secure && tenant.allows_host(host))
+    if on_page && secure && tenant.allows_host(host) {
+        Way::Show
+    } else {
+        Way::Refuse
+    }
 }
 
 fn same_place(expected: &Url, url: &Url) -> bool {
@@ -115,5 +140,65 @@ async fn come_back<R: Runtime>(app: &AppHandle<R>, redirect: Option<&Url>) {
         && let Err(e) = window.navigate(page)
     {
         tracing::error!(%e, "cannot bring the kiosk back from the sign-in page");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Way, decide};
+    use std::sync::Arc;
+    use tapkiosk_core::config::{EntraCredential, EntraSettings};
+    use tapkiosk_core::fido::Url;
+    use tapkiosk_entra::{Credential, EntraTenant, Graph};
+
+    fn tenant() -> EntraTenant {
+        let url = |text: &str| Url::parse(text).unwrap();
+        let settings = EntraSettings {
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            authority: url("https://login.microsoftonline.com"),
+            graph: url("https://graph.microsoft.com"),
+            credential: EntraCredential::SecretInOsStore,
+            redirect_uri: url("http://localhost/tapkiosk/signed-in"),
+            sign_in_hosts: vec!["adfs.contoso.com".into()],
+        };
+        let credential = Credential::Secret("s".to_string().into());
+        let clock = Arc::new(tapkiosk_core::SystemClock);
+        EntraTenant::new(Arc::new(Graph::new(settings, credential, clock).unwrap()))
+    }
+
+    #[test]
+    fn the_window_goes_only_to_the_tenants_hosts_and_only_while_signing_in() {
+        let tenant = tenant();
+        let way = |on_page, text: &str| decide(&tenant, on_page, &Url::parse(text).unwrap());
+        assert_eq!(
+            way(true, "http://localhost/tapkiosk/signed-in?code=x&state=y"),
+            Way::Catch
+        );
+        assert_eq!(
+            way(false, "http://localhost/tapkiosk/signed-in?kiosk=cancel"),
+            Way::Catch
+        );
+        assert_eq!(
+            way(true, "https://login.microsoftonline.com/contoso/oauth2"),
+            Way::Show
+        );
+        assert_eq!(way(true, "https://LOGIN.microsoftonline.com/x"), Way::Show);
+        assert_eq!(way(true, "https://adfs.contoso.com/adfs/ls"), Way::Show);
+        for refused in [
+            "http://login.microsoftonline.com/contoso",
+            "https://login.microsoftonline.com.evil.example/",
+            "https://example.org/",
+            "http://localhost/tapkiosk/other",
+            "http://localhost:8080/tapkiosk/signed-in",
+            "https://localhost/tapkiosk/signed-in",
+        ] {
+            assert_eq!(way(true, refused), Way::Refuse, "{refused}");
+        }
+        assert_eq!(
+            way(false, "https://login.microsoftonline.com/contoso/oauth2"),
+            Way::Refuse,
+            "not while the kiosk is on its own pages"
+        );
     }
 }
