@@ -60,6 +60,15 @@ pub struct BatchRequest {
     pub body: Option<serde_json::Value>,
 }
 
+/// One request's answer inside a `$batch` call.
+struct Batched {
+    /// The request's place in the batch.
+    index: usize,
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    answer: Result<Answer, EntraError>,
+}
+
 /// A Graph answer, with the id Graph gave the request.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -244,14 +253,7 @@ impl Graph {
         &self,
         url: &str,
     ) -> Result<T, EntraError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| unreachable(url, &e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+        let (status, body) = exchange(self.http.get(url), url).await?;
         if !status.is_success() {
             return Err(unexpected(url, format!("{status}")));
         }
@@ -267,21 +269,16 @@ impl Graph {
         redirect_uri: &str,
         verifier: &str,
     ) -> Result<String, EntraError> {
-        let now = self.now();
-        let mut form: Vec<(&str, Zeroizing<String>)> = vec![
-            ("client_id", Zeroizing::new(self.settings.client_id.clone())),
-            ("grant_type", Zeroizing::new("authorization_code".into())),
-            ("code", Zeroizing::new(code.to_string())),
-            ("redirect_uri", Zeroizing::new(redirect_uri.to_string())),
-            ("code_verifier", Zeroizing::new(verifier.to_string())),
-            ("scope", Zeroizing::new("openid profile".into())),
+        let grant = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+            ("scope", "openid profile"),
         ];
-        let fields = self
-            .credential
-            .form_fields(&self.settings.client_id, token_endpoint, now)
-            .map_err(|e| EntraError::Credential(e.to_string()))?;
-        form.extend(fields);
-        let body = self.token_request(token_endpoint, &form).await?;
+        let body = self
+            .token_request(token_endpoint, &grant, self.now())
+            .await?;
         let id_token = body
             .get("id_token")
             .and_then(serde_json::Value::as_str)
@@ -289,22 +286,22 @@ impl Graph {
         Ok(id_token.to_string())
     }
 
-    /// Posts a token request; the answer, or Entra's refusal.
+    /// Posts a token request as the app (its id and credential, then
+    /// `grant`); the answer, or Entra's refusal.
     async fn token_request(
         &self,
         url: &str,
-        form: &[(&str, Zeroizing<String>)],
+        grant: &[(&str, &str)],
+        now: i64,
     ) -> Result<serde_json::Value, EntraError> {
-        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = self
-            .http
-            .post(url)
-            .form(&pairs)
-            .send()
-            .await
-            .map_err(|e| unreachable(url, &e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+        let credential = self
+            .credential
+            .form_fields(&self.settings.client_id, url, now)
+            .map_err(|e| EntraError::Credential(e.to_string()))?;
+        let mut pairs: Vec<(&str, &str)> = vec![("client_id", &self.settings.client_id)];
+        pairs.extend(grant);
+        pairs.extend(credential.iter().map(|(k, v)| (*k, v.as_str())));
+        let (status, body) = exchange(self.http.post(url).form(&pairs), url).await?;
         if !status.is_success() {
             let refused: SignInErrorBody = serde_json::from_str(&body)
                 .map_err(|_| unexpected(url, format!("{status} without an OAuth error body")))?;
@@ -367,17 +364,11 @@ impl Graph {
             "{}/.default",
             self.settings.graph.as_str().trim_end_matches('/')
         );
-        let mut form: Vec<(&str, Zeroizing<String>)> = vec![
-            ("client_id", Zeroizing::new(self.settings.client_id.clone())),
-            ("scope", Zeroizing::new(scope)),
-            ("grant_type", Zeroizing::new("client_credentials".into())),
+        let grant = [
+            ("scope", scope.as_str()),
+            ("grant_type", "client_credentials"),
         ];
-        let fields = self
-            .credential
-            .form_fields(&self.settings.client_id, &url, now)
-            .map_err(|e| EntraError::Credential(e.to_string()))?;
-        form.extend(fields);
-        let body = self.token_request(&url, &form).await?;
+        let body = self.token_request(&url, &grant, now).await?;
         let token: TokenBody =
             serde_json::from_value(body).map_err(|e| unexpected(&url, e.to_string()))?;
         Ok(AppToken {
@@ -472,7 +463,13 @@ impl Graph {
             let sent = self.send_batch(requests, &pending).await?;
             let mut again = Vec::new();
             let mut wait = None;
-            for (index, status, retry_after, answer) in sent {
+            for Batched {
+                index,
+                status,
+                retry_after,
+                answer,
+            } in sent
+            {
                 if matches!(status, 429 | 503 | 504) && tries < GRAPH_TRIES {
                     again.push(index);
                     wait = wait.max(Some(retry_after.unwrap_or_else(|| back_off(tries))));
@@ -504,15 +501,7 @@ impl Graph {
         &self,
         requests: &[BatchRequest],
         indexes: &[usize],
-    ) -> Result<
-        Vec<(
-            usize,
-            u16,
-            Option<std::time::Duration>,
-            Result<Answer, EntraError>,
-        )>,
-        EntraError,
-    > {
+    ) -> Result<Vec<Batched>, EntraError> {
         let asked: Vec<serde_json::Value> = indexes
             .iter()
             .map(|&index| {
@@ -554,9 +543,7 @@ impl Graph {
                     .and_then(|(_, v)| v.as_str())
                     .map(String::from)
             };
-            let retry_after = header("Retry-After")
-                .and_then(|s| s.trim().parse().ok())
-                .map(std::time::Duration::from_secs);
+            let retry_after = header("Retry-After").and_then(|s| seconds(&s));
             let request_id = header("request-id").or_else(|| answer.request_id.clone());
             let body = response["body"].clone();
             let result = if (200..300).contains(&status) {
@@ -576,7 +563,12 @@ impl Graph {
                     request_id,
                 })
             };
-            sent.push((index, status, retry_after, result));
+            sent.push(Batched {
+                index,
+                status,
+                retry_after,
+                answer: result,
+            });
         }
         Ok(sent)
     }
@@ -630,8 +622,23 @@ fn back_off(tries: u32) -> std::time::Duration {
 /// Graph's `Retry-After`, in seconds.
 fn retry_after(response: &reqwest::Response) -> Option<std::time::Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
-    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
-    Some(std::time::Duration::from_secs(seconds))
+    seconds(value.to_str().ok()?)
+}
+
+/// A `Retry-After` value in seconds (Graph gives no dates).
+fn seconds(text: &str) -> Option<std::time::Duration> {
+    text.trim().parse().ok().map(std::time::Duration::from_secs)
+}
+
+/// Sends `request` to `url`: its status and body.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<(reqwest::StatusCode, String), EntraError> {
+    let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+    Ok((status, body))
 }
 
 fn host_of(link: &str) -> String {

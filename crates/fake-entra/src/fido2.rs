@@ -5,7 +5,7 @@
 //! webauthn-rs, as a relying party would. What Graph answers on a refusal
 //! is not documented; the fake answers 400 with Graph's error body.
 
-use crate::{Tenant, User, allowed, denied, graph_error};
+use crate::{Tenant, User, allowed, bad_request, denied, graph_error};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -55,10 +55,6 @@ fn webauthn() -> webauthn_rs::Webauthn {
         .expect("a relying party")
 }
 
-fn refused(message: &str) -> Response {
-    graph_error(StatusCode::BAD_REQUEST, "badRequest", message)
-}
-
 pub fn handle(
     keys: &mut Keys,
     tenant: &Tenant,
@@ -77,7 +73,7 @@ pub fn handle(
     match (method, rest) {
         ("GET", ["creationOptions"]) => {
             if !self_service {
-                return refused(
+                return bad_request(
                     "FIDO2 self-service setup is not allowed by the authentication methods policy.",
                 );
             }
@@ -115,7 +111,7 @@ fn creation_options(keys: &mut Keys, tenant: &Tenant, user: &User) -> Response {
     let Ok((challenge, state)) =
         webauthn().start_passkey_registration(handle, &user.upn, &user.display_name, exclude)
     else {
-        return refused("Cannot create options.");
+        return bad_request("Cannot create options.");
     };
     let expires = tenant.now() + CHALLENGE_SECONDS;
     keys.pending.insert(user.id.clone(), (state, expires));
@@ -145,7 +141,7 @@ fn creation_options(keys: &mut Keys, tenant: &Tenant, user: &User) -> Response {
 
 fn register(keys: &mut Keys, tenant: &Tenant, user: &User, body: &[u8]) -> Response {
     let Ok(asked) = serde_json::from_slice::<Value>(body) else {
-        return refused("The request body is not JSON.");
+        return bad_request("The request body is not JSON.");
     };
     let credential = &asked["publicKeyCredential"];
     let answer = json!({
@@ -158,17 +154,17 @@ fn register(keys: &mut Keys, tenant: &Tenant, user: &User, body: &[u8]) -> Respo
         },
     });
     let Ok(answer) = serde_json::from_value(answer) else {
-        return refused("publicKeyCredential is not a WebAuthn credential.");
+        return bad_request("publicKeyCredential is not a WebAuthn credential.");
     };
     let Some((state, expires)) = keys.pending.remove(&user.id) else {
-        return refused("No creation options were requested for this user.");
+        return bad_request("No creation options were requested for this user.");
     };
     if tenant.now() > expires {
-        return refused("The challenge has expired: request new creation options.");
+        return bad_request("The challenge has expired: request new creation options.");
     }
     let passkey = match webauthn().finish_passkey_registration(&answer, &state) {
         Ok(passkey) => passkey,
-        Err(e) => return refused(&format!("The credential was refused: {e}.")),
+        Err(e) => return bad_request(&format!("The credential was refused: {e}.")),
     };
     let aaguid = aaguid_of(
         credential["response"]["attestationObject"]

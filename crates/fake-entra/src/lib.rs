@@ -612,6 +612,11 @@ pub(crate) fn sign_in_error(status: StatusCode, error: &str, code: u32, text: &s
     (status, axum::Json(body)).into_response()
 }
 
+/// Graph's 400 with its error body: a request the tenant refuses.
+pub(crate) fn bad_request(message: &str) -> Response {
+    graph_error(StatusCode::BAD_REQUEST, "badRequest", message)
+}
+
 /// Graph's error body.
 pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({

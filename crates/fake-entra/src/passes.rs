@@ -4,7 +4,7 @@
 //! answers when the policy refuses is not documented: the fake answers 400
 //! with Graph's error body.
 
-use crate::{Tenant, User, allowed, denied, graph_error};
+use crate::{Tenant, User, allowed, bad_request, denied, graph_error};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -24,10 +24,6 @@ const READERS: [&str; 4] = [
 /// Each person's pass, as stored (with its value, shown once).
 #[derive(Default)]
 pub struct Passes(BTreeMap<String, Value>);
-
-fn refused(message: &str) -> Response {
-    graph_error(StatusCode::BAD_REQUEST, "badRequest", message)
-}
 
 pub fn handle(
     passes: &mut Passes,
@@ -97,7 +93,9 @@ impl Passes {
 fn create(passes: &mut Passes, tenant: &Tenant, user: &User, body: &[u8]) -> Response {
     let policy = &tenant.tap_policy;
     if policy["state"] != "enabled" {
-        return refused("Temporary Access Pass is disabled by the authentication methods policy.");
+        return bad_request(
+            "Temporary Access Pass is disabled by the authentication methods policy.",
+        );
     }
     let asked: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
     let number = |v: &Value| v.as_i64();
@@ -109,20 +107,20 @@ fn create(passes: &mut Passes, tenant: &Tenant, user: &User, body: &[u8]) -> Res
         .or(number(&policy["defaultLifetimeInMinutes"]))
         .unwrap_or(60);
     if !(min..=max).contains(&lifetime) {
-        return refused(&format!(
+        return bad_request(&format!(
             "lifetimeInMinutes must be between {min} and {max}."
         ));
     }
     let policy_once = policy["isUsableOnce"] == true;
     let once = asked["isUsableOnce"].as_bool().unwrap_or(policy_once);
     if policy_once && !once {
-        return refused("The policy requires one-time passes (isUsableOnce).");
+        return bad_request("The policy requires one-time passes (isUsableOnce).");
     }
     let now = tenant.now();
     let start = match asked["startDateTime"].as_str() {
         Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
             Ok(start) => start.timestamp(),
-            Err(_) => return refused("startDateTime is not a date and time."),
+            Err(_) => return bad_request("startDateTime is not a date and time."),
         },
         None => now,
     };
