@@ -63,6 +63,10 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_entra_pass",
     "admin_entra_issue_pass",
     "admin_entra_revoke_pass",
+    "admin_entra_staging_start",
+    "admin_entra_staging_status",
+    "admin_entra_staging_pin",
+    "admin_entra_staging_step",
 ];
 
 fn main() {

@@ -73,6 +73,10 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::entra::admin_entra_pass,
         commands::entra::admin_entra_issue_pass,
         commands::entra::admin_entra_revoke_pass,
+        commands::entra_staging::admin_entra_staging_start,
+        commands::entra_staging::admin_entra_staging_status,
+        commands::entra_staging::admin_entra_staging_pin,
+        commands::entra_staging::admin_entra_staging_step,
     ])
 }
 

@@ -82,6 +82,8 @@ pub struct AppState {
     pub keys: KeySource,
     /// A key IT is setting up for someone in the admin pane.
     pub staging: tokio::sync::Mutex<Option<crate::commands::staging::Staging>>,
+    /// IT's queue of keys to stage into the tenant.
+    pub entra_staging: tokio::sync::Mutex<Option<tapkiosk_core::staging::StagingQueue>>,
     /// An admin signing in to the pane with their security key.
     pub key_sign_in: tokio::sync::Mutex<Option<crate::commands::admin_keys::KeySignIn>>,
     /// The tenant people sign in to with its own pass, if configured.
@@ -107,9 +109,9 @@ impl AppState {
             inputs.env.remove(name);
         }
         #[cfg(feature = "test-keys")]
-        let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY").is_some();
+        let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY");
         #[cfg(not(feature = "test-keys"))]
-        let soft_key = false;
+        let soft_key: Option<String> = None;
         if let Some(config) = &options.config {
             inputs.file = Some(config.clone());
         }
@@ -161,7 +163,7 @@ impl AppState {
             Some(entra) => Some(entra_tenant(entra, clock.clone())?),
             None => None,
         };
-        let keys = key_source(soft_key);
+        let keys = key_source(soft_key.as_deref());
         let kiosk = Kiosk::new(
             directory.clone(),
             KioskSettings {
@@ -182,6 +184,7 @@ impl AppState {
             relying_party,
             keys,
             staging: tokio::sync::Mutex::new(None),
+            entra_staging: tokio::sync::Mutex::new(None),
             key_sign_in: tokio::sync::Mutex::new(None),
             tenant,
             on_tenant_page: std::sync::atomic::AtomicBool::new(false),
@@ -217,11 +220,17 @@ fn entra_tenant(settings: &EntraSettings, clock: Arc<dyn Clock>) -> Result<Arc<d
 
 /// USB keys (and NFC with the `nfc` feature) in a shipped build. A `test-keys` build started with
 /// `TAPKIOSK_TEST_SOFT_KEY` uses one software key instead, for the
-/// end-to-end tests.
-fn key_source(soft_key: bool) -> KeySource {
+/// end-to-end tests: a CTAP 2.1 key if it says `2.1`, else a CTAP 2.0 one.
+fn key_source(soft_key: Option<&str>) -> KeySource {
     #[cfg(feature = "test-keys")]
-    if soft_key {
-        return match tapkiosk_core::fido::soft::SoftCtapToken::generate() {
+    if let Some(version) = soft_key {
+        use tapkiosk_core::fido::soft::SoftCtapToken;
+        let made = if version == "2.1" {
+            SoftCtapToken::generate_ctap21()
+        } else {
+            SoftCtapToken::generate()
+        };
+        return match made {
             Ok((key, _)) => KeySource::Soft(Arc::new(key)),
             Err(e) => {
                 tracing::error!(?e, "cannot make the software key");

@@ -126,8 +126,13 @@ pub fn wait_for_app_exit() {
 }
 
 /// What the app is started with (tauri-driver passes it on): the test's
-/// display, directory, key, configuration and clock, all in `folder`.
-fn app_environment(folder: &std::path::Path, screen: Screen) -> Vec<(&'static str, PathBuf)> {
+/// display, directory, key, configuration and clock, all in `folder`, and
+/// its software key (`1`: CTAP 2.0, `2.1`: CTAP 2.1).
+fn app_environment(
+    folder: &std::path::Path,
+    screen: Screen,
+    soft_key: &'static str,
+) -> Vec<(&'static str, PathBuf)> {
     vec![
         ("DISPLAY", display(screen).into()),
         ("WEBKIT_DISABLE_DMABUF_RENDERER", "1".into()),
@@ -135,7 +140,7 @@ fn app_environment(folder: &std::path::Path, screen: Screen) -> Vec<(&'static st
         ("TAPKIOSK_DIRECTORY", folder.join("directory.sqlite3")),
         ("TAPKIOSK_CONFIG", folder.join("config.toml")),
         ("TAPKIOSK_TEST_CLOCK", folder.join("clock-offset")),
-        ("TAPKIOSK_TEST_SOFT_KEY", "1".into()),
+        ("TAPKIOSK_TEST_SOFT_KEY", soft_key.into()),
         // As much as the app would ever log, so that the test of its log
         // (see `assert_log_holds_none`) has the most to look at.
         ("RUST_LOG", "debug".into()),
@@ -174,6 +179,7 @@ pub struct Kiosk {
     /// The language the test speaks at the kiosk and the admin pane.
     pub language: &'static str,
     screen: Screen,
+    soft_key: &'static str,
     clock_file: PathBuf,
     offset: i64,
     folder: tempfile::TempDir,
@@ -189,12 +195,23 @@ impl Kiosk {
     /// Starts the app on a fresh directory whose first language (the
     /// admin pane's) is `language`, on `screen`.
     pub async fn start_with(language: &'static str, screen: Screen) -> Self {
-        Self::start_configured(language, screen, |_| String::new()).await
+        Self::start_configured(language, screen, "1", |_| String::new()).await
     }
 
     /// Starts the app on a fresh directory and the fake Entra tenant at
     /// `fake` (its app's client secret in a 0600 file).
     pub async fn start_on_tenant(language: &'static str, fake: &str, app: &str) -> Self {
+        Self::start_on_tenant_with_key(language, fake, app, "1").await
+    }
+
+    /// As [`Kiosk::start_on_tenant`], with the software key `soft_key`
+    /// (`1`: CTAP 2.0, `2.1`: CTAP 2.1).
+    pub async fn start_on_tenant_with_key(
+        language: &'static str,
+        fake: &str,
+        app: &str,
+        soft_key: &'static str,
+    ) -> Self {
         let entra = |folder: &std::path::Path| {
             let secret = folder.join("entra-secret");
             std::fs::write(&secret, "s3cret").unwrap();
@@ -206,7 +223,7 @@ impl Kiosk {
                 secret.display()
             )
         };
-        Self::start_configured(language, Screen::Small, entra).await
+        Self::start_configured(language, Screen::Small, soft_key, entra).await
     }
 
     /// Starts the app on a fresh directory, with the configuration's
@@ -214,6 +231,7 @@ impl Kiosk {
     async fn start_configured(
         language: &'static str,
         screen: Screen,
+        soft_key: &'static str,
         extra: impl FnOnce(&std::path::Path) -> String,
     ) -> Self {
         let turn = ONE_AT_A_TIME.lock().await;
@@ -257,7 +275,7 @@ impl Kiosk {
                 &native_port.to_string(),
             ])
             .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
-            .envs(app_environment(folder.path(), screen))
+            .envs(app_environment(folder.path(), screen, soft_key))
             .env_remove("TAPKIOSK_TEST_POSTGRES")
             .env_remove("TAPKIOSK_TEST_PG_BIN")
             .env_remove("TAPKIOSK_TEST_PYTHON")
@@ -298,6 +316,7 @@ impl Kiosk {
             driver_process,
             language,
             screen,
+            soft_key,
             clock_file,
             offset: 0,
             folder,
@@ -492,7 +511,11 @@ impl Kiosk {
     #[allow(clippy::disallowed_methods)] // waiting for a process; no clock to move
     pub fn start_again(&self) -> (std::process::ExitStatus, String) {
         let mut second = Command::new(app_path())
-            .envs(app_environment(self.folder.path(), self.screen))
+            .envs(app_environment(
+                self.folder.path(),
+                self.screen,
+                self.soft_key,
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1380,3 +1380,184 @@ async fn the_admin_pane_issues_and_revokes_entra_passes(language: &'static str) 
 }
 
 in_english_and_french!(the_admin_pane_issues_and_revokes_entra_passes);
+
+/// The states of the staging list's rows, in order.
+async fn staging_rows(kiosk: &Kiosk) -> Vec<String> {
+    let mut states = Vec::new();
+    for row in kiosk
+        .driver
+        .find_all(By::Css("#staging-rows tr"))
+        .await
+        .unwrap()
+    {
+        states.push(row.attr("data-state").await.unwrap().unwrap_or_default());
+    }
+    states
+}
+
+/// The names of the security keys `upn` has in the fake tenant.
+async fn keys_in_tenant(graph: &tapkiosk_entra::Graph, upn: &str) -> Vec<String> {
+    tapkiosk_entra::methods::list(graph, upn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "security_key")
+        .filter_map(|m| m.name)
+        .collect()
+}
+
+/// Scrolls the pane down to the element `id` (its bottom at the window's),
+/// for a screenshot.
+async fn scroll_to(kiosk: &Kiosk, id: &str) {
+    kiosk
+        .driver
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView(false)",
+            vec![serde_json::json!(id)],
+        )
+        .await
+        .unwrap();
+}
+
+async fn it_stages_keys_into_entra_from_a_queue(language: &'static str) {
+    let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
+    let kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
+    add_admin(&kiosk).await;
+    unlock_admin_pane(&kiosk).await;
+    kiosk.click("button[data-tab='entra']").await;
+    let people = kiosk.wait_for(By::Id("staging-file")).await;
+    for line in [
+        "email,label",
+        &format!("{ADA_UPN},YK-0001"),
+        "nobody@contoso.onmicrosoft.com,X",
+        "grace@contoso.onmicrosoft.com,YK-0002",
+    ] {
+        // WebKitWebDriver drops a "\n" typed: the Enter key makes the line.
+        people.send_keys(line).await.unwrap();
+        people.send_keys(thirtyfour::Key::Enter).await.unwrap();
+    }
+    kiosk.click("#staging-start").await;
+
+    // Ada's key (CTAP 2.0) gets a random PIN; it cannot be made to ask for
+    // a new one, which IT is told.
+    kiosk
+        .wait_for(By::Css("body[data-entra-stage='letter']"))
+        .await;
+    let pin = kiosk
+        .wait_for(By::Id("staged-pin"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        pin.len() == 8 && pin.chars().all(|c| c.is_ascii_digit()),
+        "{pin}"
+    );
+    let warning = kiosk.wait_for(By::Id("staging-pin-policy")).await;
+    assert_eq!(
+        warning.text().await.unwrap(),
+        kiosk.words("admin.entra_stage.policy_not_supported")
+    );
+
+    // Nobody has the second address; Grace's key is the same one, with its
+    // PIN now: IT types it, and it goes on her letter.
+    kiosk.click("#staging-next").await;
+    kiosk
+        .wait_for(By::Css("body[data-entra-stage='enter_pin']"))
+        .await;
+    kiosk.enter("staging-key-pin", &pin).await;
+    kiosk
+        .wait_for(By::Css("body[data-entra-stage='letter']"))
+        .await;
+    let again = kiosk.wait_for(By::Id("staged-pin")).await;
+    assert_eq!(again.text().await.unwrap(), pin);
+    kiosk.wait_for(By::Id("staging-finished")).await;
+    assert_eq!(staging_rows(&kiosk).await, ["staged", "failed", "staged"]);
+    scroll_to(&kiosk, "staging-rows").await;
+    kiosk.screenshot("admin-entra-staging").await;
+
+    assert_eq!(
+        keys_in_tenant(&graph, ADA_UPN).await,
+        ["Software key (test) · YK-0001"]
+    );
+    assert_eq!(
+        keys_in_tenant(&graph, "grace@contoso.onmicrosoft.com").await,
+        ["Software key (test) · YK-0002"]
+    );
+    let log = kiosk
+        .directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap();
+    let staged: Vec<_> = log
+        .iter()
+        .filter(|r| r.kind == "entra_key_staged")
+        .map(|r| r.actor.as_str())
+        .collect();
+    assert_eq!(staged, ["admin:it", "admin:it"]);
+    kiosk.assert_log_holds_none(&[&pin]);
+    kiosk.stop().await;
+}
+
+in_english_and_french!(it_stages_keys_into_entra_from_a_queue);
+
+async fn a_key_staged_into_entra_asks_for_a_new_pin_at_first_use(language: &'static str) {
+    let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
+    let kiosk = Kiosk::start_on_tenant_with_key(language, &fake.url, ENTRA_APP, "2.1").await;
+    add_admin(&kiosk).await;
+    unlock_admin_pane(&kiosk).await;
+    kiosk.click("button[data-tab='entra']").await;
+    // A minimum out of CTAP's range is refused before anything happens.
+    type_into(&kiosk, &[("staging-file", &format!("{ADA_UPN},YK-0042"))]).await;
+    let min = kiosk.wait_for(By::Id("staging-min-pin")).await;
+    min.clear().await.unwrap();
+    min.send_keys("3").await.unwrap();
+    kiosk.click("#staging-start").await;
+    let said = kiosk.wait_for(By::Css("#notice.error")).await;
+    assert_eq!(
+        said.text().await.unwrap(),
+        kiosk.words("error.min_pin_length")
+    );
+    min.clear().await.unwrap();
+    min.send_keys("8").await.unwrap();
+    type_into(&kiosk, &[("staging-pin", "73916482")]).await;
+    kiosk.click("#staging-start").await;
+
+    kiosk
+        .wait_for(By::Css("body[data-entra-stage='letter']"))
+        .await;
+    let change = kiosk.wait_for(By::Id("letter-pin-change")).await;
+    assert_eq!(
+        change.text().await.unwrap(),
+        kiosk
+            .words("admin.entra_stage.letter_change")
+            .replace("{min}", "8")
+    );
+    assert_eq!(
+        kiosk
+            .wait_for(By::Id("staged-pin"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "73916482"
+    );
+    assert!(
+        kiosk
+            .driver
+            .find_all(By::Id("staging-pin-policy"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    scroll_to(&kiosk, "pin-letter").await;
+    kiosk.screenshot("admin-entra-staging-letter").await;
+    assert_eq!(
+        keys_in_tenant(&graph, ADA_UPN).await,
+        ["Software key (test) · YK-0042"]
+    );
+    kiosk.assert_log_holds_none(&["73916482"]);
+    kiosk.stop().await;
+}
+
+in_english_and_french!(a_key_staged_into_entra_asks_for_a_new_pin_at_first_use);

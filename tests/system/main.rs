@@ -13,6 +13,7 @@ mod entra;
 mod entra_http;
 mod entra_kiosk;
 mod entra_sign_in;
+mod entra_staging;
 mod kiosk;
 mod passes;
 mod redeem;
@@ -59,4 +60,32 @@ pub async fn hide_methods(t: &TestDirectory, hidden: bool) {
         "ALTER TABLE methods_away RENAME TO methods"
     };
     t.raw().await.execute(statement).await.unwrap();
+}
+
+/// Runs the python-fido2 check `script` (in tests/system) on `input` and
+/// asserts that it verified.
+pub fn python_fido2(script: &str, input: &serde_json::Value) {
+    let python = std::env::var("TAPKIOSK_TEST_PYTHON")
+        .expect("TAPKIOSK_TEST_PYTHON (a Python with fido2) is not set: run scripts/test");
+    let script = format!("{}/system/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut check = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut check.stdin.take().unwrap(),
+        input.to_string().as_bytes(),
+    )
+    .unwrap();
+    let output = check.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("verified by python-fido2"), "{said}");
 }

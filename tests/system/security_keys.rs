@@ -630,8 +630,6 @@ fn cose(key: &webauthn_rs::prelude::COSEKey) -> Vec<u8> {
 async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
     use base64::Engine as _;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let python = std::env::var("TAPKIOSK_TEST_PYTHON")
-        .expect("TAPKIOSK_TEST_PYTHON (a Python with fido2) is not set: run scripts/test");
     let AtKiosk {
         rp,
         ada,
@@ -669,27 +667,7 @@ async fn the_key_and_its_assertion_verify_with_python_fido2(t: TestDirectory) {
         "signature": b64(assertion.response.signature.as_slice()),
         "challenge": client_data["challenge"],
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/system/webauthn_crosscheck.py");
-    let mut check = std::process::Command::new(python)
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut check.stdin.take().unwrap(),
-        export.to_string().as_bytes(),
-    )
-    .unwrap();
-    let output = check.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{said}");
-    assert!(said.contains("verified by python-fido2"), "{said}");
+    crate::python_fido2("webauthn_crosscheck.py", &export);
 }
 
 /// Asks the kiosk for its screen until `wanted` holds; the key works on a

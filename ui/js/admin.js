@@ -234,7 +234,17 @@ const sections = {
         input('entra-lifetime', 'admin.issue.lifetime'),
         checkbox('entra-one-time', 'admin.issue.one_time', false), checkbox('entra-replace', 'admin.issue.replace', false),
         el('button', { type: 'submit', class: 'primary', id: 'entra-issue' }, t('admin.issue.issue'))),
-      el('div', { id: 'letter' }));
+      el('div', { id: 'letter' }),
+      el('h2', {}, t('admin.entra_stage.title')), el('p', { class: 'hint' }, t('admin.entra_stage.lead')),
+      form(startEntraStaging,
+        el('div', { class: 'admin-field' }, el('label', { for: 'staging-file' }, t('admin.entra_stage.people')),
+          el('textarea', { id: 'staging-file', rows: 4, placeholder: 'email,label' })),
+        el('div', { class: 'admin-field' }, el('label', { for: 'staging-pick' }, t('admin.entra_stage.pick')),
+          el('input', { id: 'staging-pick', type: 'file', accept: '.csv,text/csv,text/plain', onchange: pickStagingFile })),
+        input('staging-min-pin', 'admin.entra_stage.min_pin', { type: 'number', min: 4, max: 63, value: 6, inputmode: 'numeric' }),
+        input('staging-pin', 'admin.entra_stage.pin', { type: 'password' }),
+        el('button', { type: 'submit', class: 'primary', id: 'staging-start' }, t('admin.entra_stage.start'))),
+      el('div', { id: 'entra-staging' }));
   },
   async policy(mine) {
     const policy = await call('admin_policy');
@@ -384,6 +394,136 @@ async function issueEntraPass() {
   if (issued.ok) drawLetter(issued.result);
 }
 
+// The staging queue's HR file, read from disk into the form.
+async function pickStagingFile(event) {
+  const file = event.target.files[0];
+  if (file) document.getElementById('staging-file').value = await file.text();
+}
+
+// IT staging keys into Entra from a queue. The flow is the backend's: this
+// draws its view and polls it while a key is in hand.
+let entraPoll = null;
+
+function stopEntraStaging() {
+  if (entraPoll) clearTimeout(entraPoll.timer);
+  entraPoll = null;
+}
+
+async function startEntraStaging() {
+  const min = Number(value('staging-min-pin'));
+  const started = await call('admin_entra_staging_start', {
+    file: document.getElementById('staging-file').value,
+    pin: value('staging-pin') || null,
+    minPinLength: Number.isInteger(min) && value('staging-min-pin') !== '' ? min : null,
+  });
+  if (started.ok) { say(''); followEntraStaging(started.result); }
+}
+
+async function entraStagingStep(step) {
+  const done = await call('admin_entra_staging_step', { step });
+  if (done.ok) followEntraStaging(done.result);
+}
+
+// Draws `queue`, and polls again while its key is in hand.
+function followEntraStaging(queue) {
+  stopEntraStaging();
+  const mine = { timer: null, shown: '' };
+  entraPoll = mine;
+  const draw = (q) => {
+    const drawn = JSON.stringify(q);
+    if (drawn !== mine.shown) { mine.shown = drawn; drawEntraStaging(q); }
+  };
+  const poll = async () => {
+    let next;
+    try {
+      next = await invoke('admin_entra_staging_status');
+    } catch (error) {
+      if (entraPoll === mine) { stopEntraStaging(); failed(error); }
+      return;
+    }
+    if (entraPoll !== mine) return;
+    draw(next);
+    if (next.current && next.current.key) mine.timer = setTimeout(poll, 400);
+  };
+  draw(queue);
+  if (queue && queue.current && queue.current.key) mine.timer = setTimeout(poll, 400);
+}
+
+// Phases the staging into Entra words its own way (the kiosk sets the PIN).
+const ENTRA_PHASES = ['set_pin', 'enter_pin', 'already_registered'];
+const KEY_FAILED = ['no_key', 'several_keys', 'not_supported', 'pin_blocked', 'reinsert_key', 'already_registered', 'timed_out', 'failed'];
+
+function drawEntraStaging(queue) {
+  const root = document.getElementById('entra-staging');
+  if (!root) return;
+  clear(root);
+  if (!queue) return;
+  const current = queue.current;
+  document.body.dataset.entraStage = current ? (current.letter ? 'letter' : current.key.phase) : 'idle';
+  if (queue.notice) root.append(el('p', { class: 'pin-warning', id: 'staging-notice', role: 'alert' }, t(`admin.entra_stage.notice.${queue.notice}`)));
+  if (current && current.key) root.append(drawKeyInHand(current));
+  if (current && current.letter) root.append(drawPinLetter(current.letter));
+  const next = queue.more
+    ? el('button', { type: 'button', class: current && current.letter ? 'primary no-print' : 'secondary no-print', id: 'staging-next', onclick: () => entraStagingStep('next') },
+      t(current && current.letter ? 'admin.entra_stage.next_after_letter' : 'admin.entra_stage.next'))
+    : null;
+  if (!current || current.letter) root.append(next || el('p', { id: 'staging-finished', class: 'no-print' }, t('admin.entra_stage.finished')));
+  root.append(el('h3', { class: 'no-print' }, t('admin.entra_stage.list')),
+    el('table', { id: 'staging-rows', class: 'no-print' }, queue.rows.map((row) => el('tr', { 'data-state': row.state.state },
+      el('td', {}, row.email), el('td', {}, row.label || ''), el('td', {}, rowWords(row.state))))));
+}
+
+function drawKeyInHand(current) {
+  const phase = current.key.phase;
+  const box = el('div', { id: 'staging-key' },
+    el('h3', {}, t('admin.entra_stage.key_for', { name: current.name ? `${current.name} — ${current.email}` : current.email })),
+    el('p', { role: 'status', id: 'staging-status' }, t(`${ENTRA_PHASES.includes(phase) ? 'admin.entra_stage' : 'admin.stage'}.phase.${phase}`)));
+  if (phase === 'enter_pin') {
+    const warning = pinWarning(current.key, 'admin.stage');
+    if (warning) box.append(el('p', { class: 'pin-warning', id: 'staging-wrong-pin' }, warning));
+    box.append(form(() => call('admin_entra_staging_pin', { pin: value('staging-key-pin') }),
+      input('staging-key-pin', 'admin.stage.pin', { type: 'password' }),
+      el('button', { type: 'submit', class: 'primary', id: 'staging-enter-pin' }, t('action.next'))));
+  }
+  if (KEY_FAILED.includes(phase)) {
+    box.append(el('button', { type: 'button', class: 'primary', id: 'staging-retry', onclick: () => entraStagingStep('retry') }, t('key.try_again')));
+  }
+  box.append(el('button', { type: 'button', class: 'secondary', id: 'staging-skip', onclick: () => entraStagingStep('skip') }, t('admin.entra_stage.skip')));
+  const first = box.querySelector('input');
+  if (first) setTimeout(() => first.focus(), 0);
+  return box;
+}
+
+function drawPinLetter(letter) {
+  const change = letter.pin_change;
+  const shown = el('div', {},
+    el('article', { class: 'letter', id: 'pin-letter' },
+      el('h2', { tabindex: '-1' }, t('admin.entra_stage.letter_title', { organisation })),
+      el('p', {}, t('admin.issue.letter_for', { name: letter.name || letter.email })),
+      el('p', {}, t('admin.entra_stage.letter_key', { key: letter.key_name })),
+      el('p', { class: 'letter-label' }, t('admin.entra_stage.letter_pin')),
+      el('p', { class: 'letter-pass', id: 'staged-pin' }, letter.pin),
+      el('p', { id: 'letter-pin-change' }, change.outcome === 'required'
+        ? t('admin.entra_stage.letter_change', { min: change.min_pin_length })
+        : t('admin.entra_stage.letter_no_change')),
+      el('p', {}, t('admin.entra_stage.letter_steps')),
+      el('p', { class: 'hint' }, t('admin.issue.letter_keep'))),
+    change.outcome === 'required' ? null
+      : el('p', { class: 'pin-warning no-print', id: 'staging-pin-policy' }, t(`admin.entra_stage.policy_${change.outcome}`, { reason: change.reason || '' })),
+    el('p', { class: 'hint no-print' }, t('admin.entra_stage.shown_once')),
+    el('button', { type: 'button', class: 'secondary no-print', onclick: () => window.print() }, t('admin.entra_stage.print')));
+  setTimeout(() => { const h = document.querySelector('#pin-letter h2'); if (h) h.focus(); }, 0);
+  return shown;
+}
+
+function rowWords(state) {
+  if (state.state === 'staged') {
+    return t(state.pin_change.outcome === 'required' ? 'admin.entra_stage.row.staged_change' : 'admin.entra_stage.row.staged', { key: state.key_name });
+  }
+  if (state.state === 'failed') return t('admin.entra_stage.row.failed', { reason: state.reason });
+  return t(`admin.entra_stage.row.${state.state}`);
+}
+
 function drawLetter(letter) {
   say('');
   clear(document.getElementById('letter')).append(el('article', { class: 'letter', id: 'welcome-letter' },
@@ -525,6 +665,8 @@ async function showTab(name) {
   // hold the key from the kiosk.
   if (stagingPoll) invoke('admin_stage_cancel').catch(() => {});
   stopStaging();
+  if (entraPoll) invoke('admin_entra_staging_step', { step: 'stop' }).catch(() => {});
+  stopEntraStaging();
   pinShown = false;
   tabs.hidden = false;
   lockButton.hidden = false;
@@ -564,7 +706,7 @@ quitButton.addEventListener('click', () => {
   stopStaging();
   call('admin_quit');
 });
-lockButton.addEventListener('click', async () => { stopStaging(); await invoke('admin_lock'); showPin(false); });
+lockButton.addEventListener('click', async () => { stopStaging(); stopEntraStaging(); await invoke('admin_lock'); showPin(false); });
 closeButton.textContent = t('admin.close');
 closeButton.addEventListener('click', () => { stopStaging(); call('admin_close'); });
 // When the admin session runs out, whatever the pane shows (a welcome
@@ -573,6 +715,6 @@ closeButton.addEventListener('click', () => { stopStaging(); call('admin_close')
 setInterval(async () => {
   if (pinShown) return;
   const now = await invoke('admin_status').catch(() => null);
-  if (now && !now.admin && !pinShown) { stopStaging(); showPin(true); }
+  if (now && !now.admin && !pinShown) { stopStaging(); stopEntraStaging(); showPin(true); }
 }, 3000);
 if (status.admin) showTab('people'); else showPin(false);

@@ -156,47 +156,46 @@ fn finish<T>(
 /// Reads a user import: `email,display_name,groups`, groups separated by
 /// `;` (or `,` inside quotes). A header row is optional.
 pub fn parse_users(text: &str) -> Result<Vec<(u64, NewUser)>, ImportErrors> {
-    let mut users = Vec::new();
-    let (records, mut errors) = records(text, "email,display_name,groups", 3);
-    for (line, fields) in records {
-        let groups: Vec<String> = field(&fields, 2)
-            .unwrap_or_default()
-            .split([';', ','])
-            .map(str::to_string)
-            .collect();
-        let parsed = Email::parse(field(&fields, 0).unwrap_or_default())
-            .map_err(DirectoryError::from)
-            .and_then(|email| NewUser::new(email, field(&fields, 1), &groups));
-        match parsed {
-            Ok(user) => users.push((line, user)),
-            Err(e) => errors.push(RowError {
-                line,
-                message: e.to_string(),
-            }),
-        }
-    }
-    let emails: Vec<(u64, Email)> = users
-        .iter()
-        .map(|(line, u)| (*line, u.email.clone()))
+    parse_rows(text, "email,display_name,groups", user_row, |u| &u.email)
+}
+
+fn user_row(fields: &[String]) -> Result<NewUser, String> {
+    let groups: Vec<String> = field(fields, 2)
+        .unwrap_or_default()
+        .split([';', ','])
+        .map(str::to_string)
         .collect();
-    check_duplicates(&emails, &mut errors);
-    finish(users, errors)
+    Email::parse(field(fields, 0).unwrap_or_default())
+        .map_err(DirectoryError::from)
+        .and_then(|email| NewUser::new(email, field(fields, 1), &groups))
+        .map_err(|e| e.to_string())
 }
 
 /// Reads a pass batch: `email,start,lifetime,one_time`. Empty cells take
 /// the defaults (now, the policy's lifetime and one-time rule).
 pub fn parse_batch(text: &str) -> Result<Vec<(u64, BatchRow)>, ImportErrors> {
+    parse_rows(text, "email,start,lifetime,one_time", batch_row, |r| &r.email)
+}
+
+/// Reads the rows of a file with `header`'s columns, each by `row`, with
+/// each email (`email_of`) at most once.
+fn parse_rows<T>(
+    text: &str,
+    header: &str,
+    row: fn(&[String]) -> Result<T, String>,
+    email_of: fn(&T) -> &Email,
+) -> Result<Vec<(u64, T)>, ImportErrors> {
     let mut rows = Vec::new();
-    let (records, mut errors) = records(text, "email,start,lifetime,one_time", 4);
+    let (records, mut errors) = records(text, header, header.split(',').count());
     for (line, fields) in records {
-        match batch_row(&fields) {
-            Ok(row) => rows.push((line, row)),
+        match row(&fields) {
+            Ok(parsed) => rows.push((line, parsed)),
             Err(message) => errors.push(RowError { line, message }),
         }
     }
     let emails: Vec<(u64, Email)> = rows
         .iter()
-        .map(|(line, r)| (*line, r.email.clone()))
+        .map(|(line, r)| (*line, email_of(r).clone()))
         .collect();
     check_duplicates(&emails, &mut errors);
     finish(rows, errors)
@@ -219,6 +218,39 @@ fn batch_row(fields: &[String]) -> Result<BatchRow, String> {
         lifetime,
         one_time,
     })
+}
+
+/// A row of a staging queue: whose key, and IT's label for it (a serial
+/// number or an asset tag, which goes into the key's name in the tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingRow {
+    /// Whose key it is.
+    pub email: Email,
+    /// IT's label, if the row has one.
+    pub label: Option<String>,
+}
+
+/// The most characters of IT's label on a staged key: with the model's
+/// name it still fits a key's name.
+pub const MAX_STAGING_LABEL_CHARS: usize = 32;
+
+/// Reads a staging queue: `email,label`, a header optional; the same person
+/// twice is refused.
+pub fn parse_staging(text: &str) -> Result<Vec<(u64, StagingRow)>, ImportErrors> {
+    parse_rows(text, "email,label", staging_row, |r| &r.email)
+}
+
+fn staging_row(fields: &[String]) -> Result<StagingRow, String> {
+    let email = Email::parse(field(fields, 0).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let label = field(fields, 1).map(str::to_string);
+    if let Some(label) = &label
+        && (label.chars().count() > MAX_STAGING_LABEL_CHARS || label.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "the label must be at most {MAX_STAGING_LABEL_CHARS} characters, without control characters"
+        ));
+    }
+    Ok(StagingRow { email, label })
 }
 
 /// Reads yes/no, true/false, 1/0.
@@ -283,5 +315,21 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errors.0.len(), 3);
+    }
+
+    #[test]
+    fn a_staging_queue_names_its_bad_rows() {
+        let text = "email,label\nada@example.com,YK-0042\nbob@example.com\nnot-an-email,x\nADA@example.com,again\ncy@example.com,a,b\ndee@example.com,0123456789012345678901234567890123\n";
+        let errors = parse_staging(text).unwrap_err().0;
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![4, 5, 6, 7]);
+        assert!(
+            errors[1].message.contains("already on line 2"),
+            "{errors:?}"
+        );
+        assert!(errors[3].message.contains("at most 32"), "{errors:?}");
+        let rows = parse_staging("ada@example.com,YK-0042\nbob@example.com,\n").unwrap();
+        assert_eq!(rows[0].1.label.as_deref(), Some("YK-0042"));
+        assert_eq!((rows[1].0, rows[1].1.label.clone()), (2, None));
     }
 }

@@ -20,6 +20,7 @@ pub mod lockout;
 pub mod pass;
 pub mod policy;
 pub mod redeem;
+pub mod staging;
 pub mod tenant;
 pub mod totp;
 pub mod user;

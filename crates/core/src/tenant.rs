@@ -175,6 +175,10 @@ pub trait Tenant: Send + Sync + std::fmt::Debug {
     /// Whether the kiosk window may show a page of `host` during a sign-in.
     fn allows_host(&self, host: &str) -> bool;
 
+    /// The account of `email`, without a sign-in: for IT, who stage keys
+    /// for people who are not there.
+    async fn find(&self, email: &Email) -> Result<TenantPerson, TenantError>;
+
     /// Starts a sign-in for the account of `email`.
     async fn start_sign_in(&self, email: &Email) -> Result<TenantSignIn, TenantError>;
 

@@ -30,6 +30,9 @@ pub enum Credential {
     },
     /// A client secret.
     Secret(Zeroizing<String>),
+    /// None: a public client, acting for an administrator who signed in
+    /// (device code).
+    Delegated,
 }
 
 impl std::fmt::Debug for Credential {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Credential {
         match self {
             Self::Certificate { .. } => f.write_str("Credential::Certificate(<redacted>)"),
             Self::Secret(_) => f.write_str("Credential::Secret(<redacted>)"),
+            Self::Delegated => f.write_str("Credential::Delegated"),
         }
     }
 }
@@ -117,6 +121,7 @@ impl Credential {
     ) -> Result<Vec<(&'static str, Zeroizing<String>)>, openssl::error::ErrorStack> {
         Ok(match self {
             Self::Secret(secret) => vec![("client_secret", secret.clone())],
+            Self::Delegated => Vec::new(),
             Self::Certificate { key, certificate } => vec![
                 (
                     "client_assertion_type",

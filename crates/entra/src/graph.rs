@@ -152,6 +152,9 @@ fn explain_sign_in(codes: &[u32], description: &str) -> String {
         Some(700_027) => {
             "the certificate's signature was refused: upload this certificate to the app registration"
         }
+        Some(7_000_218) => {
+            "the app takes no sign-in without its secret: for tapctl's --device-code, turn on \"Allow public client flows\" under Authentication in the app registration"
+        }
         Some(90_038) => {
             "the tenant is in a national cloud: set entra.authority and entra.graph to that cloud's"
         }
@@ -192,6 +195,15 @@ struct TokenBody {
 struct AppToken {
     value: Zeroizing<String>,
     expires_at: i64,
+}
+
+fn app_token(url: &str, body: serde_json::Value, now: i64) -> Result<AppToken, EntraError> {
+    let token: TokenBody =
+        serde_json::from_value(body).map_err(|e| unexpected(url, e.to_string()))?;
+    Ok(AppToken {
+        value: Zeroizing::new(token.access_token),
+        expires_at: now + token.expires_in,
+    })
 }
 
 /// The kiosk's app in one tenant.
@@ -288,7 +300,7 @@ impl Graph {
 
     /// Posts a token request as the app (its id and credential, then
     /// `grant`); the answer, or Entra's refusal.
-    async fn token_request(
+    pub(crate) async fn token_request(
         &self,
         url: &str,
         grant: &[(&str, &str)],
@@ -358,23 +370,45 @@ impl Graph {
         Ok(value)
     }
 
-    async fn fetch_token(&self, now: i64) -> Result<AppToken, EntraError> {
-        let url = self.token_endpoint();
-        let scope = format!(
+    /// Graph's permissions as configured in the app registration.
+    pub(crate) fn graph_scope(&self) -> String {
+        format!(
             "{}/.default",
             self.settings.graph.as_str().trim_end_matches('/')
-        );
+        )
+    }
+
+    async fn fetch_token(&self, now: i64) -> Result<AppToken, EntraError> {
+        if let Credential::Delegated = self.credential {
+            return Err(EntraError::Credential(
+                "the administrator's sign-in has ended: run the command again".into(),
+            ));
+        }
+        let url = self.token_endpoint();
+        let scope = self.graph_scope();
         let grant = [
             ("scope", scope.as_str()),
             ("grant_type", "client_credentials"),
         ];
         let body = self.token_request(&url, &grant, now).await?;
-        let token: TokenBody =
-            serde_json::from_value(body).map_err(|e| unexpected(&url, e.to_string()))?;
-        Ok(AppToken {
-            value: Zeroizing::new(token.access_token),
-            expires_at: now + token.expires_in,
-        })
+        app_token(&url, body, now)
+    }
+
+    /// Keeps the token of a token endpoint's answer `body` for the requests
+    /// to come.
+    pub(crate) async fn keep_token(
+        &self,
+        url: &str,
+        body: serde_json::Value,
+    ) -> Result<(), EntraError> {
+        let token = app_token(url, body, self.now())?;
+        *self.token.lock().await = Some(token);
+        Ok(())
+    }
+
+    /// Waits `how_long` (the runtime's timer, or a test's recorder).
+    pub(crate) async fn pause_for(&self, how_long: std::time::Duration) {
+        self.pause.pause(how_long).await;
     }
 
     /// `GET {graph}/v1.0{path}`: the JSON answer.
@@ -686,7 +720,7 @@ fn unreachable(url: &str, error: &reqwest::Error) -> EntraError {
     }
 }
 
-fn unexpected(url: &str, reason: String) -> EntraError {
+pub(crate) fn unexpected(url: &str, reason: String) -> EntraError {
     EntraError::Unexpected {
         url: url.to_string(),
         reason,

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod credential;
+pub mod device_code;
 pub mod graph;
 pub mod keys;
 pub mod methods;

@@ -70,10 +70,10 @@ impl EntraTenant {
     /// The account the typed email names: the one whose user principal
     /// name it is, else the one whose `mail` it is (organisations whose
     /// sign-in names differ from their addresses). Its object id and user
-    /// principal name (the sign-in page's `login_hint`).
-    async fn account_of(&self, email: &Email) -> Result<(String, String), TenantError> {
+    /// principal name (the sign-in page's `login_hint`), and their name.
+    async fn account_of(&self, email: &Email) -> Result<Account, TenantError> {
         let by_name = format!(
-            "/users/{}?$select=id,userPrincipalName",
+            "/users/{}?$select=id,userPrincipalName,displayName",
             crate::check::url_path(email.as_str())
         );
         let found = match self.graph.get(&by_name).await {
@@ -84,7 +84,8 @@ impl EntraTenant {
                 let filter: String =
                     url::form_urlencoded::byte_serialize(format!("mail eq '{quoted}'").as_bytes())
                         .collect();
-                let by_mail = format!("/users?$filter={filter}&$select=id,userPrincipalName");
+                let by_mail =
+                    format!("/users?$filter={filter}&$select=id,userPrincipalName,displayName");
                 let listed = self.graph.get(&by_mail).await.map_err(unavailable)?;
                 match listed["value"].as_array().map(Vec::as_slice) {
                     Some([one]) => one.clone(),
@@ -96,12 +97,23 @@ impl EntraTenant {
         };
         let text = |field: &str| found.get(field).and_then(Value::as_str).map(String::from);
         match (text("id"), text("userPrincipalName")) {
-            (Some(id), Some(user_name)) => Ok((id, user_name)),
+            (Some(id), Some(user_name)) => Ok(Account {
+                id,
+                user_name,
+                name: text("displayName"),
+            }),
             _ => Err(TenantError::Unavailable(format!(
                 "{email}: no id or user principal name"
             ))),
         }
     }
+}
+
+/// An account of the tenant.
+struct Account {
+    id: String,
+    user_name: String,
+    name: Option<String>,
 }
 
 #[async_trait]
@@ -116,11 +128,20 @@ impl Tenant for EntraTenant {
             .any(|allowed| allowed.eq_ignore_ascii_case(host))
     }
 
+    async fn find(&self, email: &Email) -> Result<TenantPerson, TenantError> {
+        let account = self.account_of(email).await?;
+        Ok(TenantPerson {
+            id: account.id,
+            email: email.clone(),
+            name: account.name,
+        })
+    }
+
     async fn start_sign_in(&self, email: &Email) -> Result<TenantSignIn, TenantError> {
-        let (id, user_name) = self.account_of(email).await?;
+        let account = self.account_of(email).await?;
         let sign_in = self
             .graph
-            .start_sign_in(&id, &user_name, self.redirect_uri.as_str())
+            .start_sign_in(&account.id, &account.user_name, self.redirect_uri.as_str())
             .await
             .map_err(unavailable)?;
         Ok(TenantSignIn {

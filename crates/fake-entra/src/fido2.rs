@@ -8,6 +8,8 @@
 use crate::{Tenant, User, allowed, bad_request, denied, graph_error};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use webauthn_rs::prelude::{Passkey, PasskeyRegistration, Url, Uuid, WebauthnBuilder};
@@ -31,11 +33,23 @@ const MODELS: [(&str, &str); 2] = [
     ("ee882879-721c-4913-9775-3dfcce97072a", "YubiKey 5 NFC"),
 ];
 
-/// Per person: the options waiting for an answer, and registered keys.
+/// Per person: the options waiting for an answer (with their end and
+/// challenge), and registered keys; every registration taken, as posted.
 #[derive(Default)]
 pub struct Keys {
-    pending: BTreeMap<String, (PasskeyRegistration, i64)>,
+    pending: BTreeMap<String, (PasskeyRegistration, i64, String)>,
     registered: BTreeMap<String, Vec<(Passkey, Value)>>,
+    accepted: Vec<Accepted>,
+}
+
+/// A registration the fake took: the request's body and the challenge of
+/// the options it answered (base64url), for checks by other tools.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The POST body, as sent.
+    pub body: Value,
+    /// The challenge the fake handed out.
+    pub challenge: String,
 }
 
 impl Keys {
@@ -45,6 +59,11 @@ impl Keys {
             .get(user)
             .map(|keys| keys.iter().map(|(_, method)| method.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Every registration taken so far.
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.accepted.clone()
     }
 }
 
@@ -114,7 +133,13 @@ fn creation_options(keys: &mut Keys, tenant: &Tenant, user: &User) -> Response {
         return bad_request("Cannot create options.");
     };
     let expires = tenant.now() + CHALLENGE_SECONDS;
-    keys.pending.insert(user.id.clone(), (state, expires));
+    let handed_out = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(challenge.public_key.challenge.as_slice())
+    };
+    keys.pending
+        .insert(user.id.clone(), (state, expires, handed_out));
     let mut public_key = serde_json::to_value(&challenge.public_key).unwrap_or(Value::Null);
     // As Entra documents: a resident, user-verified credential.
     public_key["authenticatorSelection"] = json!({
@@ -156,7 +181,7 @@ fn register(keys: &mut Keys, tenant: &Tenant, user: &User, body: &[u8]) -> Respo
     let Ok(answer) = serde_json::from_value(answer) else {
         return bad_request("publicKeyCredential is not a WebAuthn credential.");
     };
-    let Some((state, expires)) = keys.pending.remove(&user.id) else {
+    let Some((state, expires, challenge)) = keys.pending.remove(&user.id) else {
         return bad_request("No creation options were requested for this user.");
     };
     if tenant.now() > expires {
@@ -166,6 +191,11 @@ fn register(keys: &mut Keys, tenant: &Tenant, user: &User, body: &[u8]) -> Respo
         Ok(passkey) => passkey,
         Err(e) => return bad_request(&format!("The credential was refused: {e}.")),
     };
+    // webauthn-rs reads the attested credential id; a relying party that
+    // keeps `id` must see that it is that credential's.
+    if credential["id"].as_str() != Some(&URL_SAFE_NO_PAD.encode(passkey.cred_id().as_slice())) {
+        return bad_request("publicKeyCredential.id is not the attested credential's id.");
+    }
     let aaguid = aaguid_of(
         credential["response"]["attestationObject"]
             .as_str()
@@ -190,16 +220,17 @@ fn register(keys: &mut Keys, tenant: &Tenant, user: &User, body: &[u8]) -> Respo
         .entry(user.id.clone())
         .or_default()
         .push((passkey, method.clone()));
+    keys.accepted.push(Accepted {
+        body: asked,
+        challenge,
+    });
     (StatusCode::CREATED, axum::Json(method)).into_response()
 }
 
 /// The AAGUID in an attestation object's authenticator data (after the RP
 /// id hash, flags and counter).
 fn aaguid_of(attestation_object: &str) -> Option<String> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(attestation_object)
-        .ok()?;
+    let bytes = URL_SAFE_NO_PAD.decode(attestation_object).ok()?;
     let object: serde_cbor_2::Value = serde_cbor_2::from_slice(&bytes).ok()?;
     let serde_cbor_2::Value::Map(object) = object else {
         return None;

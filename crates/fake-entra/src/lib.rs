@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod device_code;
 mod fido2;
+pub use fido2::{Accepted, RP_ID};
 mod passes;
 mod signin;
 
@@ -87,6 +89,13 @@ pub struct Tenant {
     /// Methods registered elsewhere (Microsoft Authenticator, a phone…),
     /// by object id, as `GET …/authentication/methods` lists them.
     pub other_methods: BTreeMap<String, Vec<Value>>,
+    /// Whether the app allows public client flows (the device code); off
+    /// by default, as in Entra.
+    pub public_client_flows: bool,
+    /// The people with the Authentication Administrator role, by user
+    /// principal name: a token they sign in for acts with the app's
+    /// permissions.
+    pub authentication_administrators: BTreeSet<String>,
 }
 
 /// Every permission tapkiosk asks for.
@@ -148,6 +157,8 @@ impl Tenant {
             throttle_every: 0,
             throttle_retry_after: 1,
             latency: std::time::Duration::ZERO,
+            public_client_flows: false,
+            authentication_administrators: BTreeSet::new(),
         }
     }
 
@@ -194,6 +205,8 @@ pub(crate) struct Shared {
     pub(crate) passes: passes::Passes,
     /// The sign-in page's codes and the ID tokens' signing key.
     pub(crate) sign_ins: signin::SignIns,
+    /// Device codes handed out.
+    device_codes: device_code::DeviceCodes,
 }
 
 impl Shared {
@@ -232,6 +245,7 @@ impl FakeEntra {
             keys: fido2::Keys::default(),
             passes: passes::Passes::default(),
             sign_ins: signin::SignIns::default(),
+            device_codes: device_code::DeviceCodes::default(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::clone(&shared);
@@ -275,6 +289,17 @@ impl FakeEntra {
     /// How many Graph requests the fake has answered.
     pub fn graph_requests(&self) -> usize {
         self.lock().graph_requests
+    }
+
+    /// Every key registration the fake took, as posted.
+    pub fn key_registrations(&self) -> Vec<Accepted> {
+        self.lock().keys.accepted()
+    }
+
+    /// Someone signs in on the verification page with `user_code`, as
+    /// `upn`; `None` declines. False if no such code is waiting.
+    pub fn answer_device_code(&self, user_code: &str, upn: Option<&str>) -> bool {
+        self.lock().device_codes.answer(user_code, upn)
     }
 
     /// Changes the tenant while the fake runs.
@@ -333,6 +358,9 @@ fn answer(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(shared, tenant, &body),
+        ("POST", [tenant, "oauth2", "v2.0", "devicecode"]) if shared.knows(tenant) => {
+            device_code::start(shared, &url_form(&body))
+        }
         ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"])
             if shared.knows(tenant) =>
         {
@@ -644,6 +672,9 @@ fn token(shared: &mut Shared, tenant_in_path: &str, body: &[u8]) -> Response {
         return sign_in_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &text);
     }
     let grant = field("grant_type");
+    if grant == "urn:ietf:params:oauth:grant-type:device_code" {
+        return device_code::redeem(shared, &form);
+    }
     if grant != "client_credentials" && grant != "authorization_code" {
         return sign_in_error(
             StatusCode::BAD_REQUEST,
@@ -713,14 +744,23 @@ fn token(shared: &mut Shared, tenant_in_path: &str, body: &[u8]) -> Response {
     if grant == "authorization_code" {
         return signin::redeem(shared, &form);
     }
-    let claims = json!({ "aud": shared.base, "tid": tenant.id, "appid": tenant.client_id, "roles": tenant.roles });
+    let roles = tenant.roles.clone();
+    access_token(shared, json!({ "roles": roles }), roles)
+}
+
+/// A new access token with `claims` (beside the tenant's and app's),
+/// acting with `roles`.
+pub(crate) fn access_token(shared: &mut Shared, mut claims: Value, roles: Vec<String>) -> Response {
+    let tenant = &shared.tenant;
+    claims["aud"] = shared.base.clone().into();
+    claims["tid"] = tenant.id.clone().into();
+    claims["appid"] = tenant.client_id.clone().into();
     let access_token = format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(json!({ "typ": "JWT", "alg": "RS256" }).to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string()),
         URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
     );
-    let roles = tenant.roles.clone();
     shared.tokens.insert(access_token.clone(), roles);
     axum::Json(json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": access_token }))
         .into_response()

@@ -59,8 +59,7 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
     /// The Microsoft Entra tenant of the `[entra]` configuration.
-    #[command(subcommand)]
-    Entra(EntraCommand),
+    Entra(EntraArgs),
 }
 
 /// When a pass starts, how long it works, and how often: what the issuer
@@ -125,6 +124,18 @@ pub enum EntraPassCommand {
         /// The person's user principal name.
         user: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct EntraArgs {
+    /// Act as an IT administrator who signs in on any browser with a code
+    /// (device code) instead of as the kiosk's app, so that this machine
+    /// needs no app credential. The app registration must allow public
+    /// client flows. Not for `check`, which checks the app's own sign-in.
+    #[arg(long, global = true)]
+    pub device_code: bool,
+    #[command(subcommand)]
+    pub command: EntraCommand,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,6 @@
 //! `tapctl entra`: the tenant of the `[entra]` configuration.
 
-use crate::cli::{EntraCommand, EntraPassCommand};
+use crate::cli::{EntraArgs, EntraCommand, EntraPassCommand};
 use crate::print::say;
 use anyhow::{Context as _, Result, bail};
 use std::process::ExitCode;
@@ -13,19 +13,32 @@ use tapkiosk_core::{Directory, SystemClock};
 use tapkiosk_entra::passes::{self, PassRequest};
 use tapkiosk_entra::{Credential, Graph};
 
-pub async fn run(config: &Config, command: EntraCommand) -> Result<ExitCode> {
+pub async fn run(config: &Config, args: EntraArgs) -> Result<ExitCode> {
     let Some(settings) = &config.entra else {
         bail!("no Entra tenant is configured: set entra.tenant and entra.client_id");
     };
-    match command {
+    if args.device_code && !matches!(args.command, EntraCommand::Pass(_)) {
+        bail!(
+            "--device-code is for `entra pass`: `check` and `set-secret` are about the app's own credential"
+        );
+    }
+    match args.command {
         EntraCommand::Check { user } => check(settings, user.as_deref()).await,
         EntraCommand::SetSecret { secret_file } => set_secret(settings, secret_file.as_deref()),
         EntraCommand::Pass(command) => {
-            let graph = graph(settings)?;
+            let graph = if args.device_code {
+                signed_in_admin(settings).await?
+            } else {
+                graph(settings)?
+            };
             let directory = crate::open(config).await?;
             let result = pass(&graph, &directory, command).await;
             directory.close().await;
-            result
+            if args.device_code {
+                result.map_err(explain_admin_refusal)
+            } else {
+                result
+            }
         }
     }
 }
@@ -37,6 +50,43 @@ fn graph(settings: &EntraSettings) -> Result<Graph> {
         credential,
         Arc::new(SystemClock),
     )?)
+}
+
+/// Graph as an IT administrator, who signs in with the code shown (on
+/// standard error, so that output piped elsewhere still shows it).
+async fn signed_in_admin(settings: &EntraSettings) -> Result<Graph> {
+    let graph = Graph::new(
+        settings.clone(),
+        Credential::Delegated,
+        Arc::new(SystemClock),
+    )?;
+    let code = graph
+        .start_device_code()
+        .await
+        .context("the tenant gave no sign-in code")?;
+    eprintln!("{}", code.message);
+    graph
+        .finish_device_code(&code)
+        .await
+        .context("the administrator's sign-in did not finish")?;
+    eprintln!("Signed in.");
+    Ok(graph)
+}
+
+/// Graph's 403 to a signed-in administrator is about their role more often
+/// than about the app's consent: say what to look at.
+fn explain_admin_refusal(error: anyhow::Error) -> anyhow::Error {
+    let refused = error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<tapkiosk_entra::EntraError>())
+        .any(|e| matches!(e, tapkiosk_entra::EntraError::Graph { status: 403, .. }));
+    if refused {
+        error.context(
+            "the administrator who signed in may not do this: they need the Authentication Administrator role, and the app the delegated permissions (see the README)",
+        )
+    } else {
+        error
+    }
 }
 
 async fn check(settings: &EntraSettings, user: Option<&str>) -> Result<ExitCode> {

@@ -66,7 +66,11 @@ impl Station {
     }
 
     fn tapctl(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("tapctl"));
+        Command::from_std(self.command(args))
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("tapctl"));
         for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TAPKIOSK_")) {
             command.env_remove(name);
         }
@@ -567,4 +571,118 @@ fn an_entra_batch_goes_on_after_an_interruption_and_issues_no_pass_twice() {
         .filter(|e| e["kind"] == "entra_pass_issued")
         .count();
     assert_eq!(issued_events, 24);
+}
+
+/// A station with no credential of the app's: an administrator signs in.
+fn without_app_credential(fake: &FakeEntra) -> Station {
+    fake.change(|t| {
+        t.public_client_flows = true;
+        t.authentication_administrators
+            .insert("it@contoso.onmicrosoft.com".to_string());
+    });
+    Station::new(fake, "contoso.onmicrosoft.com", "")
+}
+
+/// Runs `tapctl --device-code` with `args`, answers the code it shows as
+/// `upn` (or declines it), and gives its output.
+fn signed_in_as(
+    station: &Station,
+    fake: &FakeEntra,
+    args: &[&str],
+    upn: Option<&str>,
+) -> std::process::Output {
+    use std::io::BufRead as _;
+    let mut child = station
+        .command(args)
+        .current_dir(station.path(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut shown = String::new();
+    stderr.read_line(&mut shown).unwrap();
+    let code = shown
+        .split("enter the code ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no code shown: {shown}"));
+    assert!(fake.answer_device_code(code, upn));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let mut output = child.wait_with_output().unwrap();
+    output.stderr = format!("{shown}{rest}").into_bytes();
+    output
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn an_administrator_signs_in_with_a_code_and_issues_a_pass_without_an_app_secret() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let station = without_app_credential(&fake);
+    station.ok(&["init"]);
+    let args = [
+        "entra",
+        "--device-code",
+        "pass",
+        "issue",
+        ADA,
+        "--lifetime",
+        "2h",
+    ];
+    let output = signed_in_as(&station, &fake, &args, Some("it@contoso.onmicrosoft.com"));
+    let (said, shown) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{said}{shown}");
+    assert!(
+        shown.contains("/devicelogin") && shown.contains("Signed in."),
+        "{shown}"
+    );
+    assert!(said.contains("for 120 min"), "{said}");
+    let pass = issued_value(&said);
+    let show = ["entra", "--device-code", "pass", "show", ADA];
+    let output = signed_in_as(&station, &fake, &show, Some("it@contoso.onmicrosoft.com"));
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains("for 120 min") && !shown.contains(&pass),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_declined_sign_in_a_non_administrator_and_an_app_without_public_flows_are_said() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let station = without_app_credential(&fake);
+    station.ok(&["init"]);
+    let args = ["entra", "--device-code", "pass", "issue", ADA];
+
+    let declined = signed_in_as(&station, &fake, &args, None);
+    assert_eq!(declined.status.code(), Some(1));
+    assert!(
+        text(&declined.stderr).contains("declined"),
+        "{}",
+        text(&declined.stderr)
+    );
+
+    // Ada may sign in, but she is no Authentication Administrator: Graph
+    // refuses what her token asks.
+    let not_admin = signed_in_as(&station, &fake, &args, Some(ADA));
+    assert_eq!(not_admin.status.code(), Some(1));
+    let said = text(&not_admin.stderr);
+    assert!(
+        said.contains("Signed in.") && said.contains("need the Authentication Administrator role"),
+        "{said}"
+    );
+
+    fake.change(|t| t.public_client_flows = false);
+    let refused = station.fails(&args);
+    assert!(refused.contains("Allow public client flows"), "{refused}");
+
+    let check = station.fails(&["entra", "--device-code", "check"]);
+    assert!(
+        check.contains("--device-code is for `entra pass`"),
+        "{check}"
+    );
 }

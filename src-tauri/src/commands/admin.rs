@@ -232,6 +232,7 @@ pub async fn lock(state: &AppState) {
         *session = None;
     }
     *state.staging.lock().await = None;
+    *state.entra_staging.lock().await = None;
     *state.key_sign_in.lock().await = None;
 }
 

@@ -50,7 +50,7 @@ pub struct EntraPassRequest {
     replace: bool,
 }
 
-fn tenant(state: &AppState) -> Answer<Arc<dyn Tenant>> {
+pub(crate) fn tenant(state: &AppState) -> Answer<Arc<dyn Tenant>> {
     state
         .tenant
         .clone()

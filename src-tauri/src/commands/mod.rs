@@ -5,5 +5,6 @@
 pub mod admin;
 pub mod admin_keys;
 pub mod entra;
+pub mod entra_staging;
 pub mod kiosk;
 pub mod staging;

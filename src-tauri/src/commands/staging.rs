@@ -204,10 +204,16 @@ pub async fn admin_stage_pin(
     unlocked_staging(&state).await?;
     let guard = state.staging.lock().await;
     let staging = guard.as_ref().ok_or_else(none_running)?;
-    match staging
-        .enrolment
-        .give_pin(&pin, again.as_deref().map(String::as_str))
-    {
+    pin_taken(
+        staging
+            .enrolment
+            .give_pin(&pin, again.as_deref().map(String::as_str)),
+    )
+}
+
+/// What the pane is told of a PIN given to a key being staged.
+pub(crate) fn pin_taken(given: Result<(), PinProblem>) -> Answer<()> {
+    match given {
         // A second press of Enter: the first PIN is already on its way.
         Ok(()) | Err(PinProblem::NotAsked) => Ok(()),
         Err(PinProblem::PinsDiffer) => Err(UiError::new("pins_differ")),

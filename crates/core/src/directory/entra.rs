@@ -16,6 +16,8 @@ pub enum EntraChange {
     KeyRegistered,
     /// A (lost) security key was removed at the kiosk.
     KeyRemoved,
+    /// IT staged a security key for someone in the admin pane.
+    KeyStaged,
 }
 
 impl Directory {
@@ -34,6 +36,7 @@ impl Directory {
             EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
             EntraChange::KeyRegistered => Event::new("entra_key_registered"),
             EntraChange::KeyRemoved => Event::new("entra_key_removed"),
+            EntraChange::KeyStaged => Event::new("entra_key_staged"),
         };
         let mut event = event.with("entra_user", user).with("method", method);
         if let Some(request_id) = request_id {

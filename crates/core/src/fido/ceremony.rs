@@ -87,7 +87,7 @@ impl KeySource {
     /// and the admin window's alike): a ceremony dropped while its key waits
     /// for a touch keeps the key until the key gives up, and the next one
     /// waits for it rather than fail.
-    fn turn(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    pub(crate) fn turn(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
         match self {
             Self::Nowhere => None,
             #[cfg(any(feature = "usb", feature = "nfc"))]
@@ -430,7 +430,7 @@ async fn with_tokens<T: Token>(
         let outcome = match &request {
             Request::Register(challenge) => client
                 .do_registration(origin.clone(), challenge.clone())
-                .map(|a| Answer::Registration(Box::new(a))),
+                .map(|a| Answer::Registration(Box::new(super::with_credential_id(a)))),
             Request::Authenticate(challenge) => client
                 .do_authentication(origin.clone(), challenge.clone())
                 .map(|a| Answer::Assertion(Box::new(a))),

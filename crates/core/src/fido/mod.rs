@@ -10,6 +10,7 @@
 
 pub mod ceremony;
 pub mod enrolment;
+pub mod pin_policy;
 #[cfg(feature = "softtoken")]
 pub mod soft;
 
@@ -302,10 +303,9 @@ const MODELS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The AAGUID a registration answer reports, read from its authenticator
-/// data (after the RP ID hash, flags and counter), unverified: for the
-/// record only.
-pub fn reported_model(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
+/// The attested credential data of a registration answer's authenticator
+/// data (after the RP ID hash, flags and counter), unverified.
+fn attested_data(answer: &RegisterPublicKeyCredential) -> Option<Vec<u8>> {
     use serde_cbor_2::Value;
     const ATTESTED_DATA: u8 = 0x40;
     let object = serde_cbor_2::from_slice(answer.response.attestation_object.as_ref()).ok()?;
@@ -318,9 +318,35 @@ pub fn reported_model(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
     if data.get(32)? & ATTESTED_DATA == 0 {
         return None;
     }
-    Uuid::from_slice(data.get(37..53)?)
+    data.get(37..).map(<[u8]>::to_vec)
+}
+
+/// The AAGUID a registration answer reports, unverified: for the record
+/// only.
+pub fn reported_model(answer: &RegisterPublicKeyCredential) -> Option<Uuid> {
+    Uuid::from_slice(attested_data(answer)?.get(..16)?)
         .ok()
         .filter(|a| !a.is_nil())
+}
+
+/// The answer with its credential id (`id`, `rawId`) filled in from its
+/// attested credential data. webauthn-authenticator-rs leaves both empty
+/// for CTAP2 keys, which webauthn-rs does not mind (it reads the attested
+/// data) but a relying party that reads `id`, such as Entra's
+/// `fido2Methods`, must be given.
+pub fn with_credential_id(mut answer: RegisterPublicKeyCredential) -> RegisterPublicKeyCredential {
+    use base64::Engine as _;
+    let Some(data) = attested_data(&answer) else {
+        return answer;
+    };
+    let length = data
+        .get(16..18)
+        .map_or(0, |l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+    if let Some(id) = data.get(18..18 + length).filter(|id| !id.is_empty()) {
+        answer.id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id);
+        answer.raw_id = id.to_vec().into();
+    }
+    answer
 }
 
 /// The model name of a key, by the AAGUID it reported, when known.
