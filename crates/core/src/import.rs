@@ -174,7 +174,9 @@ fn user_row(fields: &[String]) -> Result<NewUser, String> {
 /// Reads a pass batch: `email,start,lifetime,one_time`. Empty cells take
 /// the defaults (now, the policy's lifetime and one-time rule).
 pub fn parse_batch(text: &str) -> Result<Vec<(u64, BatchRow)>, ImportErrors> {
-    parse_rows(text, "email,start,lifetime,one_time", batch_row, |r| &r.email)
+    parse_rows(text, "email,start,lifetime,one_time", batch_row, |r| {
+        &r.email
+    })
 }
 
 /// Reads the rows of a file with `header`'s columns, each by `row`, with
