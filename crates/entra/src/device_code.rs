@@ -43,14 +43,9 @@ fn default_interval() -> u64 {
 }
 
 impl Graph {
-    /// The tenant's device-code endpoint.
-    fn device_code_endpoint(&self) -> String {
-        self.token_endpoint().replace("/token", "/devicecode")
-    }
-
     /// Asks the tenant for a code the administrator types on its page.
     pub async fn start_device_code(&self) -> Result<DeviceCode, EntraError> {
-        let url = self.device_code_endpoint();
+        let url = self.oauth_endpoint("devicecode");
         let scope = self.graph_scope();
         let body = self
             .token_request(&url, &[("scope", &scope)], self.now())

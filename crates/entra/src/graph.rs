@@ -333,8 +333,13 @@ impl Graph {
 
     /// The tenant's token endpoint.
     pub fn token_endpoint(&self) -> String {
+        self.oauth_endpoint("token")
+    }
+
+    /// The tenant's OAuth 2.0 endpoint `name` (`token`, `devicecode`).
+    pub(crate) fn oauth_endpoint(&self, name: &str) -> String {
         format!(
-            "{}/{}/oauth2/v2.0/token",
+            "{}/{}/oauth2/v2.0/{name}",
             self.settings.authority.as_str().trim_end_matches('/'),
             self.settings.tenant
         )
