@@ -302,6 +302,7 @@ impl Kiosk {
                 serde_json::json!({ "application": app_path() }),
             )
             .unwrap();
+        tapkiosk_tests::install_tls_provider();
         let driver = match WebDriver::new(format!("http://127.0.0.1:{port}"), capabilities).await {
             Ok(driver) => driver,
             Err(error) => {

@@ -10,6 +10,15 @@
 
 pub mod entra;
 
+/// Lets a reqwest client that names no TLS set-up of its own (the WebDriver
+/// client's, the tests' own) be built. The Entra crate turns on reqwest's
+/// rustls without a provider and hands its own client a configuration, so
+/// the shipped apps install nothing process-wide; a test process must.
+pub fn install_tls_provider() {
+    // An error only says a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::OsRng;
 use std::sync::Arc;

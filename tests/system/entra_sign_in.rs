@@ -16,6 +16,7 @@ use crate::fake_tenant as tenant;
 /// What the person does on the sign-in page: opens it, types `pass`, and
 /// is sent on (the window's next address), or stays on the page.
 pub(crate) async fn type_pass_on_the_page(page: &Url, pass: &str) -> Result<Url, String> {
+    tapkiosk_tests::install_tls_provider();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -31,8 +31,11 @@ impl Finding {
 }
 
 /// The application permissions the kiosk uses, each with what it is for
-/// and the permissions that grant it (least privileged first).
-pub const PERMISSIONS: [(&str, &[&str]); 3] = [
+/// and the permissions that grant it, least privileged first: the
+/// per-method permissions (`UserAuthMethod-Passkey…`, `UserAuthMethod-TAP…`)
+/// reach only keys or passes, where `UserAuthenticationMethod.ReadWrite.All`
+/// would also let the app change anyone's phone and password methods.
+pub const PERMISSIONS: [(&str, &[&str]); 5] = [
     (
         "read the pass and FIDO2 policies",
         &[
@@ -41,10 +44,30 @@ pub const PERMISSIONS: [(&str, &[&str]); 3] = [
             "Policy.Read.All",
         ],
     ),
-    ("find people and their groups", &["User.Read.All"]),
     (
-        "issue passes and register security keys",
-        &["UserAuthenticationMethod.ReadWrite.All"],
+        "find people and their groups",
+        &["User.Read.All", "Directory.Read.All"],
+    ),
+    (
+        "register and remove security keys",
+        &[
+            "UserAuthMethod-Passkey.ReadWrite.All",
+            "UserAuthenticationMethod.ReadWrite.All",
+        ],
+    ),
+    (
+        "issue, read and revoke passes",
+        &[
+            "UserAuthMethod-TAP.ReadWrite.All",
+            "UserAuthenticationMethod.ReadWrite.All",
+        ],
+    ),
+    (
+        "list people's sign-in methods",
+        &[
+            "UserAuthenticationMethod.Read.All",
+            "UserAuthenticationMethod.ReadWrite.All",
+        ],
     ),
 ];
 

@@ -70,6 +70,18 @@ impl Graph {
         })
     }
 
+    /// The user principal name of whoever signed in with a code: the name
+    /// the local audit log gives their changes. Reading one's own user
+    /// needs no permission beyond the delegated ones the app has.
+    pub async fn signed_in_user(&self) -> Result<String, EntraError> {
+        let path = "/me?$select=userPrincipalName";
+        let me = self.get(path).await?;
+        me.get("userPrincipalName")
+            .and_then(serde_json::Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| crate::graph::unexpected(path, "no userPrincipalName".into()))
+    }
+
     /// Waits, at the interval the tenant asks, until the administrator
     /// signed in with `code`; from then on Graph requests are theirs.
     pub async fn finish_device_code(&self, code: &DeviceCode) -> Result<(), EntraError> {

@@ -206,6 +206,19 @@ fn app_token(url: &str, body: serde_json::Value, now: i64) -> Result<AppToken, E
     })
 }
 
+/// rustls with the ring provider, for this client only, checking certificates
+/// against the system's trust store (so a company's own root CA, installed
+/// there, is honoured).
+fn tls_config() -> Result<rustls::ClientConfig, EntraError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map(|builder| builder.with_no_client_auth())
+        .map_err(|e| EntraError::Credential(format!("TLS set-up: {e}")))
+}
+
 /// The kiosk's app in one tenant.
 pub struct Graph {
     http: reqwest::Client,
@@ -230,6 +243,7 @@ impl Graph {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, EntraError> {
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(30))
             .build()
@@ -633,7 +647,7 @@ impl Graph {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+            let response = request.send().await.map_err(|e| unreachable(url, e))?;
             let status = response.status().as_u16();
             let wait = retry_after(&response);
             match read_answer(path, url, response).await {
@@ -674,9 +688,9 @@ async fn exchange(
     request: reqwest::RequestBuilder,
     url: &str,
 ) -> Result<(reqwest::StatusCode, String), EntraError> {
-    let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+    let response = request.send().await.map_err(|e| unreachable(url, e))?;
     let status = response.status();
-    let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+    let body = response.text().await.map_err(|e| unreachable(url, e))?;
     Ok((status, body))
 }
 
@@ -698,7 +712,7 @@ async fn read_answer(
         .get("request-id")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let body = response.text().await.map_err(|e| unreachable(url, &e))?;
+    let body = response.text().await.map_err(|e| unreachable(url, e))?;
     if status.is_success() {
         let body = if body.trim().is_empty() {
             serde_json::Value::Null
@@ -718,10 +732,20 @@ async fn read_answer(
     })
 }
 
-fn unreachable(url: &str, error: &reqwest::Error) -> EntraError {
+/// reqwest's own message is "error sending request"; the reason (a
+/// certificate the system does not trust, a refused connection) is down its
+/// chain of sources, and IT needs it.
+fn unreachable(url: &str, error: reqwest::Error) -> EntraError {
+    let error = error.without_url();
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
     EntraError::Unreachable {
         url: url.to_string(),
-        reason: error.to_string(),
+        reason,
     }
 }
 

@@ -19,6 +19,13 @@ pub const RP_ID: &str = "login.microsoft.com";
 /// The documented challenge lifetime.
 const CHALLENGE_SECONDS: i64 = 5 * 60;
 
+/// The permissions that let an app list people's keys.
+pub(crate) const READERS: [&str; 4] = [
+    "UserAuthMethod-Passkey.Read.All",
+    "UserAuthMethod-Passkey.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
 const WRITERS: [&str; 2] = [
     "UserAuthMethod-Passkey.ReadWrite.All",
     "UserAuthenticationMethod.ReadWrite.All",

@@ -391,6 +391,7 @@ fn answer(
                     "Lifetime validation failed, the token is expired.",
                 );
             }
+            let signed_in = token.as_deref().and_then(signed_in_upn);
             let roles = match token.and_then(|t| shared.tokens.get(&t).cloned()) {
                 Some(roles) => roles,
                 None => {
@@ -404,6 +405,7 @@ fn answer(
             match (method.as_str(), rest) {
                 ("POST", ["$batch"]) if !shared.in_batch => batch(shared, &headers, &body),
                 ("GET", ["users"]) => users_by_mail(shared, &roles, uri.query()),
+                ("GET", ["me"]) => me(shared, signed_in.as_deref()),
                 ("GET", ["users", who, "authentication", "methods"]) => {
                     let who = url_decode(who);
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
@@ -424,6 +426,9 @@ fn answer(
                     let Some(user) = find(&shared.tenant, &who).cloned() else {
                         return not_found(&who);
                     };
+                    if !allowed(&roles, &fido2::READERS) {
+                        return denied();
+                    }
                     let keys = shared.keys.of(&user.id);
                     page(shared, &path, uri.query(), keys)
                 }
@@ -549,6 +554,32 @@ fn users_by_mail(shared: &Shared, roles: &[String], query: Option<&str>) -> Resp
         .map(|u| json!({ "id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.display_name }))
         .collect();
     axum::Json(json!({ "value": found })).into_response()
+}
+
+/// The `upn` claim of an access token the fake issued: only a person's
+/// (delegated) token has one.
+fn signed_in_upn(token: &str) -> Option<String> {
+    let claims = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    let claims: Value = serde_json::from_slice(&claims).ok()?;
+    claims.get("upn")?.as_str().map(String::from)
+}
+
+/// `GET /me`: the person who signed in. Any delegated token may read its
+/// own user (User.Read, which the delegated permissions include); an app's
+/// token has nobody to read, as Graph says.
+fn me(shared: &Shared, upn: Option<&str>) -> Response {
+    let Some(upn) = upn else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        );
+    };
+    match find(&shared.tenant, upn) {
+        Some(u) => axum::Json(json!({ "id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.display_name }))
+            .into_response(),
+        None => not_found(upn),
+    }
 }
 
 /// Every method of `user`, as `GET …/authentication/methods` lists them:

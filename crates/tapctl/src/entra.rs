@@ -26,12 +26,17 @@ pub async fn run(config: &Config, args: EntraArgs) -> Result<ExitCode> {
         EntraCommand::Check { user } => check(settings, user.as_deref()).await,
         EntraCommand::SetSecret { secret_file } => set_secret(settings, secret_file.as_deref()),
         EntraCommand::Pass(command) => {
+            let mut acting = crate::settings(config);
             let graph = if args.device_code {
-                signed_in_admin(settings).await?
+                let (graph, admin) = signed_in_admin(settings).await?;
+                // The audit log names the administrator, not only the
+                // machine's account they typed the command from.
+                acting.actor = format!("{admin} via {}", acting.actor);
+                graph
             } else {
                 graph(settings)?
             };
-            let directory = crate::open(config).await?;
+            let directory = crate::open_with(config, acting).await?;
             let result = pass(&graph, &directory, command).await;
             directory.close().await;
             if args.device_code {
@@ -53,8 +58,9 @@ fn graph(settings: &EntraSettings) -> Result<Graph> {
 }
 
 /// Graph as an IT administrator, who signs in with the code shown (on
-/// standard error, so that output piped elsewhere still shows it).
-async fn signed_in_admin(settings: &EntraSettings) -> Result<Graph> {
+/// standard error, so that output piped elsewhere still shows it), and
+/// their user principal name.
+async fn signed_in_admin(settings: &EntraSettings) -> Result<(Graph, String)> {
     let graph = Graph::new(
         settings.clone(),
         Credential::Delegated,
@@ -69,8 +75,12 @@ async fn signed_in_admin(settings: &EntraSettings) -> Result<Graph> {
         .finish_device_code(&code)
         .await
         .context("the administrator's sign-in did not finish")?;
-    eprintln!("Signed in.");
-    Ok(graph)
+    let admin = graph
+        .signed_in_user()
+        .await
+        .context("cannot tell who signed in")?;
+    eprintln!("Signed in as {admin}.");
+    Ok((graph, admin))
 }
 
 /// Graph's 403 to a signed-in administrator is about their role more often

@@ -132,15 +132,15 @@ pub fn settings(config: &Config) -> Settings {
 }
 
 async fn open(config: &Config) -> Result<Directory> {
+    open_with(config, settings(config)).await
+}
+
+/// The directory, acting under `settings` (another actor's name, say).
+pub async fn open_with(config: &Config, settings: Settings) -> Result<Directory> {
     let key = KeyStore::from_env().require()?;
-    let directory = Directory::open(
-        &config.directory,
-        key,
-        Arc::new(SystemClock),
-        settings(config),
-    )
-    .await
-    .with_context(|| format!("cannot open the directory {}", config.directory))?;
+    let directory = Directory::open(&config.directory, key, Arc::new(SystemClock), settings)
+        .await
+        .with_context(|| format!("cannot open the directory {}", config.directory))?;
     Ok(directory)
 }
 

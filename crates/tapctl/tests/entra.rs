@@ -98,7 +98,7 @@ impl Station {
     }
 
     /// Runs in the station's folder, expecting exit 1 after a run that
-    /// went through (rows refused): standard output.
+    /// went through (rows refused, things to fix): standard output.
     fn refused_rows(&self, args: &[&str]) -> String {
         String::from_utf8(self.exit_1(args).stdout).unwrap()
     }
@@ -141,12 +141,75 @@ fn a_ready_tenant_is_said_to_be_ready_with_a_certificate() {
         .success()
         .stdout(
             contains("ok   the app signed in to the tenant")
-                .and(contains("may issue passes and register security keys (UserAuthenticationMethod.ReadWrite.All)"))
+                .and(contains("may register and remove security keys (UserAuthenticationMethod.ReadWrite.All)"))
                 .and(contains("the Temporary Access Pass policy is on (one-time or multi-use, 60–480 min)"))
                 .and(contains(format!("{ADA} is within the FIDO2 policy's targets")))
                 .and(contains("The tenant is ready for the kiosk."))
                 .and(contains("FIX").not()),
         );
+}
+
+/// The permissions the README's app registration names, and no broader.
+const LEAST_PRIVILEGED: [&str; 5] = [
+    "Policy.Read.AuthenticationMethod",
+    "User.Read.All",
+    "UserAuthMethod-Passkey.ReadWrite.All",
+    "UserAuthMethod-TAP.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+];
+
+#[test]
+fn the_least_privileged_permissions_are_enough_and_each_is_named() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let station = with_certificate(&fake);
+    station.ok(&["init"]);
+    fake.change(|t| t.roles = LEAST_PRIVILEGED.map(String::from).to_vec());
+    let said = station.ok(&["entra", "check", "--user", ADA]);
+    for granted in [
+        "ok   the app may read the pass and FIDO2 policies (Policy.Read.AuthenticationMethod)",
+        "ok   the app may find people and their groups (User.Read.All)",
+        "ok   the app may register and remove security keys (UserAuthMethod-Passkey.ReadWrite.All)",
+        "ok   the app may issue, read and revoke passes (UserAuthMethod-TAP.ReadWrite.All)",
+        "ok   the app may list people's sign-in methods (UserAuthenticationMethod.Read.All)",
+        "The tenant is ready for the kiosk.",
+    ] {
+        assert!(said.contains(granted), "missing {granted:?} in:\n{said}");
+    }
+    // What the check says is enough is: a pass is issued, shown, revoked.
+    station.ok(&["entra", "pass", "issue", ADA]);
+    assert!(
+        station
+            .ok(&["entra", "pass", "show", ADA])
+            .contains("(EnabledByPolicy)")
+    );
+    station.ok(&["entra", "pass", "revoke", ADA]);
+
+    // Each missing one is named with what it is for.
+    for (missing, purpose) in [
+        (
+            "UserAuthMethod-Passkey.ReadWrite.All",
+            "register and remove security keys",
+        ),
+        (
+            "UserAuthMethod-TAP.ReadWrite.All",
+            "issue, read and revoke passes",
+        ),
+        (
+            "UserAuthenticationMethod.Read.All",
+            "list people's sign-in methods",
+        ),
+    ] {
+        fake.change(|t| t.roles.retain(|r| r != missing));
+        let said = station.refused_rows(&["entra", "check"]);
+        assert!(
+            said.contains(&format!(
+                "FIX  the app may not {purpose}: add the application permission {missing}"
+            )),
+            "{said}"
+        );
+        assert!(said.contains("1 thing to fix"), "{said}");
+        fake.change(|t| t.roles.push(missing.into()));
+    }
 }
 
 #[test]
@@ -574,11 +637,20 @@ fn an_entra_batch_goes_on_after_an_interruption_and_issues_no_pass_twice() {
 }
 
 /// A station with no credential of the app's: an administrator signs in.
+/// An Authentication Administrator of the tenant.
+const IT: &str = "it@contoso.onmicrosoft.com";
+
 fn without_app_credential(fake: &FakeEntra) -> Station {
     fake.change(|t| {
         t.public_client_flows = true;
-        t.authentication_administrators
-            .insert("it@contoso.onmicrosoft.com".to_string());
+        t.authentication_administrators.insert(IT.to_string());
+        t.users.push(User {
+            id: "5d7c2e41-0000-4000-8000-0000000000a1".into(),
+            upn: IT.into(),
+            display_name: "Contoso IT".into(),
+            mail: Some(IT.into()),
+            enabled: true,
+        });
     });
     Station::new(fake, "contoso.onmicrosoft.com", "")
 }
@@ -633,22 +705,31 @@ fn an_administrator_signs_in_with_a_code_and_issues_a_pass_without_an_app_secret
         "--lifetime",
         "2h",
     ];
-    let output = signed_in_as(&station, &fake, &args, Some("it@contoso.onmicrosoft.com"));
+    let output = signed_in_as(&station, &fake, &args, Some(IT));
     let (said, shown) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "{said}{shown}");
     assert!(
-        shown.contains("/devicelogin") && shown.contains("Signed in."),
+        shown.contains("/devicelogin") && shown.contains(&format!("Signed in as {IT}.")),
         "{shown}"
     );
     assert!(said.contains("for 120 min"), "{said}");
     let pass = issued_value(&said);
     let show = ["entra", "--device-code", "pass", "show", ADA];
-    let output = signed_in_as(&station, &fake, &show, Some("it@contoso.onmicrosoft.com"));
+    let output = signed_in_as(&station, &fake, &show, Some(IT));
     let shown = text(&output.stdout);
     assert!(
         shown.contains("for 120 min") && !shown.contains(&pass),
         "{shown}"
     );
+    // The local audit log names the administrator who signed in.
+    let log: Vec<serde_json::Value> =
+        serde_json::from_str(&station.ok(&["audit", "--json"])).unwrap();
+    let issued = log
+        .iter()
+        .find(|e| e["kind"] == "entra_pass_issued")
+        .unwrap_or_else(|| panic!("no entra_pass_issued in {log:?}"));
+    let actor = issued["actor"].as_str().unwrap();
+    assert!(actor.starts_with(&format!("{IT} via tapctl:")), "{actor}");
 }
 
 #[test]
@@ -672,7 +753,8 @@ fn a_declined_sign_in_a_non_administrator_and_an_app_without_public_flows_are_sa
     assert_eq!(not_admin.status.code(), Some(1));
     let said = text(&not_admin.stderr);
     assert!(
-        said.contains("Signed in.") && said.contains("need the Authentication Administrator role"),
+        said.contains(&format!("Signed in as {ADA}."))
+            && said.contains("need the Authentication Administrator role"),
         "{said}"
     );
 
