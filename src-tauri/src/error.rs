@@ -5,6 +5,7 @@
 use serde::Serialize;
 use tapkiosk_core::directory::{AdminError, DirectoryError};
 use tapkiosk_core::kiosk::KioskError;
+use tapkiosk_core::policy::PolicyFormError;
 
 /// An error as the UI receives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,6 +41,22 @@ impl From<KioskError> for UiError {
             }
             KioskError::Directory(e) => e.into(),
         }
+    }
+}
+
+impl From<PolicyFormError> for UiError {
+    fn from(error: PolicyFormError) -> Self {
+        use PolicyFormError as E;
+        let code = match &error {
+            E::Lifetime { value } => ("bad_lifetime", value),
+            E::KeyModel { value } => ("bad_key", value),
+            E::Length { value } => ("bad_length", value),
+            E::Group { value } => ("bad_group", value),
+            E::Rule(rule) => {
+                return Self::with("policy", serde_json::json!({ "message": rule.to_string() }));
+            }
+        };
+        Self::with(code.0, serde_json::json!({ "value": code.1 }))
     }
 }
 
@@ -112,6 +129,7 @@ impl From<AdminError> for UiError {
                 Self::with("admin_last", serde_json::json!({ "name": name }))
             }
             AdminError::Wrong => Self::new("admin_wrong"),
+            AdminError::PinsDiffer => Self::new("admin_pins_differ"),
             AdminError::LockedOut { until } => {
                 Self::with("admin_locked_out", serde_json::json!({ "until": until }))
             }

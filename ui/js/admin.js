@@ -93,9 +93,8 @@ async function showPin(expired, enrolling = false) {
   clear(panel);
   const pin = { type: 'password', inputmode: 'numeric' };
   const signIn = async () => {
-    if (enrolling && value('pin') !== value('pin-again')) return say(t('admin.pins_differ'), true);
     const done = enrolling
-      ? await call('admin_enrol', { name: value('admin-name'), code: value('enrol-code'), pin: value('pin') })
+      ? await call('admin_enrol', { name: value('admin-name'), code: value('enrol-code'), pin: value('pin'), again: value('pin-again') })
       : await call('admin_unlock', { name: value('admin-name'), pin: value('pin') });
     if (done.ok) { say(''); showTab('people'); }
   };
@@ -249,42 +248,34 @@ const sections = {
   async policy(mine) {
     const policy = await call('admin_policy');
     if (!policy.ok || mine !== view) return;
-    const p = policy.result;
+    const p = policy.result.policy;
+    const f = policy.result.form;
     // What this pane last read or saved: a save from elsewhere since then
     // is not undone.
     let read = p;
-    const minutes = (m) => (m % 1440 === 0 ? `${m / 1440}d` : m % 60 === 0 ? `${m / 60}h` : `${m}m`);
     panel.append(el('h1', {}, t('admin.tabs.policy')),
       form(async () => {
-        const groups = value('policy-groups').split(';').map((g) => g.trim()).filter(Boolean);
-        const aaguids = value('policy-keys').split(';').map((g) => g.trim().toLowerCase()).filter(Boolean);
-        const badModel = aaguids.find((a) => !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a));
-        if (badModel) return say(t('admin.policy.bad_key', { value: badModel }), true);
-        const parse = (text) => { const m = /^(\d+)([mhd])$/.exec(text); return m ? Number(m[1]) * { m: 1, h: 60, d: 1440 }[m[2]] : NaN; };
-        // Said here, in IT's words: the backend cannot even read such a policy.
-        const badLifetime = ['policy-min', 'policy-max', 'policy-default'].map(value)
-          .find((text) => !(parse(text) >= 10 && parse(text) <= 43200));
-        if (badLifetime !== undefined) return say(t('admin.policy.bad_lifetime', { value: badLifetime }), true);
-        const updated = {
+        // Sent as typed: the backend reads it, and names what it cannot.
+        const typed = {
           enabled: document.getElementById('policy-enabled').checked,
-          target: groups.length ? { kind: 'groups', groups } : { kind: 'all_users' },
-          min_lifetime: parse(value('policy-min')), max_lifetime: parse(value('policy-max')), default_lifetime: parse(value('policy-default')),
-          length: Number(value('policy-length')),
-          one_time: document.getElementById('policy-one-time').checked ? 'required' : 'optional',
-          keys: aaguids.length ? { kind: 'allow_list', aaguids } : { kind: 'any_key' },
+          groups: value('policy-groups'),
+          min_lifetime: value('policy-min'), max_lifetime: value('policy-max'), default_lifetime: value('policy-default'),
+          length: value('policy-length'),
+          one_time: document.getElementById('policy-one-time').checked,
+          keys: value('policy-keys'),
         };
-        const done = await call('admin_set_policy', { read, policy: updated });
-        if (done.ok) { read = done.result; say(t('admin.policy.saved')); }
+        const done = await call('admin_set_policy', { read, form: typed });
+        if (done.ok) { read = done.result.policy; say(t('admin.policy.saved')); }
         if (done.code === 'policy_moved') { await showTab('policy'); say(t('error.policy_moved'), true); }
       },
-      checkbox('policy-enabled', 'admin.policy.enabled', p.enabled),
-      input('policy-groups', 'admin.policy.groups', { value: p.target.kind === 'groups' ? p.target.groups.join('; ') : '' }),
-      input('policy-min', 'admin.policy.min', { value: minutes(p.min_lifetime) }),
-      input('policy-max', 'admin.policy.max', { value: minutes(p.max_lifetime) }),
-      input('policy-default', 'admin.policy.default', { value: minutes(p.default_lifetime) }),
-      input('policy-length', 'admin.policy.length', { type: 'number', min: 8, max: 48, value: p.length }),
-      checkbox('policy-one-time', 'admin.policy.one_time', p.one_time === 'required'),
-      input('policy-keys', 'admin.policy.keys', { value: p.keys.kind === 'allow_list' ? p.keys.aaguids.join('; ') : '' }),
+      checkbox('policy-enabled', 'admin.policy.enabled', f.enabled),
+      input('policy-groups', 'admin.policy.groups', { value: f.groups }),
+      input('policy-min', 'admin.policy.min', { value: f.min_lifetime }),
+      input('policy-max', 'admin.policy.max', { value: f.max_lifetime }),
+      input('policy-default', 'admin.policy.default', { value: f.default_lifetime }),
+      input('policy-length', 'admin.policy.length', { type: 'number', min: 8, max: 48, value: f.length }),
+      checkbox('policy-one-time', 'admin.policy.one_time', f.one_time),
+      input('policy-keys', 'admin.policy.keys', { value: f.keys }),
       p.keys.kind === 'allow_list' && !attestationRoots ? el('p', { class: 'hint', id: 'keys-unproven' }, t('admin.policy.keys_unproven')) : null,
       el('button', { type: 'submit', class: 'primary', id: 'save-policy' }, t('admin.policy.save'))));
   },

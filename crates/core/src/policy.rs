@@ -194,6 +194,150 @@ pub enum PolicyError {
     OneTimeRequired,
 }
 
+/// The admin pane's policy form, as IT typed it. It is read here rather
+/// than in the pane, so that the pane and `tapctl policy set` take the same
+/// words (`1h 30m` too) and refuse the same mistakes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyForm {
+    /// Whether passes work at all.
+    pub enabled: bool,
+    /// Group names separated by `;`; empty for everyone.
+    pub groups: String,
+    /// The shortest lifetime, e.g. `1h`.
+    pub min_lifetime: String,
+    /// The longest lifetime, e.g. `8h`.
+    pub max_lifetime: String,
+    /// The lifetime when the issuer does not choose.
+    pub default_lifetime: String,
+    /// Characters in a new pass.
+    pub length: String,
+    /// Whether passes must be one-time.
+    pub one_time: bool,
+    /// Key models (AAGUIDs) separated by `;`; empty for any key.
+    pub keys: String,
+}
+
+/// A policy form that does not read as a policy: the value at fault, or
+/// the rule the values break together.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum PolicyFormError {
+    /// Not a lifetime from 10 minutes to 30 days.
+    #[error("`{value}` is not a lifetime: write it like 90m, 8h or 2d, from 10m to 30d")]
+    Lifetime {
+        /// As typed.
+        value: String,
+    },
+    /// Not an AAGUID.
+    #[error("`{value}` is not a key model's AAGUID")]
+    KeyModel {
+        /// As typed.
+        value: String,
+    },
+    /// Not a whole number.
+    #[error("`{value}` is not a pass length")]
+    Length {
+        /// As typed.
+        value: String,
+    },
+    /// Not a group name.
+    #[error("`{value}` is not a group name")]
+    Group {
+        /// As typed.
+        value: String,
+    },
+    /// The values break a rule together (minimum above maximum…).
+    #[error(transparent)]
+    Rule(#[from] PolicyError),
+}
+
+/// The items of a `;`-separated list, trimmed, empty ones dropped.
+fn items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+impl PolicyForm {
+    /// The form showing `policy`.
+    pub fn of(policy: &Policy) -> Self {
+        let join = |items: Vec<String>| items.join("; ");
+        Self {
+            enabled: policy.enabled,
+            groups: match &policy.target {
+                Target::AllUsers => String::new(),
+                Target::Groups(groups) => join(groups.iter().cloned().collect()),
+            },
+            min_lifetime: policy.min_lifetime.to_string(),
+            max_lifetime: policy.max_lifetime.to_string(),
+            default_lifetime: policy.default_lifetime.to_string(),
+            length: policy.length.to_string(),
+            one_time: policy.one_time == OneTime::Required,
+            keys: match &policy.keys {
+                KeyRestriction::AnyKey => String::new(),
+                KeyRestriction::AllowList(models) => {
+                    join(models.iter().map(ToString::to_string).collect())
+                }
+            },
+        }
+    }
+
+    /// The policy the form says, checked as a whole.
+    pub fn read(&self) -> Result<Policy, PolicyFormError> {
+        let lifetime = |text: &str| {
+            Lifetime::parse(text).map_err(|_| PolicyFormError::Lifetime {
+                value: text.trim().to_string(),
+            })
+        };
+        let groups = items(&self.groups)
+            .map(|group| match crate::user::check_group(group) {
+                Ok(()) => Ok(group.to_string()),
+                Err(_) => Err(PolicyFormError::Group {
+                    value: group.to_string(),
+                }),
+            })
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let models = items(&self.keys)
+            .map(|model| {
+                model
+                    .parse::<uuid::Uuid>()
+                    .map_err(|_| PolicyFormError::KeyModel {
+                        value: model.to_string(),
+                    })
+            })
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let policy = Policy {
+            enabled: self.enabled,
+            target: if groups.is_empty() {
+                Target::AllUsers
+            } else {
+                Target::Groups(groups)
+            },
+            min_lifetime: lifetime(&self.min_lifetime)?,
+            max_lifetime: lifetime(&self.max_lifetime)?,
+            default_lifetime: lifetime(&self.default_lifetime)?,
+            length: self
+                .length
+                .trim()
+                .parse()
+                .map_err(|_| PolicyFormError::Length {
+                    value: self.length.trim().to_string(),
+                })?,
+            one_time: if self.one_time {
+                OneTime::Required
+            } else {
+                OneTime::Optional
+            },
+            keys: if models.is_empty() {
+                KeyRestriction::AnyKey
+            } else {
+                KeyRestriction::AllowList(models)
+            },
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+}
+
 impl Default for Policy {
     /// Entra's defaults (enabled for everyone, 1 h minimum, 8 h maximum,
     /// 1 h default, 12 characters) but one-time use required: a kiosk
@@ -278,6 +422,127 @@ impl Policy {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn form() -> PolicyForm {
+        PolicyForm::of(&Policy::default())
+    }
+
+    #[test]
+    fn a_form_reads_back_as_the_policy_it_shows() {
+        let policy = Policy {
+            target: Target::Groups(["new hires".to_string(), "IT".to_string()].into()),
+            keys: KeyRestriction::AllowList(
+                ["cb69481e-8ff7-4039-93ec-0a2729a154a8".parse().unwrap()].into(),
+            ),
+            one_time: OneTime::Optional,
+            min_lifetime: Lifetime(10),
+            max_lifetime: Lifetime(30 * 24 * 60),
+            ..Policy::default()
+        };
+        let shown = PolicyForm::of(&policy);
+        assert_eq!(shown.groups, "IT; new hires");
+        assert_eq!(shown.max_lifetime, "30d");
+        assert_eq!(shown.read(), Ok(policy));
+    }
+
+    #[test]
+    fn a_form_takes_what_tapctl_takes_and_lists_loosely_typed() {
+        let typed = PolicyForm {
+            default_lifetime: " 1h 30m ".into(),
+            max_lifetime: "2d".into(),
+            groups: " ; new hires;;IT ;".into(),
+            keys: " CB69481E-8FF7-4039-93EC-0A2729A154A8 ; ".into(),
+            length: " 16".into(),
+            ..form()
+        };
+        let policy = typed.read().unwrap();
+        assert_eq!(policy.default_lifetime.minutes(), 90);
+        assert_eq!(policy.max_lifetime.minutes(), 2 * 24 * 60);
+        assert_eq!(policy.length, 16);
+        assert_eq!(
+            policy.target,
+            Target::Groups(["IT".to_string(), "new hires".to_string()].into())
+        );
+        assert_eq!(policy.keys.allow_list().map(BTreeSet::len), Some(1));
+    }
+
+    #[test]
+    fn a_form_names_the_value_at_fault() {
+        let cases = [
+            (
+                PolicyForm {
+                    min_lifetime: "an hour".into(),
+                    ..form()
+                },
+                PolicyFormError::Lifetime {
+                    value: "an hour".into(),
+                },
+            ),
+            (
+                PolicyForm {
+                    max_lifetime: "5m".into(),
+                    ..form()
+                },
+                PolicyFormError::Lifetime { value: "5m".into() },
+            ),
+            (
+                PolicyForm {
+                    default_lifetime: "90s".into(),
+                    ..form()
+                },
+                PolicyFormError::Lifetime {
+                    value: "90s".into(),
+                },
+            ),
+            (
+                PolicyForm {
+                    keys: "cb69481e-8ff7; not-a-model".into(),
+                    ..form()
+                },
+                PolicyFormError::KeyModel {
+                    value: "cb69481e-8ff7".into(),
+                },
+            ),
+            (
+                PolicyForm {
+                    length: "twelve".into(),
+                    ..form()
+                },
+                PolicyFormError::Length {
+                    value: "twelve".into(),
+                },
+            ),
+            (
+                PolicyForm {
+                    groups: "IT; <script>".into(),
+                    ..form()
+                },
+                PolicyFormError::Group {
+                    value: "<script>".into(),
+                },
+            ),
+            (
+                PolicyForm {
+                    length: "7".into(),
+                    ..form()
+                },
+                PolicyFormError::Rule(PolicyError::Length(7)),
+            ),
+            (
+                PolicyForm {
+                    min_lifetime: "10h".into(),
+                    ..form()
+                },
+                PolicyFormError::Rule(PolicyError::MinAboveMax {
+                    min: Lifetime(600),
+                    max: Lifetime(480),
+                }),
+            ),
+        ];
+        for (typed, fault) in cases {
+            assert_eq!(typed.read(), Err(fault), "{typed:?}");
+        }
+    }
 
     #[test]
     fn defaults_are_entras_and_valid() {

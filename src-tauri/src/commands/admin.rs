@@ -9,7 +9,7 @@ use tapkiosk_core::clock::parse_time;
 use tapkiosk_core::directory::admins::AdminSummary;
 use tapkiosk_core::directory::{AdminName, IssueRequest};
 use tapkiosk_core::pass::GraphPass;
-use tapkiosk_core::policy::{Lifetime, Policy};
+use tapkiosk_core::policy::{Lifetime, Policy, PolicyForm};
 use tapkiosk_core::user::{MethodSummary, NewUser, UserSummary};
 use tapkiosk_core::{Directory, Email, import};
 use tauri::{Runtime, State, WebviewWindow};
@@ -136,8 +136,10 @@ pub async fn admin_enrol(
     name: String,
     code: Zeroizing<String>,
     pin: Zeroizing<String>,
+    again: Zeroizing<String>,
 ) -> Answer<()> {
     let name = admin_name(&name)?;
+    tapkiosk_core::directory::admins::check_new_pin(&pin, &again)?;
     state
         .admin_directory
         .enrol_admin(&name, &code, &pin)
@@ -375,23 +377,39 @@ pub async fn admin_remove_method(
 }
 
 #[tauri::command]
-pub async fn admin_policy(state: State<'_, AppState>) -> Answer<Policy> {
+pub async fn admin_policy(state: State<'_, AppState>) -> Answer<PolicyScreen> {
     let directory = unlocked(&state)?;
-    Ok(directory.policy().await?)
+    Ok(PolicyScreen::of(directory.policy().await?))
 }
 
-/// Replaces the policy the pane read (`read`) with `policy`, unless
+/// The policy tab: the policy as stored (handed back on save, to tell a
+/// change made elsewhere meanwhile) and the form that shows it.
+#[derive(Debug, Serialize)]
+pub struct PolicyScreen {
+    policy: Policy,
+    form: PolicyForm,
+}
+
+impl PolicyScreen {
+    fn of(policy: Policy) -> Self {
+        let form = PolicyForm::of(&policy);
+        Self { policy, form }
+    }
+}
+
+/// Replaces the policy the pane read (`read`) with what `form` says, unless
 /// someone changed it meanwhile (another pane, `tapctl policy`): then the
 /// pane must show the new one first rather than silently undo it.
 #[tauri::command]
 pub async fn admin_set_policy(
     state: State<'_, AppState>,
     read: Policy,
-    policy: Policy,
-) -> Answer<Policy> {
+    form: PolicyForm,
+) -> Answer<PolicyScreen> {
     let directory = unlocked(&state)?;
+    let policy = form.read()?;
     directory.replace_policy(&read, &policy).await?;
-    Ok(policy)
+    Ok(PolicyScreen::of(policy))
 }
 
 #[tauri::command]

@@ -80,6 +80,9 @@ pub enum AdminError {
     /// Removing the only admin would lock everyone out of the pane.
     #[error("{0} is the only admin: add another before removing them")]
     LastAdmin(AdminName),
+    /// A new PIN typed twice, differently.
+    #[error("the two PINs differ")]
+    PinsDiffer,
     /// A wrong name, PIN or enrolment code (deliberately the same, so that
     /// the pane does not tell which names exist).
     #[error("wrong name, PIN or enrolment code")]
@@ -135,6 +138,15 @@ fn check_pin(pin: &str) -> Result<(), AdminError> {
     } else {
         Err(AdminError::Format)
     }
+}
+
+/// A new admin PIN, typed twice: both the same and within the rules.
+pub fn check_new_pin(pin: &str, again: &str) -> Result<(), AdminError> {
+    check_pin(pin)?;
+    if pin != again {
+        return Err(AdminError::PinsDiffer);
+    }
+    Ok(())
 }
 
 /// One admin row, as read (and vouched for by its MAC).
@@ -545,5 +557,28 @@ impl Directory {
                 .verify_password(keyed.as_ref(), &hash)
                 .is_ok()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_pin_is_typed_twice_the_same_and_within_the_rules() {
+        assert!(check_new_pin("135792", "135792").is_ok());
+        assert!(matches!(
+            check_new_pin("135792", "135729"),
+            Err(AdminError::PinsDiffer)
+        ));
+        // The rules come first: a short PIN typed twice the same is refused.
+        assert!(matches!(
+            check_new_pin("1357", "1357"),
+            Err(AdminError::Format)
+        ));
+        assert!(matches!(
+            check_new_pin("13579a", "13579a"),
+            Err(AdminError::Format)
+        ));
     }
 }
