@@ -17,6 +17,7 @@ const KIOSK_COMMANDS: &[&str] = &[
     "retry_key",
     "name_key",
     "open_security_info",
+    "open_tenant_security_page",
     "remove_method",
     "back",
     "reset",

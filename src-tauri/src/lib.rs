@@ -30,6 +30,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::kiosk::retry_key,
         commands::kiosk::name_key,
         commands::kiosk::open_security_info,
+        commands::kiosk::open_tenant_security_page,
         commands::kiosk::remove_method,
         commands::kiosk::back,
         commands::kiosk::reset,

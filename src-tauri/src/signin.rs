@@ -1,26 +1,68 @@
-//! The tenant's sign-in page in the kiosk window. The window goes to the
+//! The tenant's pages in the kiosk window: its sign-in page, and its own
+//! Security info page once the person has signed in. The window goes to a
 //! page and comes back to the app when the page sends it to the redirect
-//! URI (caught, never loaded), when the person presses Cancel on the bar
-//! laid over the page, or when the kiosk resets while the page is shown.
-//! Meanwhile the window may show only the tenant's hosts.
+//! URI (caught, never loaded), when the person presses Cancel or Back on
+//! the bar laid over the page, or when the kiosk resets meanwhile. While a
+//! page is shown the window may show only the tenant's hosts (and, on the
+//! Security info page, that page's host). The browser's session at the
+//! tenant is forgotten when the kiosk is back on Welcome.
 
 use crate::AppState;
 use std::sync::atomic::Ordering;
 use tapkiosk_core::fido::Url;
-use tapkiosk_core::kiosk::CANCEL_QUERY;
+use tapkiosk_core::kiosk::{BACK_QUERY, CANCEL_QUERY, Kiosk, Screen, StepView};
 use tapkiosk_core::tenant::Tenant;
 use tauri::{AppHandle, Manager, Runtime, WebviewWindow};
 
 /// How often the kiosk is ticked while its own page is away.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Which of the tenant's pages the kiosk window is away on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Away {
+    /// None: the app's own pages.
+    Home = 0,
+    /// The sign-in page.
+    SignIn = 1,
+    /// The tenant's Security info page.
+    SecurityInfo = 2,
+}
+
+impl Away {
+    fn of(state: &AppState) -> Self {
+        match state.away.load(Ordering::SeqCst) {
+            1 => Self::SignIn,
+            2 => Self::SecurityInfo,
+            _ => Self::Home,
+        }
+    }
+
+    /// The page the kiosk's step asks the window to show, if any.
+    fn asked(kiosk: &Kiosk) -> Option<(Self, Url)> {
+        if let Some(page) = kiosk.sign_in_page() {
+            return Some((Self::SignIn, page.clone()));
+        }
+        kiosk
+            .security_info_page()
+            .map(|page| (Self::SecurityInfo, page))
+    }
+}
+
 /// The bar laid over the tenant's pages: the only way out of them but the
-/// sign-in itself. The app's own pages are left alone.
+/// sign-in itself. Cancel on the sign-in page, Back on the Security info
+/// page; the app's own pages are left alone.
 pub fn cancel_bar(tenant: &dyn Tenant) -> String {
-    let mut cancel = tenant.redirect_uri().clone();
-    cancel.set_query(Some(CANCEL_QUERY));
-    let cancel = serde_json::to_string(cancel.as_str()).unwrap_or_default();
-    include_str!("cancel_bar.js").replace("CANCEL_URL", &cancel)
+    let caught = |query: &str| {
+        let mut url = tenant.redirect_uri().clone();
+        url.set_query(Some(query));
+        serde_json::to_string(url.as_str()).unwrap_or_default()
+    };
+    let page = serde_json::to_string(tenant.security_info_page().as_str()).unwrap_or_default();
+    include_str!("cancel_bar.js")
+        .replace("CANCEL_URL", &caught(CANCEL_QUERY))
+        .replace("BACK_URL", &caught(BACK_QUERY))
+        .replace("SECURITY_INFO_PAGE", &page)
 }
 
 /// Whether the window may go to `url`: the redirect URI is caught and
@@ -28,8 +70,7 @@ pub fn cancel_bar(tenant: &dyn Tenant) -> String {
 pub fn allow<R: Runtime>(app: &AppHandle<R>, url: &Url) -> Option<bool> {
     let state = app.try_state::<AppState>()?;
     let tenant = state.tenant.clone()?;
-    let on_page = state.on_tenant_page.load(Ordering::SeqCst);
-    match decide(&*tenant, on_page, url) {
+    match decide(&*tenant, Away::of(&state), url) {
         Way::Catch => {
             let (app, url) = (app.clone(), url.clone());
             tauri::async_runtime::spawn(async move { come_back(&app, Some(&url)).await });
@@ -45,19 +86,32 @@ pub fn allow<R: Runtime>(app: &AppHandle<R>, url: &Url) -> Option<bool> {
 enum Way {
     /// The redirect URI: handed to the kiosk, never loaded.
     Catch,
-    /// One of the tenant's pages, while the sign-in page is shown.
+    /// One of the tenant's pages, while one is shown.
     Show,
     /// Anything else (the app's own pages are the caller's to allow).
     Refuse,
 }
 
-fn decide(tenant: &dyn Tenant, on_page: bool, url: &Url) -> Way {
+fn decide(tenant: &dyn Tenant, away: Away, url: &Url) -> Way {
     if same_place(tenant.redirect_uri(), url) {
         return Way::Catch;
     }
     let host = url.host_str().unwrap_or_default();
     let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback(url));
-    if on_page && secure && tenant.allows_host(host) {
+    let security_info = tenant.security_info_page();
+    let allowed = match away {
+        Away::Home => false,
+        Away::SignIn => tenant.allows_host(host),
+        Away::SecurityInfo => {
+            tenant.allows_host(host)
+                || (url.scheme() == security_info.scheme()
+                    && security_info
+                        .host_str()
+                        .is_some_and(|own| own.eq_ignore_ascii_case(host))
+                    && url.port_or_known_default() == security_info.port_or_known_default())
+        }
+    };
+    if secure && allowed {
         Way::Show
     } else {
         Way::Refuse
@@ -80,40 +134,60 @@ fn loopback(url: &Url) -> bool {
     }
 }
 
-/// Sends the kiosk window to the tenant's page, if the kiosk is on it,
+/// Sends the kiosk window to the tenant's page its step asks for, if any,
 /// and keeps the kiosk ticking meanwhile.
 pub async fn open_page_if_asked<R: Runtime>(window: &WebviewWindow<R>, state: &AppState) {
-    let Some(page) = state.kiosk.lock().await.sign_in_page().cloned() else {
+    let Some((away, page)) = Away::asked(&*state.kiosk.lock().await) else {
         return;
     };
     if let Ok(app_page) = window.url() {
         *state.app_page.lock().await = Some(app_page);
     }
-    state.on_tenant_page.store(true, Ordering::SeqCst);
+    state.away.store(away as u8, Ordering::SeqCst);
+    state.tenant_session.store(true, Ordering::SeqCst);
     if let Err(e) = window.navigate(page) {
-        tracing::error!(%e, "cannot open the sign-in page");
+        tracing::error!(%e, "cannot open the tenant's page");
         come_back(window.app_handle(), None).await;
         return;
     }
     tauri::async_runtime::spawn(tick_while_away(window.app_handle().clone()));
 }
 
+/// Once the kiosk is back on Welcome (reset, Done, idle), the browser
+/// forgets the tenant's cookies, so that the next person's Security info
+/// page cannot open as the last person.
+pub fn forget_tenant_session<R: Runtime>(app: &AppHandle<R>, state: &AppState, screen: &Screen) {
+    if !matches!(screen.step, StepView::Welcome { .. })
+        || !state.tenant_session.swap(false, Ordering::SeqCst)
+    {
+        return;
+    }
+    let cleared = app
+        .get_webview_window("kiosk")
+        .map(|window| window.clear_all_browsing_data());
+    match cleared {
+        Some(Ok(())) => tracing::info!("forgot the tenant's session in the kiosk window"),
+        Some(Err(e)) => tracing::error!(%e, "cannot forget the tenant's session"),
+        None => {}
+    }
+}
+
 /// The app's page ticks the kiosk every second; while the tenant's page is
 /// shown this does, so that idle and session ends still reset the kiosk,
-/// and brings the app back when the kiosk has left the sign-in step.
+/// and brings the app back when the kiosk has left the page's step.
 #[allow(
     clippy::disallowed_methods,
     reason = "the pace of polling, not a rule of time: the kiosk's clock decides when it resets"
 )]
 async fn tick_while_away<R: Runtime>(app: AppHandle<R>) {
     let state = app.state::<AppState>();
-    while state.on_tenant_page.load(Ordering::SeqCst) {
+    while Away::of(&state) != Away::Home {
         tokio::time::sleep(TICK).await;
         let mut kiosk = state.kiosk.lock().await;
         if let Err(e) = kiosk.tick().await {
             tracing::error!(%e, "the kiosk cannot tick");
         }
-        let left = kiosk.sign_in_page().is_none();
+        let left = Away::asked(&kiosk).is_none();
         drop(kiosk);
         if left {
             come_back(&app, None).await;
@@ -126,12 +200,18 @@ async fn tick_while_away<R: Runtime>(app: AppHandle<R>) {
 async fn come_back<R: Runtime>(app: &AppHandle<R>, redirect: Option<&Url>) {
     let state = app.state::<AppState>();
     if let Some(redirect) = redirect {
-        let finished = state.kiosk.lock().await.finish_sign_in(redirect).await;
+        let mut kiosk = state.kiosk.lock().await;
+        // From Security info any caught address is the way back; from the
+        // sign-in page it is the answer (or Cancel).
+        let finished = match Away::asked(&kiosk) {
+            Some((Away::SecurityInfo, _)) => kiosk.finish_security_info_page().await,
+            _ => kiosk.finish_sign_in(redirect).await,
+        };
         if let Err(e) = finished {
-            tracing::error!(%e, "cannot finish the sign-in");
+            tracing::error!(%e, "cannot finish on the tenant's page");
         }
     }
-    if !state.on_tenant_page.swap(false, Ordering::SeqCst) {
+    if state.away.swap(Away::Home as u8, Ordering::SeqCst) == Away::Home as u8 {
         return;
     }
     let page = state.app_page.lock().await.take();
@@ -139,13 +219,15 @@ async fn come_back<R: Runtime>(app: &AppHandle<R>, redirect: Option<&Url>) {
     if let (Some(window), Some(page)) = (window, page)
         && let Err(e) = window.navigate(page)
     {
-        tracing::error!(%e, "cannot bring the kiosk back from the sign-in page");
+        tracing::error!(%e, "cannot bring the kiosk back from the tenant's page");
     }
+    let screen = state.kiosk.lock().await.screen();
+    forget_tenant_session(app, &state, &screen);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Way, decide};
+    use super::{Away, Way, decide};
     use std::sync::Arc;
     use tapkiosk_core::config::{EntraCredential, EntraSettings};
     use tapkiosk_core::fido::Url;
@@ -161,6 +243,7 @@ mod tests {
             credential: EntraCredential::SecretInOsStore,
             redirect_uri: url("http://localhost/tapkiosk/signed-in"),
             sign_in_hosts: vec!["adfs.contoso.com".into()],
+            security_info: url("https://mysignins.microsoft.com/security-info"),
         };
         let credential = Credential::Secret("s".to_string().into());
         let clock = Arc::new(tapkiosk_core::SystemClock);
@@ -170,7 +253,10 @@ mod tests {
     #[test]
     fn the_window_goes_only_to_the_tenants_hosts_and_only_while_signing_in() {
         let tenant = tenant();
-        let way = |on_page, text: &str| decide(&tenant, on_page, &Url::parse(text).unwrap());
+        let way = |on_page: bool, text: &str| {
+            let away = if on_page { Away::SignIn } else { Away::Home };
+            decide(&tenant, away, &Url::parse(text).unwrap())
+        };
         assert_eq!(
             way(true, "http://localhost/tapkiosk/signed-in?code=x&state=y"),
             Way::Catch
@@ -192,6 +278,7 @@ mod tests {
             "http://localhost/tapkiosk/other",
             "http://localhost:8080/tapkiosk/signed-in",
             "https://localhost/tapkiosk/signed-in",
+            "https://mysignins.microsoft.com/security-info",
         ] {
             assert_eq!(way(true, refused), Way::Refuse, "{refused}");
         }
@@ -200,5 +287,43 @@ mod tests {
             Way::Refuse,
             "not while the kiosk is on its own pages"
         );
+    }
+
+    #[test]
+    fn the_security_info_page_adds_its_own_host_and_only_there() {
+        let tenant = tenant();
+        let way = |away, text: &str| decide(&tenant, away, &Url::parse(text).unwrap());
+        let page = "https://mysignins.microsoft.com/security-info";
+        assert_eq!(way(Away::SecurityInfo, page), Way::Show);
+        assert_eq!(
+            way(Away::SecurityInfo, "https://MYSIGNINS.microsoft.com/"),
+            Way::Show
+        );
+        // Its single sign-on goes through the authority.
+        assert_eq!(
+            way(
+                Away::SecurityInfo,
+                "https://login.microsoftonline.com/common/oauth2"
+            ),
+            Way::Show
+        );
+        assert_eq!(
+            way(
+                Away::SecurityInfo,
+                "http://localhost/tapkiosk/signed-in?kiosk=back"
+            ),
+            Way::Catch
+        );
+        for refused in [
+            "http://mysignins.microsoft.com/security-info",
+            "https://mysignins.microsoft.com:8443/security-info",
+            "https://mysignins.microsoft.com.evil.example/security-info",
+            "https://account.microsoft.com/",
+            "https://example.org/",
+        ] {
+            assert_eq!(way(Away::SecurityInfo, refused), Way::Refuse, "{refused}");
+        }
+        assert_eq!(way(Away::SignIn, page), Way::Refuse, "not while signing in");
+        assert_eq!(way(Away::Home, page), Way::Refuse, "not from the app");
     }
 }

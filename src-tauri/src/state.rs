@@ -88,8 +88,13 @@ pub struct AppState {
     pub key_sign_in: tokio::sync::Mutex<Option<crate::commands::admin_keys::KeySignIn>>,
     /// The tenant people sign in to with its own pass, if configured.
     pub tenant: Option<Arc<dyn Tenant>>,
-    /// Whether the kiosk window shows the tenant's sign-in page.
-    pub on_tenant_page: std::sync::atomic::AtomicBool,
+    /// Which of the tenant's pages the kiosk window shows, if any
+    /// (`signin::Away` as a number, read by the navigation handler).
+    pub away: std::sync::atomic::AtomicU8,
+    /// Whether the window's browser may hold someone's session at the
+    /// tenant (its cookies), to be forgotten when the kiosk is back on
+    /// Welcome.
+    pub tenant_session: std::sync::atomic::AtomicBool,
     /// The app's page to come back to from the tenant's.
     pub app_page: tokio::sync::Mutex<Option<tauri::Url>>,
     /// Windowed development mode.
@@ -187,7 +192,8 @@ impl AppState {
             entra_staging: tokio::sync::Mutex::new(None),
             key_sign_in: tokio::sync::Mutex::new(None),
             tenant,
-            on_tenant_page: std::sync::atomic::AtomicBool::new(false),
+            away: std::sync::atomic::AtomicU8::new(0),
+            tenant_session: std::sync::atomic::AtomicBool::new(false),
             app_page: tokio::sync::Mutex::new(None),
             dev: options.dev,
             quitting: std::sync::atomic::AtomicBool::new(false),

@@ -219,7 +219,8 @@ impl Kiosk {
                 .unwrap();
             format!(
                 "[entra]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{app}\"\n\
-                 client_secret_file = \"{}\"\nauthority = \"{fake}\"\ngraph = \"{fake}\"\n",
+                 client_secret_file = \"{}\"\nauthority = \"{fake}\"\ngraph = \"{fake}\"\n\
+                 security_info = \"{fake}/security-info\"\n",
                 secret.display()
             )
         };

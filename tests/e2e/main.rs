@@ -1159,6 +1159,27 @@ async fn one_time_entra_pass(graph: &tapkiosk_entra::Graph) -> String {
     issued.value.unwrap().to_string()
 }
 
+/// A kiosk on the fake tenant where Ada has signed in with a one-time
+/// Entra pass and opened Security info.
+async fn entra_security_info(
+    language: &'static str,
+    fake: &tapkiosk_fake_entra::FakeEntra,
+    graph: &tapkiosk_entra::Graph,
+) -> Kiosk {
+    let pass = one_time_entra_pass(graph).await;
+    let kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
+    kiosk.enter("email", ADA_UPN).await;
+    kiosk.wait_for(By::Css("#tapkiosk-cancel")).await;
+    type_on_the_sign_in_page(&kiosk, &pass).await;
+    kiosk.wait_for_step("tenant_choose").await;
+    kiosk.click("#choose-security-info").await;
+    kiosk.wait_for_step("tenant_security_info").await;
+    kiosk
+}
+
 /// From the tenant's key setup: a new PIN, the PIN, the key's name, until
 /// the tenant has it.
 async fn key_into_entra(kiosk: &Kiosk, name: &str) {
@@ -1267,17 +1288,7 @@ async fn a_person_removes_a_lost_key_in_entra_and_adds_another(language: &'stati
         let ada = tenant.users[0].id.clone();
         tenant.other_methods.insert(ada, vec![phone]);
     });
-    let pass = one_time_entra_pass(&graph).await;
-    let kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
-    kiosk
-        .click(&format!("button[data-language='{language}']"))
-        .await;
-    kiosk.enter("email", ADA_UPN).await;
-    kiosk.wait_for(By::Css("#tapkiosk-cancel")).await;
-    type_on_the_sign_in_page(&kiosk, &pass).await;
-    kiosk.wait_for_step("tenant_choose").await;
-    kiosk.click("#choose-security-info").await;
-    kiosk.wait_for_step("tenant_security_info").await;
+    let kiosk = entra_security_info(language, &fake, &graph).await;
     let remove = kiosk.wait_for(By::Css("button[data-method]")).await;
     assert_eq!(
         kiosk
@@ -1319,6 +1330,57 @@ async fn a_person_removes_a_lost_key_in_entra_and_adds_another(language: &'stati
 }
 
 in_english_and_french!(a_person_removes_a_lost_key_in_entra_and_adds_another);
+
+/// Microsoft Authenticator cannot be registered through Graph: the person
+/// adds it on the tenant's own Security info page (the fake's), opened
+/// signed in inside the kiosk window, and the list shows it on return.
+/// Once the kiosk is back on Welcome, the window has forgotten the
+/// person's session at the tenant.
+async fn a_person_adds_microsoft_authenticator_on_the_tenants_own_page(language: &'static str) {
+    let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
+    let kiosk = entra_security_info(language, &fake, &graph).await;
+    kiosk.screenshot("entra-security-info-before").await;
+    kiosk.click("#add-microsoft-authenticator").await;
+
+    // Microsoft's page, signed in with the sign-in's session, with the
+    // kiosk's way back laid over it.
+    let signed_in = kiosk.wait_for(By::Id("signed-in-as")).await;
+    assert_eq!(signed_in.text().await.unwrap(), ADA_UPN);
+    let back = kiosk.wait_for(By::Id("tapkiosk-back")).await;
+    assert_eq!(
+        back.text().await.unwrap(),
+        "Back to the kiosk · Retour au kiosque"
+    );
+    kiosk.click("#add-authenticator").await;
+    kiosk
+        .wait_for(By::XPath(
+            "//li[text()='#microsoft.graph.microsoftAuthenticatorAuthenticationMethod']",
+        ))
+        .await;
+    kiosk.screenshot_of_page("entra-security-page").await;
+    kiosk.click("#tapkiosk-back").await;
+
+    // Back in the kiosk, the list is read anew.
+    kiosk.wait_for_step("tenant_security_info").await;
+    let authenticator = kiosk.words("tenant.kind.authenticator");
+    let listed = kiosk.wait_for(By::Id("method-list")).await;
+    let listed = listed.text().await.unwrap();
+    assert!(listed.contains(&authenticator), "{listed}");
+    kiosk.screenshot("entra-security-info-after").await;
+
+    // Finished: the next sign-in page opens with no session.
+    kiosk.click("#finish").await;
+    kiosk.wait_for_step("welcome").await;
+    kiosk
+        .click(&format!("button[data-language='{language}']"))
+        .await;
+    kiosk.enter("email", ADA_UPN).await;
+    kiosk.wait_for(By::Css("#tapkiosk-cancel")).await;
+    assert_eq!(fake.sign_in_pages_opened_signed_in(), [false, false]);
+    kiosk.stop().await;
+}
+
+in_english_and_french!(a_person_adds_microsoft_authenticator_on_the_tenants_own_page);
 
 /// IT at a kiosk on Entra: the pane's Entra tab shows a person's pass in
 /// the tenant, issues one with its welcome letter (a lifetime outside the

@@ -38,10 +38,11 @@ pub fn fake_tenant_at(clock: Arc<dyn Clock>) -> (FakeEntra, tapkiosk_entra::Grap
         tenant: "contoso.onmicrosoft.com".into(),
         client_id: ENTRA_APP.into(),
         authority: url.clone(),
-        graph: url,
+        graph: url.clone(),
         credential: EntraCredential::SecretInOsStore,
         redirect_uri,
         sign_in_hosts: Vec::new(),
+        security_info: url.join("/security-info").unwrap(),
     };
     let credential = tapkiosk_entra::Credential::Secret("s3cret".to_string().into());
     let graph = tapkiosk_entra::Graph::new(settings, credential, clock).unwrap();

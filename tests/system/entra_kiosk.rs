@@ -294,7 +294,64 @@ async fn an_email_that_is_not_the_user_name_finds_the_account_by_its_mail(t: Tes
     assert_eq!(name, "Mary O'Brien");
 }
 
+async fn the_tenants_security_info_page_opens_signed_in_and_its_changes_are_listed_on_return(
+    t: TestDirectory,
+) {
+    let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    let pass = issue_pass(&graph, ADA, true).await;
+    kiosk.start(Language::En).await.unwrap();
+    // Not before the person has signed in.
+    assert!(kiosk.open_tenant_security_page().await.is_err());
+    let back = sign_in_on_the_page(&mut kiosk, &pass).await;
+    kiosk.finish_sign_in(&back).await.unwrap();
+    kiosk.open_security_info().await.unwrap();
+    assert!(kiosk.security_info_page().is_none());
+    let away = kiosk.open_tenant_security_page().await.unwrap();
+    assert_eq!(away.step, StepView::TenantSecurityPage);
+    assert!(!away.can_go_back, "the way back is the page's own bar");
+    let page = kiosk.security_info_page().unwrap();
+    assert_eq!(page.as_str(), format!("{}/security-info", fake.url));
+    assert!(kiosk.sign_in_page().is_none());
+
+    // The kiosk sees no touch there: it waits longer than its idle time
+    // before it resets, but not for ever.
+    t.clock.advance(chrono::TimeDelta::minutes(9));
+    assert_eq!(
+        kiosk.tick().await.unwrap().step,
+        StepView::TenantSecurityPage
+    );
+
+    // What the person added there is listed on return.
+    fake.change(|tenant| {
+        let authenticator = serde_json::json!({
+            "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+            "id": "6e7f8a90-0000-4000-8000-00000000b0b0",
+            "displayName": "Pixel 8",
+        });
+        tenant
+            .other_methods
+            .insert(ADA_ID.into(), vec![authenticator]);
+    });
+    let returned = kiosk.finish_security_info_page().await.unwrap();
+    let StepView::TenantSecurityInfo { methods } = returned.step else {
+        panic!("{returned:?}");
+    };
+    let kinds: Vec<_> = methods.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["password", "authenticator"]);
+    assert!(kiosk.finish_security_info_page().await.is_err());
+
+    // Left there past the allowance, the kiosk starts over.
+    kiosk.open_tenant_security_page().await.unwrap();
+    t.clock
+        .advance(tapkiosk_core::kiosk::SECURITY_PAGE_IDLE + chrono::TimeDelta::seconds(1));
+    let reset = kiosk.tick().await.unwrap();
+    assert!(matches!(reset.step, StepView::Welcome { .. }), "{reset:?}");
+    assert_eq!(reset.notice, Some(Notice::IdleReset));
+    assert!(kiosk.security_info_page().is_none());
+}
+
 tapkiosk_tests::on_both_backends!(
+    the_tenants_security_info_page_opens_signed_in_and_its_changes_are_listed_on_return,
     an_email_that_is_not_the_user_name_finds_the_account_by_its_mail,
     a_person_removes_a_lost_key_and_adds_another,
     a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra,

@@ -255,8 +255,12 @@ const draw = {
       el('div', { id: 'method-list' }, tenantMethodList(step.methods)),
       el('button', { type: 'button', class: 'choice', id: 'add-security-key', onclick: () => send('add_security_key') },
         el('strong', {}, t('security.add_security_key'))),
-      el('p', { class: 'hint', id: 'authenticator-elsewhere' }, t('tenant.authenticator_elsewhere')));
-    actions.append(backButton() || '', el('button', { type: 'button', class: 'secondary', onclick: () => send('reset') }, t('action.finish')));
+      el('button', { type: 'button', class: 'choice', id: 'add-microsoft-authenticator', onclick: () => send('open_tenant_security_page') },
+        el('strong', {}, t('tenant.add_authenticator')), el('span', {}, t('tenant.add_authenticator_hint'))));
+    actions.append(backButton() || '', el('button', { type: 'button', class: 'secondary', id: 'finish', onclick: () => send('reset') }, t('action.finish')));
+  },
+  tenant_security_page() {
+    screenRoot.append(heading('tenant.security_page_title'), el('p', { class: 'lead' }, t('tenant.security_page_lead')));
   },
   tenant_key_registered(step) {
     screenRoot.append(heading('done.title', { name: step.name }),

@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 25] = [
+pub const KEYS: [(&str, &str); 26] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -103,6 +103,10 @@ pub const KEYS: [(&str, &str); 25] = [
     (
         "entra.redirect_uri",
         "the app registration's redirect URI (https; http only for loopback); the kiosk catches it",
+    ),
+    (
+        "entra.security_info",
+        "the tenant's own Security info page (for Microsoft Authenticator), shown in the signed-in kiosk window",
     ),
     (
         "entra.sign_in_hosts",
@@ -200,6 +204,9 @@ pub struct EntraSettings {
     /// Hosts besides the authority's that the sign-in window may show: the
     /// organisation's federation (AD FS, another identity provider).
     pub sign_in_hosts: Vec<String>,
+    /// The tenant's own Security info page, where people add what Graph
+    /// cannot register (Microsoft Authenticator).
+    pub security_info: url::Url,
 }
 
 /// Where the app registration's credential is.
@@ -217,6 +224,8 @@ pub enum EntraCredential {
 pub const ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The public cloud's Microsoft Graph.
 pub const ENTRA_GRAPH: &str = "https://graph.microsoft.com";
+/// Microsoft's Security info page, in the public cloud.
+pub const ENTRA_SECURITY_INFO: &str = "https://mysignins.microsoft.com/security-info";
 /// The redirect URI the kiosk's app is registered with, unless configured.
 pub const ENTRA_REDIRECT_URI: &str = "http://localhost/tapkiosk/signed-in";
 
@@ -680,6 +689,7 @@ impl Builder {
         let authority = endpoint("entra.authority", ENTRA_AUTHORITY)?;
         let graph = endpoint("entra.graph", ENTRA_GRAPH)?;
         let redirect_uri = endpoint("entra.redirect_uri", ENTRA_REDIRECT_URI)?;
+        let security_info = endpoint("entra.security_info", ENTRA_SECURITY_INFO)?;
         let sign_in_hosts = self.get("entra.sign_in_hosts", Vec::new(), hosts, |hosts| {
             hosts.join(", ")
         })?;
@@ -717,6 +727,7 @@ impl Builder {
             credential,
             redirect_uri: url(redirect_uri)?,
             sign_in_hosts,
+            security_info: url(security_info)?,
         }))
     }
 
@@ -982,6 +993,7 @@ mod tests {
         let plain = entra(app).unwrap().unwrap();
         assert_eq!(plain.redirect_uri.as_str(), ENTRA_REDIRECT_URI);
         assert!(plain.sign_in_hosts.is_empty());
+        assert_eq!(plain.security_info.as_str(), ENTRA_SECURITY_INFO);
         let federated = entra(&format!(
             "{app}redirect_uri = \"https://kiosk.contoso.com/signed-in\"\nsign_in_hosts = [\"ADFS.contoso.com\"]\n"
         ))
@@ -993,6 +1005,7 @@ mod tests {
             "redirect_uri = \"http://kiosk.contoso.com/signed-in\"\n",
             "redirect_uri = \"https://kiosk.contoso.com/?a=1\"\n",
             "sign_in_hosts = [\"https://adfs.contoso.com\"]\n",
+            "security_info = \"http://mysignins.microsoft.com/security-info\"\n",
         ] {
             assert!(entra(&format!("{app}{bad}")).is_err(), "{bad}");
         }

@@ -175,6 +175,11 @@ pub trait Tenant: Send + Sync + std::fmt::Debug {
     /// Whether the kiosk window may show a page of `host` during a sign-in.
     fn allows_host(&self, host: &str) -> bool;
 
+    /// The tenant's own Security info page, for what the kiosk cannot
+    /// register itself (Microsoft Authenticator). Shown in the kiosk window
+    /// once the person has signed in, with the sign-in's hosts and its own.
+    fn security_info_page(&self) -> &Url;
+
     /// The account of `email`, without a sign-in: for IT, who stage keys
     /// for people who are not there.
     async fn find(&self, email: &Email) -> Result<TenantPerson, TenantError>;

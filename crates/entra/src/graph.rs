@@ -791,6 +791,7 @@ mod tests {
             credential: EntraCredential::SecretInOsStore,
             redirect_uri: url::Url::parse("http://localhost/signed-in").unwrap(),
             sign_in_hosts: Vec::new(),
+            security_info: url::Url::parse(tapkiosk_core::config::ENTRA_SECURITY_INFO).unwrap(),
         };
         let credential = Credential::Secret(Zeroizing::new("s".into()));
         Graph::new(settings, credential, Arc::new(tapkiosk_core::SystemClock)).unwrap()

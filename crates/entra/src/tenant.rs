@@ -21,6 +21,7 @@ use tapkiosk_core::tenant::{
 pub struct EntraTenant {
     graph: Arc<Graph>,
     redirect_uri: Url,
+    security_info: Url,
     hosts: Vec<String>,
 }
 
@@ -33,6 +34,7 @@ impl EntraTenant {
         hosts.extend(settings.authority.host_str().map(str::to_ascii_lowercase));
         Self {
             redirect_uri: settings.redirect_uri.clone(),
+            security_info: settings.security_info.clone(),
             graph,
             hosts,
         }
@@ -120,6 +122,10 @@ struct Account {
 impl Tenant for EntraTenant {
     fn redirect_uri(&self) -> &Url {
         &self.redirect_uri
+    }
+
+    fn security_info_page(&self) -> &Url {
+        &self.security_info
     }
 
     fn allows_host(&self, host: &str) -> bool {

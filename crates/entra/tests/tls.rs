@@ -101,6 +101,7 @@ fn graph_at(port: u16) -> Graph {
         credential: EntraCredential::SecretInOsStore,
         redirect_uri: url::Url::parse("http://localhost/tapkiosk/signed-in").unwrap(),
         sign_in_hosts: Vec::new(),
+        security_info: url::Url::parse(tapkiosk_core::config::ENTRA_SECURITY_INFO).unwrap(),
     };
     let credential = Credential::Secret(Zeroizing::new("not sent".into()));
     Graph::new(settings, credential, Arc::new(tapkiosk_core::SystemClock)).unwrap()

@@ -302,6 +302,13 @@ impl FakeEntra {
         self.lock().device_codes.answer(user_code, upn)
     }
 
+    /// For each sign-in page opened so far, whether the browser came with
+    /// the session of someone who had signed in before (a kiosk that
+    /// forgets each person's session sends none).
+    pub fn sign_in_pages_opened_signed_in(&self) -> Vec<bool> {
+        self.lock().sign_ins.pages_opened_signed_in.clone()
+    }
+
     /// Changes the tenant while the fake runs.
     pub fn change(&self, change: impl FnOnce(&mut Tenant)) {
         change(&mut self.lock().tenant);
@@ -371,7 +378,17 @@ fn answer(
         }
         (_, [tenant, "oauth2", "v2.0", "authorize"]) if shared.knows(tenant) => {
             let posted = (method == Method::POST).then_some(&body[..]);
-            signin::authorize(shared, uri.query().unwrap_or_default(), posted)
+            let session = signin::session_of(&headers);
+            signin::authorize(
+                shared,
+                uri.query().unwrap_or_default(),
+                posted,
+                session.as_deref(),
+            )
+        }
+        (_, ["security-info"]) => {
+            let session = signin::session_of(&headers);
+            signin::security_info(shared, session.as_deref(), method == Method::POST)
         }
         (_, ["v1.0", rest @ ..]) => {
             if !shared.in_batch {
@@ -584,7 +601,7 @@ fn me(shared: &Shared, upn: Option<&str>) -> Response {
 
 /// Every method of `user`, as `GET …/authentication/methods` lists them:
 /// the password, their pass, their keys and what else they registered.
-fn all_methods(shared: &Shared, user: &User) -> Vec<Value> {
+pub(crate) fn all_methods(shared: &Shared, user: &User) -> Vec<Value> {
     let password = json!({
         "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
         "id": "28c10230-6103-485e-b985-444c60001490",

@@ -18,10 +18,20 @@ use std::collections::BTreeMap;
 /// The key ID tokens are signed with.
 const KID: &str = "fake-entra-1";
 
-/// Signing key and codes waiting to be redeemed.
+/// The cookie that keeps a person signed in to the tenant's own pages
+/// after a sign-in (Entra's is ESTSAUTH).
+const SESSION_COOKIE: &str = "fake_estsauth";
+
+/// Signing key, codes waiting to be redeemed, and the browser sessions of
+/// people who signed in.
 pub struct SignIns {
     key: PKey<Private>,
     codes: BTreeMap<String, Code>,
+    /// Session cookie value → the user's object id.
+    sessions: BTreeMap<String, String>,
+    /// For each sign-in page opened, whether the browser came with the
+    /// session of someone who had signed in before.
+    pub(crate) pages_opened_signed_in: Vec<bool>,
 }
 
 struct Code {
@@ -38,8 +48,61 @@ impl Default for SignIns {
         Self {
             key: PKey::from_rsa(rsa).expect("a key"),
             codes: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            pages_opened_signed_in: Vec::new(),
         }
     }
+}
+
+/// The session cookie's value in a request's `cookie` header.
+pub fn session_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    cookies.split(';').find_map(|cookie| {
+        let (name, value) = cookie.trim().split_once('=')?;
+        (name == SESSION_COOKIE).then(|| value.to_string())
+    })
+}
+
+/// The tenant's Security info page (mysignins) for whoever is signed in in
+/// this browser: their methods, and a button that adds Microsoft
+/// Authenticator as its own page would once the app is set up.
+pub fn security_info(shared: &mut Shared, session: Option<&str>, posted: bool) -> Response {
+    let user = session
+        .and_then(|s| shared.sign_ins.sessions.get(s))
+        .cloned();
+    let Some(user) = user.and_then(|id| shared.tenant.users.iter().find(|u| u.id == id).cloned())
+    else {
+        return Html(
+            "<!doctype html><title>Security info</title><p id=\"not-signed-in\">Sign in to see your security info.</p>",
+        )
+        .into_response();
+    };
+    if posted {
+        let authenticator = serde_json::json!({
+            "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "displayName": "Pixel 8",
+            "createdDateTime": chrono::DateTime::from_timestamp(shared.tenant.now(), 0)
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        });
+        shared
+            .tenant
+            .other_methods
+            .entry(user.id.clone())
+            .or_default()
+            .push(authenticator);
+    }
+    let listed: String = crate::all_methods(shared, &user)
+        .iter()
+        .map(|m| format!("<li>{}</li>", m["@odata.type"].as_str().unwrap_or_default()))
+        .collect();
+    Html(format!(
+        "<!doctype html><title>My Sign-Ins | Security Info</title><h1 id=\"security-info\">Security info</h1>\
+         <p id=\"signed-in-as\">{}</p><ul id=\"methods\">{listed}</ul>\
+         <form method=\"post\"><button id=\"add-authenticator\">Add sign-in method: Microsoft Authenticator</button></form>",
+        user.upn
+    ))
+    .into_response()
 }
 
 impl SignIns {
@@ -99,7 +162,16 @@ fn form(body: &[u8]) -> BTreeMap<String, String> {
 
 /// `GET /authorize`: the sign-in page, with the request's parameters kept
 /// in the form; `POST` (the form) checks the pass.
-pub fn authorize(shared: &mut Shared, query: &str, body: Option<&[u8]>) -> Response {
+pub fn authorize(
+    shared: &mut Shared,
+    query: &str,
+    body: Option<&[u8]>,
+    session: Option<&str>,
+) -> Response {
+    if body.is_none() {
+        let known = session.is_some_and(|s| shared.sign_ins.sessions.contains_key(s));
+        shared.sign_ins.pages_opened_signed_in.push(known);
+    }
     let asked = match body {
         Some(body) => form(body),
         None => form(query.as_bytes()),
@@ -131,18 +203,28 @@ pub fn authorize(shared: &mut Shared, query: &str, body: Option<&[u8]>) -> Respo
     shared.sign_ins.codes.insert(
         code.clone(),
         Code {
-            user: user.id,
+            user: user.id.clone(),
             nonce: field("nonce"),
             challenge: field("code_challenge"),
             redirect_uri: field("redirect_uri"),
             expires: shared.tenant.now() + 600,
         },
     );
+    let session = uuid::Uuid::new_v4().simple().to_string();
+    shared.sign_ins.sessions.insert(session.clone(), user.id);
     let mut to = url::Url::parse(&field("redirect_uri")).expect("a redirect URI");
     to.query_pairs_mut()
         .append_pair("code", &code)
         .append_pair("state", &field("state"));
-    (StatusCode::FOUND, [(header::LOCATION, to.to_string())]).into_response()
+    let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly");
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, to.to_string()),
+            (header::SET_COOKIE, cookie),
+        ],
+    )
+        .into_response()
 }
 
 /// The sign-in page: the parameters ride along in hidden fields.

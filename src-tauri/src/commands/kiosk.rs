@@ -97,6 +97,17 @@ pub async fn open_security_info(state: State<'_, AppState>) -> Answer {
     Ok(state.kiosk.lock().await.open_security_info().await?)
 }
 
+/// On a tenant, sends the window to the tenant's own Security info page.
+#[tauri::command]
+pub async fn open_tenant_security_page<R: Runtime>(
+    window: tauri::WebviewWindow<R>,
+    state: State<'_, AppState>,
+) -> Answer {
+    let screen = state.kiosk.lock().await.open_tenant_security_page().await?;
+    crate::signin::open_page_if_asked(&window, &state).await;
+    Ok(screen)
+}
+
 #[tauri::command]
 pub async fn remove_method(state: State<'_, AppState>, method: String) -> Answer {
     Ok(state.kiosk.lock().await.remove_method(&method).await?)
@@ -107,14 +118,20 @@ pub async fn back(state: State<'_, AppState>) -> Answer {
     Ok(state.kiosk.lock().await.back().await?)
 }
 
+/// Back on Welcome, the window forgets the person's session at the tenant.
 #[tauri::command]
-pub async fn reset(state: State<'_, AppState>) -> Answer {
-    Ok(state.kiosk.lock().await.reset().await?)
+pub async fn reset<R: Runtime>(app: AppHandle<R>, state: State<'_, AppState>) -> Answer {
+    let screen = state.kiosk.lock().await.reset().await?;
+    crate::signin::forget_tenant_session(&app, &state, &screen);
+    Ok(screen)
 }
 
+/// As [`reset`] when the kiosk resets itself (idle, Done).
 #[tauri::command]
-pub async fn tick(state: State<'_, AppState>) -> Answer {
-    Ok(state.kiosk.lock().await.tick().await?)
+pub async fn tick<R: Runtime>(app: AppHandle<R>, state: State<'_, AppState>) -> Answer {
+    let screen = state.kiosk.lock().await.tick().await?;
+    crate::signin::forget_tenant_session(&app, &state, &screen);
+    Ok(screen)
 }
 
 #[tauri::command]

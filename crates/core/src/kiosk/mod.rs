@@ -12,7 +12,7 @@
 mod keys;
 mod tenant;
 
-pub use tenant::CANCEL_QUERY;
+pub use tenant::{BACK_QUERY, CANCEL_QUERY, SECURITY_PAGE_IDLE};
 
 use crate::directory::methods::TotpCheck;
 use crate::directory::{Directory, DirectoryError};
@@ -274,6 +274,8 @@ pub enum StepView {
         /// Their methods in the tenant.
         methods: Vec<TenantMethod>,
     },
+    /// The tenant's own Security info page, shown in the kiosk window.
+    TenantSecurityPage,
     /// The key is registered in the tenant.
     TenantKeyRegistered {
         /// The person's name or email.
@@ -379,6 +381,9 @@ enum Step {
         person: TenantPerson,
         methods: Vec<TenantMethod>,
     },
+    TenantSecurityPage {
+        person: TenantPerson,
+    },
     TenantKeySetup {
         person: TenantPerson,
         options: KeyOptions,
@@ -419,6 +424,7 @@ impl Step {
             Self::TenantSignIn { .. } => "tenant_sign_in",
             Self::TenantChoose { .. } => "tenant_choose",
             Self::TenantSecurityInfo { .. } => "tenant_security_info",
+            Self::TenantSecurityPage { .. } => "tenant_security_page",
             Self::TenantKeySetup { .. } => "tenant_key_setup",
             Self::TenantKeyName { .. } => "tenant_key_name",
             Self::TenantDone { .. } => "tenant_done",
@@ -517,6 +523,7 @@ impl Kiosk {
             Step::TenantSignIn { .. } => (true, Some((2, 5))),
             Step::TenantChoose { .. } => (false, Some((3, 5))),
             Step::TenantSecurityInfo { .. } => (true, Some((3, 5))),
+            Step::TenantSecurityPage { .. } => (false, Some((3, 5))),
             Step::TenantKeySetup { .. } => (true, Some((4, 5))),
             Step::TenantKeyName { .. } => (false, Some((5, 5))),
             Step::TenantDone { .. } | Step::Done { .. } => (false, None),
@@ -605,6 +612,7 @@ impl Kiosk {
             Step::TenantSecurityInfo { methods, .. } => StepView::TenantSecurityInfo {
                 methods: methods.clone(),
             },
+            Step::TenantSecurityPage { .. } => StepView::TenantSecurityPage,
             Step::TenantKeySetup { ceremony, .. } => StepView::KeySetup {
                 key: ceremony.phase(),
                 pin_min: crate::fido::ceremony::PIN_MIN_CHARS,
@@ -652,6 +660,12 @@ impl Kiosk {
             Step::Done { .. } | Step::KeyCheckPassed { .. } | Step::TenantDone { .. } => {
                 Some(self.last_activity + DONE_RESET)
             }
+            // The kiosk sees no touch on the tenant's page, and adding an
+            // authenticator app there (install it, scan, approve) takes
+            // minutes: the page gets a longer allowance.
+            Step::TenantSecurityPage { .. } => Some(
+                self.last_activity + self.settings.idle_timeout.max(tenant::SECURITY_PAGE_IDLE),
+            ),
             _ => {
                 let idle = self.last_activity + self.settings.idle_timeout;
                 Some(self.step.session().map_or(idle, |s| idle.min(s.ends_at)))

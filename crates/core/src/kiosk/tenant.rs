@@ -9,12 +9,21 @@ use crate::directory::methods::{MAX_LABEL_CHARS, check_label};
 use crate::email::Email;
 use crate::fido::ceremony::Ceremony;
 use crate::fido::{RegisterPublicKeyCredential, Url, reported_model};
-use crate::tenant::{Tenant, TenantError, TenantPerson};
+use crate::tenant::{Tenant, TenantError, TenantMethod, TenantPerson};
 use std::sync::Arc;
 
 /// Where the sign-in page's Cancel sends the window: the redirect URI with
 /// this query, caught like the real answer.
 pub const CANCEL_QUERY: &str = "kiosk=cancel";
+
+/// Where the Security info page's Back sends the window, caught the same
+/// way.
+pub const BACK_QUERY: &str = "kiosk=back";
+
+/// How long the tenant's Security info page may stay open without the
+/// kiosk seeing anyone (it sees no touch there), unless the idle timeout is
+/// longer.
+pub const SECURITY_PAGE_IDLE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// How long Entra takes an answer to its key options.
 const KEY_OPTIONS_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
@@ -31,6 +40,67 @@ impl Kiosk {
             Step::TenantSignIn { sign_in, .. } => Some(&sign_in.url),
             _ => None,
         }
+    }
+
+    /// The tenant's Security info page, while the person is on it; `None`
+    /// on other steps.
+    pub fn security_info_page(&self) -> Option<Url> {
+        match &self.step {
+            Step::TenantSecurityPage { .. } => {
+                self.tenant().map(|t| t.security_info_page().clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Tenant Security info: opens the tenant's own Security info page in
+    /// the kiosk window, for what the kiosk cannot register (Microsoft
+    /// Authenticator). The person is signed in there already.
+    pub async fn open_tenant_security_page(&mut self) -> Result<Screen, KioskError> {
+        let Step::TenantSecurityInfo { person, .. } = &self.step else {
+            return Err(self.wrong_step("open_tenant_security_page"));
+        };
+        let person = person.clone();
+        self.touch();
+        self.step = Step::TenantSecurityPage { person };
+        Ok(self.screen())
+    }
+
+    /// Back from the tenant's Security info page: the person's methods,
+    /// read anew (they may have added some there).
+    pub async fn finish_security_info_page(&mut self) -> Result<Screen, KioskError> {
+        let Some(tenant) = self.tenant() else {
+            return Err(self.wrong_step("finish_security_info_page"));
+        };
+        let Step::TenantSecurityPage { person } = &self.step else {
+            return Err(self.wrong_step("finish_security_info_page"));
+        };
+        let person = person.clone();
+        self.touch();
+        self.with_methods(&*tenant, person, |person, methods| {
+            Step::TenantSecurityInfo { person, methods }
+        })
+        .await?;
+        Ok(self.screen())
+    }
+
+    /// Goes on to `step` with the person's methods read anew. If the tenant
+    /// cannot list them, the kiosk goes back to Welcome with the reason.
+    async fn with_methods(
+        &mut self,
+        tenant: &dyn Tenant,
+        person: TenantPerson,
+        step: fn(TenantPerson, Vec<TenantMethod>) -> Step,
+    ) -> Result<(), KioskError> {
+        match tenant.methods(&person).await {
+            Ok(methods) => self.step = step(person, methods),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the person's methods in the tenant");
+                self.end_session_quietly().await?;
+                self.notice = Some(tenant_notice(&error));
+            }
+        }
+        Ok(())
     }
 
     /// Email, on a tenant: starts the tenant's sign-in for that account.
@@ -94,14 +164,11 @@ impl Kiosk {
         let Some(tenant) = self.tenant() else {
             return Err(self.wrong_step("choose"));
         };
-        match tenant.methods(&person).await {
-            Ok(methods) => self.step = Step::TenantChoose { person, methods },
-            Err(error) => {
-                tracing::warn!(%error, "cannot list the person's methods in the tenant");
-                self.end_session_quietly().await?;
-                self.notice = Some(tenant_notice(&error));
-            }
-        }
+        self.with_methods(&*tenant, person, |person, methods| Step::TenantChoose {
+            person,
+            methods,
+        })
+        .await?;
         Ok(self.screen())
     }
 
