@@ -1261,6 +1261,25 @@ async fn a_new_hire_registers_a_key_into_entra_with_an_entra_pass(language: &'st
         .await
         .unwrap();
     assert_eq!(keys["value"][0]["displayName"], "Ada's key");
+
+    // "Test my key" from Welcome, without a pass: the key keeps Ada's
+    // passkey for Microsoft's sign-in; for Grace it holds none.
+    kiosk.click("#finish").await;
+    kiosk.wait_for_step("welcome").await;
+    kiosk.click("#test-my-key").await;
+    kiosk.wait_for_step("key_check_email").await;
+    kiosk.enter("email", "grace@contoso.onmicrosoft.com").await;
+    wait_for_key(&kiosk, "check", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_notice("key_not_for_account").await;
+    kiosk.screenshot("entra-key-check-not-for-account").await;
+    kiosk.enter("email", ADA_UPN).await;
+    wait_for_key(&kiosk, "check", "enter_pin").await;
+    kiosk.enter("key-pin", KEY_PIN).await;
+    kiosk.wait_for_step("tenant_key_check_passed").await;
+    let said = kiosk.wait_for(By::Id("key-check-passed")).await;
+    assert!(said.text().await.unwrap().contains(ADA_UPN));
+    kiosk.screenshot("entra-key-check-passed").await;
     kiosk.assert_log_holds_none(&[&pass, KEY_PIN]);
     kiosk.stop().await;
 }

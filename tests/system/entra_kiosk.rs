@@ -67,7 +67,7 @@ async fn a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra(t
     let StepView::Welcome { security_keys, .. } = kiosk.screen().step else {
         panic!("not on Welcome");
     };
-    assert!(!security_keys, "Test my key checks local keys only");
+    assert!(security_keys, "Test my key checks the tenant's passkeys");
     kiosk.start(Language::Fr).await.unwrap();
 
     // An email the tenant does not know is said on Email.
@@ -350,7 +350,76 @@ async fn the_tenants_security_info_page_opens_signed_in_and_its_changes_are_list
     assert!(kiosk.security_info_page().is_none());
 }
 
+/// Runs "Test my key" for `email` until the key answers (or fails).
+async fn test_my_key(kiosk: &mut Kiosk, email: &str) -> tapkiosk_core::kiosk::Screen {
+    kiosk.start_key_check(Language::En).await.unwrap();
+    let asked = kiosk.check_key_email(email).await.unwrap();
+    assert!(matches!(asked.step, StepView::KeyCheck { .. }), "{asked:?}");
+    loop {
+        let screen = wait_until(kiosk, |s| {
+            !matches!(
+                key_phase(s),
+                Some(Phase::Searching | Phase::Touch | Phase::Checking | Phase::Answered)
+            )
+        })
+        .await;
+        match key_phase(&screen.step) {
+            Some(Phase::SetPin) => kiosk.key_pin(PIN, Some(PIN)).await.unwrap(),
+            Some(Phase::EnterPin { .. }) => kiosk.key_pin(PIN, None).await.unwrap(),
+            _ => return screen,
+        };
+    }
+}
+
+async fn test_my_key_finds_the_persons_passkey_for_the_tenant_on_the_key(t: TestDirectory) {
+    let (_fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    // A key with no passkey for the tenant says so.
+    let fresh = test_my_key(&mut kiosk, ADA).await;
+    assert_eq!(
+        key_phase(&fresh.step),
+        Some(Phase::NotRegistered),
+        "{fresh:?}"
+    );
+    kiosk.reset().await.unwrap();
+
+    // Ada registers the key at the kiosk, as a new hire would.
+    let pass = issue_pass(&graph, ADA, true).await;
+    kiosk.start(Language::En).await.unwrap();
+    let back = sign_in_on_the_page(&mut kiosk, &pass).await;
+    kiosk.finish_sign_in(&back).await.unwrap();
+    kiosk.add_security_key().await.unwrap();
+    answer_with_the_key(&mut kiosk).await;
+    kiosk.name_key("Ada's key").await.unwrap();
+    kiosk.reset().await.unwrap();
+
+    // The key keeps that passkey (the kiosk asked for one the key keeps,
+    // as Entra's options do), and it names Ada's account.
+    let passed = test_my_key(&mut kiosk, ADA).await;
+    assert_eq!(
+        passed.step,
+        StepView::TenantKeyCheckPassed { email: ADA.into() }
+    );
+    kiosk.reset().await.unwrap();
+
+    // Another person's email, or one that names nobody: not theirs.
+    for other in [
+        "grace@contoso.onmicrosoft.com",
+        "nobody@contoso.onmicrosoft.com",
+    ] {
+        let refused = test_my_key(&mut kiosk, other).await;
+        assert_eq!(refused.notice, Some(Notice::KeyNotForAccount), "{other}");
+        assert_eq!(
+            refused.step,
+            StepView::KeyCheckEmail {
+                email: other.into()
+            }
+        );
+        kiosk.reset().await.unwrap();
+    }
+}
+
 tapkiosk_tests::on_both_backends!(
+    test_my_key_finds_the_persons_passkey_for_the_tenant_on_the_key,
     the_tenants_security_info_page_opens_signed_in_and_its_changes_are_listed_on_return,
     an_email_that_is_not_the_user_name_finds_the_account_by_its_mail,
     a_person_removes_a_lost_key_and_adds_another,

@@ -81,7 +81,7 @@ function drawProgress(screen) {
 }
 
 function drawCountdown(screen) {
-  if (!screen.resets_at || ['done', 'key_check_passed', 'tenant_key_registered'].includes(screen.step.kind)) {
+  if (!screen.resets_at || ['done', 'key_check_passed', 'tenant_key_check_passed', 'tenant_key_registered'].includes(screen.step.kind)) {
     countdown.hidden = true;
     return;
   }
@@ -234,6 +234,12 @@ const draw = {
   key_check_passed(step) {
     screenRoot.append(heading('key.check_passed_title'),
       el('p', { class: 'lead', id: 'key-check-passed' }, t('key.check_passed', { label: step.label, email: step.email })),
+      el('p', { class: 'hint' }, t('done.reset')));
+    actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
+  },
+  tenant_key_check_passed(step) {
+    screenRoot.append(heading('tenant.key_check_passed_title'),
+      el('p', { class: 'lead', id: 'key-check-passed' }, t('tenant.key_check_passed', { email: step.email })),
       el('p', { class: 'hint' }, t('done.reset')));
     actions.append(el('span'), primary('action.finish', () => send('reset'), { id: 'finish' }));
   },

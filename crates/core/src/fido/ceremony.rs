@@ -177,6 +177,8 @@ struct Shared {
     pin_retries: Option<u32>,
     /// The key refused the last PIN; said at the next prompt.
     last_pin_wrong: bool,
+    /// The account (user handle) the key's last assertion named.
+    user_handle: Option<Vec<u8>>,
 }
 
 /// A running conversation with a key.
@@ -213,6 +215,7 @@ impl Ceremony {
             answer: None,
             pin_retries: None,
             last_pin_wrong: false,
+            user_handle: None,
         }));
         let (pins, pin_queue) = channel();
         let prompts = Prompts {
@@ -307,6 +310,20 @@ impl Prompts {
         if let Ok(mut shared) = self.shared.lock() {
             shared.phase = phase;
         }
+    }
+
+    /// The assertion with the user handle the key named, which the client
+    /// leaves out.
+    fn with_user_handle(&self, mut assertion: PublicKeyCredential) -> PublicKeyCredential {
+        let handle = self
+            .shared
+            .lock()
+            .ok()
+            .and_then(|mut s| s.user_handle.take());
+        if assertion.response.user_handle.is_none() {
+            assertion.response.user_handle = handle.map(Into::into);
+        }
+        assertion
     }
 
     fn answer(&self, answer: Answer) {
@@ -413,6 +430,7 @@ async fn with_tokens<T: Token>(
     let token = Watched {
         inner: token,
         shared: Arc::clone(&prompts.shared),
+        resident: matches!(&request, Request::Register(c) if wants_resident_key(c)),
     };
     let Some(mut key) = CtapAuthenticator::new(token, prompts).await else {
         return Phase::NotSupported;
@@ -433,7 +451,7 @@ async fn with_tokens<T: Token>(
                 .map(|a| Answer::Registration(Box::new(super::with_credential_id(a)))),
             Request::Authenticate(challenge) => client
                 .do_authentication(origin.clone(), challenge.clone())
-                .map(|a| Answer::Assertion(Box::new(a))),
+                .map(|a| Answer::Assertion(Box::new(prompts.with_user_handle(a)))),
         };
         match outcome {
             Ok(answer) => {
@@ -471,6 +489,60 @@ fn failure(error: WebauthnCError) -> Phase {
 
 /// The CTAP2 command byte of authenticatorClientPIN.
 const CLIENT_PIN: u8 = 0x06;
+/// The CTAP2 command byte of authenticatorMakeCredential.
+const MAKE_CREDENTIAL: u8 = 0x01;
+/// The CTAP2 command byte of authenticatorGetAssertion.
+const GET_ASSERTION: u8 = 0x02;
+
+/// Whether the relying party asks for a passkey the key keeps
+/// (discoverable): Entra does, so that its sign-in finds it without a
+/// user name.
+fn wants_resident_key(challenge: &CreationChallengeResponse) -> bool {
+    use webauthn_rs_proto::ResidentKeyRequirement as R;
+    challenge
+        .public_key
+        .authenticator_selection
+        .as_ref()
+        .is_some_and(|s| s.require_resident_key || s.resident_key == Some(R::Required))
+}
+
+/// makeCredential with the `rk` option set. The client leaves it out
+/// whatever the relying party asked, so a key would make a credential it
+/// does not keep, which a sign-in without a user name cannot find. The
+/// PIN's proof covers the client data hash only, so it still holds.
+fn with_resident_key(cbor: &[u8]) -> Option<Vec<u8>> {
+    use serde_cbor_2::Value;
+    let (command, body) = cbor.split_first()?;
+    let Value::Map(mut request) = serde_cbor_2::from_slice(body).ok()? else {
+        return None;
+    };
+    let options = request
+        .entry(Value::Integer(7))
+        .or_insert_with(|| Value::Map(Default::default()));
+    let Value::Map(options) = options else {
+        return None;
+    };
+    options.insert(Value::Text("rk".into()), Value::Bool(true));
+    let mut rewritten = vec![*command];
+    rewritten.extend(serde_cbor_2::to_vec(&Value::Map(request)).ok()?);
+    Some(rewritten)
+}
+
+/// The user handle (`user.id`, field 4) of a getAssertion answer, which
+/// the client parses but drops.
+fn user_handle_of(answer: &[u8]) -> Option<Vec<u8>> {
+    use serde_cbor_2::Value;
+    let Value::Map(answer) = serde_cbor_2::from_slice(answer).ok()? else {
+        return None;
+    };
+    let Some(Value::Map(user)) = answer.get(&Value::Integer(4)) else {
+        return None;
+    };
+    match user.get(&Value::Text("id".into())) {
+        Some(Value::Bytes(id)) => Some(id.clone()),
+        _ => None,
+    }
+}
 
 /// A key, watched: the client asks the key how many PIN tries are left
 /// before each PIN prompt but keeps the answer to itself, so the kiosk reads
@@ -479,6 +551,8 @@ const CLIENT_PIN: u8 = 0x06;
 struct Watched<T> {
     inner: T,
     shared: Arc<Mutex<Shared>>,
+    /// Make credentials the key keeps (see [`with_resident_key`]).
+    resident: bool,
 }
 
 #[async_trait::async_trait]
@@ -497,7 +571,19 @@ impl<T: Token> Token for Watched<T> {
     where
         U: UiCallback,
     {
-        let answer = self.inner.transmit_raw(cbor, ui).await?;
+        let rewritten = match cbor.first() {
+            Some(&MAKE_CREDENTIAL) if self.resident => with_resident_key(cbor),
+            _ => None,
+        };
+        let answer = self
+            .inner
+            .transmit_raw(rewritten.as_deref().unwrap_or(cbor), ui)
+            .await?;
+        if cbor.first() == Some(&GET_ASSERTION)
+            && let Ok(mut shared) = self.shared.lock()
+        {
+            shared.user_handle = user_handle_of(&answer);
+        }
         if cbor.first() == Some(&CLIENT_PIN) {
             // Only the getPinRetries answer carries pinRetries.
             let retries = <ClientPinResponse as CBORResponse>::try_from(answer.as_slice())

@@ -356,3 +356,24 @@ pub fn model_name(aaguid: Uuid) -> Option<&'static str> {
         .find(|(id, _)| Uuid::parse_str(id).is_ok_and(|m| m == aaguid))
         .map(|(_, name)| *name)
 }
+
+/// A sign-in request for whatever passkey a key keeps for `rp_id` (no
+/// allow list): the key answers with the newest one and the account it is
+/// for, after its PIN when it has one.
+pub fn discoverable_request(rp_id: &str) -> RequestChallengeResponse {
+    use rand::RngCore as _;
+    let mut challenge = vec![0; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    RequestChallengeResponse {
+        public_key: PublicKeyCredentialRequestOptions {
+            challenge: Base64UrlSafeData::from(challenge),
+            timeout: Some(60_000),
+            rp_id: rp_id.to_string(),
+            allow_credentials: Vec::new(),
+            user_verification: UserVerificationPolicy::Preferred,
+            hints: None,
+            extensions: None,
+        },
+        mediation: None,
+    }
+}

@@ -53,6 +53,14 @@ const GA: u8 = 0x02;
 const LBW: u8 = 0x10;
 const ACFG: u8 = 0x20;
 
+/// A credential the key keeps, with the account it is for.
+#[derive(Clone)]
+struct Discoverable {
+    rp_id: String,
+    credential: Vec<u8>,
+    user: Vec<u8>,
+}
+
 /// The key's insides.
 struct SoftState {
     inner: SoftToken, // must be SoftToken::new(true) so it can set the UV flag when we say so
@@ -61,6 +69,9 @@ struct SoftState {
     ka: pkey::PKey<pkey::Private>,
     pin_token: Vec<u8>,
     known: HashSet<Vec<u8>>,
+    /// Credentials the key keeps (made with `rk`), oldest first: found by
+    /// relying party alone, and answered with their user handle.
+    discoverable: Vec<Discoverable>,
     /// The key speaks CTAP 2.1; the rest below is used only then.
     ctap21: bool,
     /// The fewest code points a new PIN may have (minPINLength).
@@ -182,6 +193,7 @@ impl SoftState {
             ka: new_ka()?,
             pin_token,
             known: HashSet::new(),
+            discoverable: Vec::new(),
             ctap21,
             min_pin_length: DEFAULT_MIN_PIN,
             force_pin_change: false,
@@ -201,6 +213,7 @@ impl SoftState {
             ka: new_ka()?,
             pin_token: self.pin_token.clone(),
             known: self.known.clone(),
+            discoverable: self.discoverable.clone(),
             ctap21: self.ctap21,
             min_pin_length: self.min_pin_length,
             force_pin_change: self.force_pin_change,
@@ -287,7 +300,7 @@ impl SoftState {
     fn get_info(&self) -> GetInfoResponse {
         let mut info = self.inner.get_info();
         let mut options = BTreeMap::from([
-            ("rk".to_string(), false),
+            ("rk".to_string(), true),
             ("up".to_string(), true),
             ("plat".to_string(), false),
             ("clientPin".to_string(), self.pin_hash.is_some()),
@@ -321,6 +334,8 @@ impl SoftState {
                 let needs = (MC, req.rp.id.as_str());
                 let uv = self.check_pin_uv(&req.client_data_hash, &param, &req.options, needs)?;
                 ui.request_touch();
+                let resident = req.options.as_ref().and_then(|o| o.get("rk")) == Some(&true);
+                let (rp_id, user) = (req.rp.id.clone(), req.user.id.to_vec());
                 if req
                     .exclude_list
                     .iter()
@@ -358,6 +373,16 @@ impl SoftState {
                 )?;
                 self.token_used();
                 self.known.insert(cred.raw_id.to_vec());
+                if resident {
+                    // A new passkey for the same account replaces the old.
+                    self.discoverable
+                        .retain(|d| !(d.rp_id == rp_id && d.user == user));
+                    self.discoverable.push(Discoverable {
+                        rp_id,
+                        credential: cred.raw_id.to_vec(),
+                        user,
+                    });
+                }
                 let resp: MakeCredentialResponse =
                     serde_cbor_2::from_slice(cred.response.attestation_object.as_slice())
                         .map_err(|_| WebauthnCError::Cbor)?;
@@ -365,10 +390,29 @@ impl SoftState {
             }
             0x02 => {
                 // authenticatorGetAssertion
-                let req = <GetAssertionRequest as CBORResponse>::try_from(body)?;
+                let mut req = <GetAssertionRequest as CBORResponse>::try_from(body)?;
                 let param = raw_pin_param(body, 0x06)?;
                 let needs = (GA, req.rp_id.as_str());
                 let uv = self.check_pin_uv(&req.client_data_hash, &param, &req.options, needs)?;
+                // No allow list: the newest passkey this key keeps for the
+                // relying party, answered with its user handle.
+                let mut user = None;
+                if req.allow_list.is_empty() {
+                    let Some(found) = self
+                        .discoverable
+                        .iter()
+                        .rev()
+                        .find(|d| d.rp_id == req.rp_id)
+                    else {
+                        return Err(ctap(CtapError::Ctap2NoCredentials));
+                    };
+                    req.allow_list = vec![webauthn_rs_proto::AllowCredentials {
+                        type_: "public-key".into(),
+                        id: found.credential.clone().into(),
+                        transports: None,
+                    }];
+                    user = Some(found.user.clone());
+                }
                 if !req
                     .allow_list
                     .iter()
@@ -397,7 +441,7 @@ impl SoftState {
                     30_000,
                 )?;
                 self.token_used();
-                GetAssertionResponse {
+                let mut answer: BTreeMap<u32, Value> = GetAssertionResponse {
                     credential: Some(PublicKeyCredentialDescriptor {
                         type_: a.type_,
                         id: a.raw_id,
@@ -409,7 +453,12 @@ impl SoftState {
                     user_selected: None,
                     large_blob_key: None,
                 }
-                .into()
+                .into();
+                if let Some(user) = user {
+                    let id = (Value::Text("id".into()), Value::Bytes(user));
+                    answer.insert(0x04, Value::Map([id].into()));
+                }
+                answer
             }
             0x06 => self.client_pin(body)?,
             0x0b if self.ctap21 => {

@@ -75,7 +75,7 @@ impl Kiosk {
 
     /// Welcome: "Test my key" asks for the email the key is for.
     pub async fn start_key_check(&mut self, language: Language) -> Result<Screen, KioskError> {
-        if self.relying_party().is_none() {
+        if self.relying_party().is_none() && self.tenant().is_none() {
             return Err(self.wrong_step("start_key_check"));
         }
         let email = Step::KeyCheckEmail {
@@ -90,17 +90,23 @@ impl Kiosk {
         if !matches!(self.step, Step::KeyCheckEmail { .. }) {
             return Err(self.wrong_step("check_key_email"));
         }
-        let Some(rp) = self.relying_party() else {
+        let (tenant, rp) = (self.tenant(), self.relying_party());
+        if tenant.is_none() && rp.is_none() {
             return Err(self.wrong_step("check_key_email"));
-        };
+        }
         self.touch();
-        let typed_back = || Step::KeyCheckEmail {
-            typed: typed.trim().chars().take(254).collect(),
-        };
         let Ok(email) = Email::parse(typed) else {
-            self.step = typed_back();
+            self.step = Step::KeyCheckEmail {
+                typed: typed.trim().chars().take(254).collect(),
+            };
             self.notice = Some(Notice::InvalidEmail);
             return Ok(self.screen());
+        };
+        if let Some(tenant) = tenant {
+            return self.check_tenant_key_email(&*tenant, email).await;
+        }
+        let Some(rp) = rp else {
+            return Err(self.wrong_step("check_key_email"));
         };
         let found = self.directory.keys_of(&email).await?;
         let (challenge, check) = match found.filter(|(_, keys)| !keys.is_empty()) {
@@ -135,7 +141,8 @@ impl Kiosk {
         let (Step::KeySetup { ceremony, .. }
         | Step::TenantKeySetup { ceremony, .. }
         | Step::KeyTest { ceremony, .. }
-        | Step::KeyCheck { ceremony, .. }) = &self.step
+        | Step::KeyCheck { ceremony, .. }
+        | Step::TenantKeyCheck { ceremony, .. }) = &self.step
         else {
             return Err(self.wrong_step("key_pin"));
         };
@@ -154,6 +161,9 @@ impl Kiosk {
     pub async fn retry_key(&mut self) -> Result<Screen, KioskError> {
         if let Step::TenantKeySetup { .. } = self.step {
             return self.retry_tenant_key().await;
+        }
+        if let Step::TenantKeyCheck { .. } = self.step {
+            return self.retry_tenant_key_check();
         }
         let source = self.settings.keys.clone();
         let Some(rp) = self.relying_party() else {
@@ -263,6 +273,13 @@ impl Kiosk {
     /// Checks the key's answer, if it came: a registration goes on to
     /// naming the key, a sign-in to Done.
     pub(super) async fn collect_key_answer(&mut self) -> Result<(), KioskError> {
+        if let Step::TenantKeyCheck { ceremony, .. } = &self.step {
+            if let Some(answer) = ceremony.take_assertion() {
+                self.touch();
+                self.finish_tenant_key_check(&answer);
+            }
+            return Ok(());
+        }
         if let Step::TenantKeySetup { ceremony, .. } = &self.step {
             if let Some(answer) = ceremony.take_registration() {
                 self.touch();

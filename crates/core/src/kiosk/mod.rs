@@ -21,7 +21,7 @@ use crate::fido::ceremony::{Ceremony, KeySource, Phase};
 use crate::fido::{
     Authentication, CreationChallengeResponse, NewKey, RegisterPublicKeyCredential, Registration,
 };
-use crate::fido::{RelyingParty, RequestChallengeResponse};
+use crate::fido::{RelyingParty, RequestChallengeResponse, Url};
 use crate::redeem::{KioskSession, RedeemError};
 use crate::tenant::{KeyOptions, Tenant, TenantKey, TenantMethod, TenantPerson, TenantSignIn};
 use crate::totp::{CodeRejected, TotpSecret, qr_svg};
@@ -108,6 +108,9 @@ pub enum Notice {
     },
     /// The key's answer was refused (details in the log).
     KeyRefused,
+    /// "Test my key" on a tenant: the key holds a passkey for the tenant,
+    /// but for another account (or the email names nobody).
+    KeyNotForAccount,
     /// The name given to a key breaks the rules (1 to `max` characters).
     KeyNameRules {
         /// The longest name.
@@ -250,6 +253,11 @@ pub enum StepView {
         /// The key's name.
         label: String,
     },
+    /// "Test my key" on a tenant: the key holds this account's passkey.
+    TenantKeyCheckPassed {
+        /// The account.
+        email: String,
+    },
     /// The person's methods: remove one, add another.
     SecurityInfo {
         /// Registered methods.
@@ -369,6 +377,18 @@ enum Step {
         session: KioskSession,
         methods: Vec<MethodSummary>,
     },
+    TenantKeyCheck {
+        email: Email,
+        /// The account's user handle at the tenant; `None` for an email
+        /// that names nobody.
+        expected: Option<Vec<u8>>,
+        challenge: RequestChallengeResponse,
+        origin: Url,
+        ceremony: Ceremony,
+    },
+    TenantKeyCheckPassed {
+        email: Email,
+    },
     TenantSignIn {
         email: Email,
         sign_in: TenantSignIn,
@@ -421,6 +441,8 @@ impl Step {
             Self::KeyCheck { .. } => "key_check",
             Self::KeyCheckPassed { .. } => "key_check_passed",
             Self::SecurityInfo { .. } => "security_info",
+            Self::TenantKeyCheck { .. } => "tenant_key_check",
+            Self::TenantKeyCheckPassed { .. } => "tenant_key_check_passed",
             Self::TenantSignIn { .. } => "tenant_sign_in",
             Self::TenantChoose { .. } => "tenant_choose",
             Self::TenantSecurityInfo { .. } => "tenant_security_info",
@@ -517,8 +539,10 @@ impl Kiosk {
             Step::KeySetup { .. } => (true, Some((4, 5))),
             Step::KeyName { .. } => (false, Some((4, 5))),
             Step::KeyTest { .. } => (false, Some((5, 5))),
-            Step::KeyCheckEmail { .. } | Step::KeyCheck { .. } => (true, None),
-            Step::KeyCheckPassed { .. } => (false, None),
+            Step::KeyCheckEmail { .. } | Step::KeyCheck { .. } | Step::TenantKeyCheck { .. } => {
+                (true, None)
+            }
+            Step::KeyCheckPassed { .. } | Step::TenantKeyCheckPassed { .. } => (false, None),
             Step::SecurityInfo { .. } => (true, Some((3, 5))),
             Step::TenantSignIn { .. } => (true, Some((2, 5))),
             Step::TenantChoose { .. } => (false, Some((3, 5))),
@@ -545,9 +569,9 @@ impl Kiosk {
             Step::Welcome => StepView::Welcome {
                 organisation: self.settings.organisation.clone(),
                 languages: self.settings.languages.clone(),
-                // "Test my key" checks keys of this directory only.
+                // "Test my key": this directory's keys, or the tenant's.
                 security_keys: self.settings.relying_party.is_some()
-                    && self.settings.tenant.is_none(),
+                    || self.settings.tenant.is_some(),
             },
             Step::Email { typed } => StepView::Email {
                 email: typed.clone(),
@@ -583,6 +607,12 @@ impl Kiosk {
             },
             Step::KeyCheckEmail { typed } => StepView::KeyCheckEmail {
                 email: typed.clone(),
+            },
+            Step::TenantKeyCheck { ceremony, .. } => StepView::KeyCheck {
+                key: ceremony.phase(),
+            },
+            Step::TenantKeyCheckPassed { email } => StepView::TenantKeyCheckPassed {
+                email: email.to_string(),
             },
             Step::KeyCheck { ceremony, .. } => StepView::KeyCheck {
                 key: ceremony.phase(),
@@ -657,9 +687,10 @@ impl Kiosk {
     pub fn resets_at(&self) -> Option<DateTime<Utc>> {
         match self.step {
             Step::Welcome => None,
-            Step::Done { .. } | Step::KeyCheckPassed { .. } | Step::TenantDone { .. } => {
-                Some(self.last_activity + DONE_RESET)
-            }
+            Step::Done { .. }
+            | Step::KeyCheckPassed { .. }
+            | Step::TenantKeyCheckPassed { .. }
+            | Step::TenantDone { .. } => Some(self.last_activity + DONE_RESET),
             // The kiosk sees no touch on the tenant's page, and adding an
             // authenticator app there (install it, scan, approve) takes
             // minutes: the page gets a longer allowance.
@@ -888,9 +919,11 @@ impl Kiosk {
         }
         let previous = match &self.step {
             Step::Email { .. } | Step::KeyCheckEmail { .. } => Step::Welcome,
-            Step::KeyCheck { email, .. } => Step::KeyCheckEmail {
-                typed: email.to_string(),
-            },
+            Step::KeyCheck { email, .. } | Step::TenantKeyCheck { email, .. } => {
+                Step::KeyCheckEmail {
+                    typed: email.to_string(),
+                }
+            }
             Step::Pass { email } | Step::TenantSignIn { email, .. } => Step::Email {
                 typed: email.to_string(),
             },
@@ -920,7 +953,10 @@ impl Kiosk {
         let now = self.directory.now();
         if self.resets_at().is_some_and(|at| now >= at) {
             let notice = match self.step {
-                Step::Done { .. } | Step::KeyCheckPassed { .. } | Step::TenantDone { .. } => None,
+                Step::Done { .. }
+                | Step::KeyCheckPassed { .. }
+                | Step::TenantKeyCheckPassed { .. }
+                | Step::TenantDone { .. } => None,
                 _ if self.step.session().is_some_and(|s| now >= s.ends_at) => {
                     Some(Notice::SessionEnded)
                 }

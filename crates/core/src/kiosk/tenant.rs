@@ -8,7 +8,7 @@ use crate::directory::entra::EntraChange;
 use crate::directory::methods::{MAX_LABEL_CHARS, check_label};
 use crate::email::Email;
 use crate::fido::ceremony::Ceremony;
-use crate::fido::{RegisterPublicKeyCredential, Url, reported_model};
+use crate::fido::{PublicKeyCredential, RegisterPublicKeyCredential, Url, reported_model};
 use crate::tenant::{Tenant, TenantError, TenantMethod, TenantPerson};
 use std::sync::Arc;
 
@@ -25,11 +25,15 @@ pub const BACK_QUERY: &str = "kiosk=back";
 /// longer.
 pub const SECURITY_PAGE_IDLE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
+/// Entra's passkey relying party (what its key options name), asked when
+/// an email names nobody, so that the screens are the same.
+const ENTRA_RP_ID: &str = "login.microsoft.com";
+
 /// How long Entra takes an answer to its key options.
 const KEY_OPTIONS_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 impl Kiosk {
-    fn tenant(&self) -> Option<Arc<dyn Tenant>> {
+    pub(super) fn tenant(&self) -> Option<Arc<dyn Tenant>> {
         self.settings.tenant.clone()
     }
 
@@ -101,6 +105,98 @@ impl Kiosk {
             }
         }
         Ok(())
+    }
+
+    /// "Test my key", email, on a tenant: asks the key for the passkey it
+    /// keeps for the tenant (no sign-in at the tenant, no pass), to compare
+    /// the account it names with the one the email names. The account's
+    /// user handle comes from the tenant's key options for it.
+    pub(super) async fn check_tenant_key_email(
+        &mut self,
+        tenant: &dyn Tenant,
+        email: Email,
+    ) -> Result<Screen, KioskError> {
+        let typed_back = || Step::KeyCheckEmail {
+            typed: email.to_string(),
+        };
+        let options = match tenant.find(&email).await {
+            Ok(person) => tenant.key_options(&person).await.map(Some),
+            // Asked all the same: the key then names someone else, or
+            // nobody, as for another person's email.
+            Err(TenantError::UnknownAccount) => Ok(None),
+            Err(error) => Err(error),
+        };
+        let options = match options {
+            Ok(options) => options,
+            Err(error) => {
+                self.step = typed_back();
+                self.notice = Some(tenant_notice(&error));
+                return Ok(self.screen());
+            }
+        };
+        let (rp_id, origin, expected) = match options {
+            Some(o) => {
+                let user = o.request.public_key.user.id.to_vec();
+                (o.request.public_key.rp.id, o.origin, Some(user))
+            }
+            None => match Url::parse(&format!("https://{ENTRA_RP_ID}")) {
+                Ok(origin) => (ENTRA_RP_ID.to_string(), origin, None),
+                Err(_) => return Err(self.wrong_step("check_key_email")),
+            },
+        };
+        let challenge = crate::fido::discoverable_request(&rp_id);
+        let ceremony =
+            Ceremony::authenticate(&self.settings.keys, origin.clone(), challenge.clone());
+        self.step = Step::TenantKeyCheck {
+            email,
+            expected,
+            challenge,
+            origin,
+            ceremony,
+        };
+        Ok(self.screen())
+    }
+
+    /// Tenant "Test my key", after the key failed: asks it again.
+    pub(super) fn retry_tenant_key_check(&mut self) -> Result<Screen, KioskError> {
+        let keys = self.settings.keys.clone();
+        let Step::TenantKeyCheck {
+            challenge,
+            origin,
+            ceremony,
+            ..
+        } = &mut self.step
+        else {
+            return Err(self.wrong_step("retry_key"));
+        };
+        if !ceremony.phase().failed() {
+            return Err(self.wrong_step("retry_key"));
+        }
+        *ceremony = Ceremony::authenticate(&keys, origin.clone(), challenge.clone());
+        self.touch();
+        Ok(self.screen())
+    }
+
+    /// The key answered: the account its passkey names is the email's, or
+    /// it is not. Only that is checked: the signature is the tenant's to
+    /// check when the person signs in.
+    pub(super) fn finish_tenant_key_check(&mut self, answer: &PublicKeyCredential) {
+        let Step::TenantKeyCheck {
+            email, expected, ..
+        } = std::mem::replace(&mut self.step, Step::Welcome)
+        else {
+            return;
+        };
+        let named = answer.response.user_handle.as_ref().map(|h| h.to_vec());
+        if expected.is_some() && named == expected {
+            self.step = Step::TenantKeyCheckPassed { email };
+        } else {
+            tracing::info!("the key's passkey for the tenant is another account's");
+            self.step = Step::KeyCheckEmail {
+                typed: email.to_string(),
+            };
+            self.notice = Some(Notice::KeyNotForAccount);
+        }
     }
 
     /// Email, on a tenant: starts the tenant's sign-in for that account.
