@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use tapkiosk_core::directory::{AdminError, DirectoryError};
+use tapkiosk_core::key_staging::KeyStagingError;
 use tapkiosk_core::kiosk::KioskError;
 use tapkiosk_core::policy::PolicyFormError;
 
@@ -40,6 +41,24 @@ impl From<KioskError> for UiError {
                 Self::new("wrong_step")
             }
             KioskError::Directory(e) => e.into(),
+        }
+    }
+}
+
+impl From<KeyStagingError> for UiError {
+    fn from(error: KeyStagingError) -> Self {
+        use KeyStagingError as E;
+        match error {
+            E::Disabled(email) => {
+                Self::with("user_disabled", serde_json::json!({ "email": email }))
+            }
+            E::KeyRefused => Self::new("key_refused"),
+            E::NotRunning => Self::new("staging_not_running"),
+            E::LabelRules { max } => {
+                Self::with("key_name_rules", serde_json::json!({ "max": max }))
+            }
+            E::Directory(e) => e.into(),
+            E::Admin(e) => e.into(),
         }
     }
 }

@@ -81,7 +81,7 @@ pub struct AppState {
     /// Where security keys are found (the kiosk's reader).
     pub keys: KeySource,
     /// A key IT is setting up for someone in the admin pane.
-    pub staging: tokio::sync::Mutex<Option<crate::commands::staging::Staging>>,
+    pub staging: tokio::sync::Mutex<Option<tapkiosk_core::key_staging::KeyStaging>>,
     /// IT's queue of keys to stage into the tenant.
     pub entra_staging: tokio::sync::Mutex<Option<tapkiosk_core::staging::StagingQueue>>,
     /// An admin signing in to the pane with their security key.

@@ -10,6 +10,7 @@ use tapkiosk_core::fido::ceremony::{KeySource, Phase, PinProblem};
 use tapkiosk_core::fido::enrolment::Enrolment;
 use tapkiosk_core::fido::soft::SoftCtapToken;
 use tapkiosk_core::fido::{KeyError, NewKey, RelyingParty, Url, Uuid};
+use tapkiosk_core::key_staging::{KeyStaging, KeyStagingError, KeyStagingView};
 use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language, Notice, Screen, StepView};
 use tapkiosk_core::policy::KeyRestriction;
 use tapkiosk_core::redeem::KioskSession;
@@ -20,6 +21,7 @@ use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampl
 use webauthn_authenticator_rs::ui::UiCallback;
 
 on_both_backends!(
+    the_staging_flow_says_each_step_and_registers_the_persons_key,
     a_key_is_registered_and_signs_in,
     a_key_already_registered_is_excluded,
     a_cloned_key_is_refused,
@@ -900,6 +902,76 @@ fn wait_for_phase(enrolment: &Enrolment, wanted: impl Fn(&Phase) -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("the key never got there: {:?}", enrolment.phase());
+}
+
+/// Polls the staging until its view is `wanted`.
+#[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
+async fn poll_until(
+    staging: &mut KeyStaging,
+    t: &TestDirectory,
+    rp: &RelyingParty,
+    wanted: impl Fn(&KeyStagingView) -> bool,
+) -> KeyStagingView {
+    for _ in 0..500 {
+        let view = staging.poll(&t.directory, rp).await.unwrap();
+        if wanted(&view) {
+            return view;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the staging never got there: {:?}", staging.view());
+}
+
+/// The admin pane's staging, as the core state machine it renders.
+async fn the_staging_flow_says_each_step_and_registers_the_persons_key(t: TestDirectory) {
+    let rp = RelyingParty::new(&settings()).unwrap();
+    let ada = add(&t, "ada@example.com").await;
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let source = KeySource::Soft(std::sync::Arc::new(token));
+    t.directory.set_user_enabled(&ada, false).await.unwrap();
+    let refused = KeyStaging::for_person(&t.directory, &rp, &source, &ada).await;
+    assert!(
+        matches!(refused, Err(KeyStagingError::Disabled(_))),
+        "{refused:?}"
+    );
+    t.directory.set_user_enabled(&ada, true).await.unwrap();
+
+    let mut staging = KeyStaging::for_person(&t.directory, &rp, &source, &ada)
+        .await
+        .unwrap();
+    assert_eq!(staging.view().owner, "ada@example.com");
+    let early = staging.name(&t.directory, "Ada's key").await;
+    assert!(
+        matches!(early, Err(KeyStagingError::NotRunning)),
+        "not answered yet"
+    );
+    poll_until(&mut staging, &t, &rp, |v| v.key == Phase::SetPin).await;
+    assert_eq!(
+        staging.give_pin(PIN, Some("000000")),
+        Err(PinProblem::PinsDiffer)
+    );
+    staging.give_pin(PIN, Some(PIN)).unwrap();
+    poll_until(&mut staging, &t, &rp, |v| {
+        matches!(v.key, Phase::EnterPin { .. })
+    })
+    .await;
+    staging.give_pin(PIN, None).unwrap();
+    let answered = poll_until(&mut staging, &t, &rp, |v| v.suggested.is_some()).await;
+    assert_eq!(answered.done, None);
+
+    let unnamed = staging.name(&t.directory, " ").await;
+    assert!(
+        matches!(unnamed, Err(KeyStagingError::LabelRules { max: 64 })),
+        "{unnamed:?}"
+    );
+    let added = staging.name(&t.directory, "Ada's key").await.unwrap();
+    // Saved twice (a double click): the one key.
+    let again = staging.name(&t.directory, "Ada's key").await.unwrap();
+    assert_eq!(added.id, again.id);
+    assert_eq!(staging.view().done.map(|m| m.id), Some(added.id));
+    let (_, keys) = t.directory.keys_of(&ada).await.unwrap().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].method.label, "Ada's key");
 }
 
 async fn it_stages_a_key_for_someone_without_a_pass(t: TestDirectory) {

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod email;
 pub mod fido;
 pub mod import;
+pub mod key_staging;
 pub mod keys;
 pub mod kiosk;
 pub mod lockout;
