@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use tapkiosk_core::directory::{AdminError, DirectoryError};
+use tapkiosk_core::admin_session::Locked;
 use tapkiosk_core::key_staging::KeyStagingError;
 use tapkiosk_core::kiosk::KioskError;
 use tapkiosk_core::policy::PolicyFormError;
@@ -42,6 +43,12 @@ impl From<KioskError> for UiError {
             }
             KioskError::Directory(e) => e.into(),
         }
+    }
+}
+
+impl From<Locked> for UiError {
+    fn from(_: Locked) -> Self {
+        Self::new("admin_locked")
     }
 }
 

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
+use tapkiosk_core::admin_session::AdminSession;
 use tapkiosk_core::config::{Config, EntraSettings, Inputs};
 use tapkiosk_core::directory::Settings;
 use tapkiosk_core::fido::RelyingParty;
@@ -12,9 +13,6 @@ use tapkiosk_core::fido::ceremony::KeySource;
 use tapkiosk_core::kiosk::{Kiosk, KioskSettings, Language};
 use tapkiosk_core::tenant::Tenant;
 use tapkiosk_core::{Clock, Directory, KeyStore, SystemClock};
-
-/// How long the admin pane stays unlocked without being used.
-pub const ADMIN_SESSION: TimeDelta = TimeDelta::minutes(5);
 
 /// Command-line options.
 #[derive(Debug, Default, Clone)]
@@ -53,17 +51,6 @@ impl Options {
     }
 }
 
-/// An unlocked admin pane: who, until when, and the directory acting as
-/// them (their name in the audit log).
-pub struct AdminSession {
-    /// The admin.
-    pub name: tapkiosk_core::directory::AdminName,
-    /// When the session lapses unless used.
-    pub until: DateTime<Utc>,
-    /// The directory acting as `admin:NAME`.
-    pub directory: Directory,
-}
-
 /// The app's shared state.
 pub struct AppState {
     /// The directory, acting as this kiosk.
@@ -75,7 +62,7 @@ pub struct AppState {
     /// The kiosk window's flow (one session at a time).
     pub kiosk: tokio::sync::Mutex<Kiosk>,
     /// The admin signed in at the pane, while it is unlocked.
-    pub admin_session: std::sync::Mutex<Option<AdminSession>>,
+    pub admin_session: std::sync::Mutex<AdminSession<Directory>>,
     /// The relying party for security keys, if they are on.
     pub relying_party: Option<Arc<RelyingParty>>,
     /// Where security keys are found (the kiosk's reader).
@@ -185,7 +172,7 @@ impl AppState {
             admin_directory,
             config,
             kiosk: tokio::sync::Mutex::new(kiosk),
-            admin_session: std::sync::Mutex::new(None),
+            admin_session: std::sync::Mutex::new(AdminSession::default()),
             relying_party,
             keys,
             staging: tokio::sync::Mutex::new(None),

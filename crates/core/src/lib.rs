@@ -5,6 +5,7 @@
 //! Nothing here knows about Tauri, clap or HTML: the kiosk app, the `tapctl`
 //! command line and the tests all drive the same functions.
 
+pub mod admin_session;
 pub mod audit;
 pub mod checkpoint;
 pub mod clock;

@@ -1,9 +1,9 @@
 //! The admin window's commands. All but the PIN ones need an unlocked admin
 //! session, which times out after a few idle minutes.
 
-use crate::state::{ADMIN_SESSION, AdminSession};
 use crate::{AppState, UiError};
 use serde::{Deserialize, Serialize};
+use tapkiosk_core::admin_session::Use;
 use tapkiosk_core::audit::{Filter, Record};
 use tapkiosk_core::clock::parse_time;
 use tapkiosk_core::directory::admins::AdminSummary;
@@ -20,42 +20,27 @@ type Answer<T> = Result<T, UiError>;
 /// Checks and extends the admin session; the directory it gives writes
 /// the signed-in admin's name into the audit log.
 pub(crate) fn unlocked(state: &AppState) -> Answer<Directory> {
-    check_session(state, true)
+    check_session(state, Use::Extend)
 }
 
 /// Checks the admin session without extending it: for what the pane asks
 /// by itself (polls), which must not keep it open when nobody is there.
 pub(crate) fn still_unlocked(state: &AppState) -> Answer<Directory> {
-    check_session(state, false)
+    check_session(state, Use::Peek)
 }
 
-fn check_session(state: &AppState, extend: bool) -> Answer<Directory> {
-    let now = state.now();
+fn check_session(state: &AppState, used: Use) -> Answer<Directory> {
     let mut session = state
         .admin_session
         .lock()
         .map_err(|_| UiError::new("admin_locked"))?;
-    match session.as_mut() {
-        Some(open) if open.until > now => {
-            if extend {
-                open.until = now + ADMIN_SESSION;
-            }
-            Ok(open.directory.clone())
-        }
-        _ => {
-            *session = None;
-            Err(UiError::new("admin_locked"))
-        }
-    }
+    Ok(session.check(state.now(), used)?)
 }
 
 pub(crate) fn unlock(state: &AppState, name: &AdminName) {
     if let Ok(mut session) = state.admin_session.lock() {
-        *session = Some(AdminSession {
-            name: name.clone(),
-            until: state.now() + ADMIN_SESSION,
-            directory: state.admin_directory.acting_as(format!("admin:{name}")),
-        });
+        let acting = state.admin_directory.acting_as(format!("admin:{name}"));
+        session.unlock(name.clone(), acting, state.now());
     }
 }
 
@@ -66,8 +51,8 @@ pub(crate) fn signed_in_admin(state: &AppState) -> Answer<AdminName> {
         .lock()
         .map_err(|_| UiError::new("admin_locked"))?;
     session
-        .as_ref()
-        .map(|open| open.name.clone())
+        .admin(state.now())
+        .cloned()
         .ok_or_else(|| UiError::new("admin_locked"))
 }
 
@@ -99,12 +84,11 @@ pub struct AdminStatus {
 pub async fn admin_status(state: State<'_, AppState>) -> Answer<AdminStatus> {
     // One look at the session: who is signed in, if it has not lapsed.
     let now = state.now();
-    let admin = state.admin_session.lock().ok().and_then(|session| {
-        session
-            .as_ref()
-            .filter(|open| open.until > now)
-            .map(|open| open.name.clone())
-    });
+    let admin = state
+        .admin_session
+        .lock()
+        .ok()
+        .and_then(|session| session.admin(now).cloned());
     Ok(AdminStatus {
         admin,
         organisation: state.config.organisation.clone(),
@@ -231,7 +215,7 @@ pub async fn admin_close<R: Runtime>(
 /// `unlocked_staging`).
 pub async fn lock(state: &AppState) {
     if let Ok(mut session) = state.admin_session.lock() {
-        *session = None;
+        session.lock();
     }
     *state.staging.lock().await = None;
     *state.entra_staging.lock().await = None;
