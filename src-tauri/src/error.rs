@@ -3,8 +3,8 @@
 //! to the log.
 
 use serde::Serialize;
-use tapkiosk_core::directory::{AdminError, DirectoryError};
 use tapkiosk_core::admin_session::Locked;
+use tapkiosk_core::directory::{AdminError, DirectoryError};
 use tapkiosk_core::key_staging::KeyStagingError;
 use tapkiosk_core::kiosk::KioskError;
 use tapkiosk_core::policy::PolicyFormError;

@@ -261,6 +261,9 @@ pub struct CurrentView<'a> {
     pub name: Option<&'a str>,
     /// Where the key is, until it is registered.
     pub key: Option<Phase>,
+    /// The key asks for a PIN only IT knows (it had one before): not the
+    /// one the kiosk set, which the queue gives it itself.
+    pub pin_wanted: bool,
     /// The PIN letter, once registered.
     pub letter: Option<&'a PinLetter>,
 }
@@ -359,6 +362,12 @@ impl StagingQueue {
             key: match &c.stage {
                 Stage::Key { ceremony, .. } => Some(ceremony.phase()),
                 Stage::Done(_) => None,
+            },
+            pin_wanted: match &c.stage {
+                Stage::Key { ceremony, .. } => {
+                    matches!(ceremony.phase(), Phase::EnterPin { wrong, .. } if wrong || !c.pin_set)
+                }
+                Stage::Done(_) => false,
             },
             letter: match &c.stage {
                 Stage::Done(letter) => Some(letter),

@@ -152,6 +152,18 @@ pub enum EntraCommand {
     /// change also in the local audit log).
     #[command(subcommand)]
     Pass(EntraPassCommand),
+    /// Stage security keys into the tenant for the people of a CSV file
+    /// (`email,label`), one key after another: each new key gets a random
+    /// PIN, is registered with its model and the label, is told to ask for
+    /// its owner's own PIN at first use where it can (CTAP 2.1), and its
+    /// PIN letter is printed once. Exits 1 if anyone was not staged.
+    Stage {
+        /// The CSV file: a header `email,label`, a row per person.
+        file: PathBuf,
+        /// The fewest characters the owner's own PIN may have (4 to 63).
+        #[arg(long, value_name = "N")]
+        min_pin_length: Option<u32>,
+    },
     /// Keep the app's client secret in the OS credential store (asked on a
     /// terminal, else standard input's first line).
     SetSecret {

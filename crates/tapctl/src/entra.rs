@@ -17,34 +17,63 @@ pub async fn run(config: &Config, args: EntraArgs) -> Result<ExitCode> {
     let Some(settings) = &config.entra else {
         bail!("no Entra tenant is configured: set entra.tenant and entra.client_id");
     };
-    if args.device_code && !matches!(args.command, EntraCommand::Pass(_)) {
+    let admin_may = matches!(
+        args.command,
+        EntraCommand::Pass(_) | EntraCommand::Stage { .. }
+    );
+    if args.device_code && !admin_may {
         bail!(
-            "--device-code is for `entra pass`: `check` and `set-secret` are about the app's own credential"
+            "--device-code is for `entra pass` and `entra stage`: `check` and `set-secret` are about the app's own credential"
         );
     }
     match args.command {
         EntraCommand::Check { user } => check(settings, user.as_deref()).await,
         EntraCommand::SetSecret { secret_file } => set_secret(settings, secret_file.as_deref()),
         EntraCommand::Pass(command) => {
-            let mut acting = crate::settings(config);
-            let graph = if args.device_code {
-                let (graph, admin) = signed_in_admin(settings).await?;
-                // The audit log names the administrator, not only the
-                // machine's account they typed the command from.
-                acting.actor = format!("{admin} via {}", acting.actor);
-                graph
-            } else {
-                graph(settings)?
-            };
-            let directory = crate::open_with(config, acting).await?;
+            let (graph, directory) = connect(config, settings, args.device_code).await?;
             let result = pass(&graph, &directory, command).await;
             directory.close().await;
-            if args.device_code {
-                result.map_err(explain_admin_refusal)
-            } else {
-                result
-            }
+            explained(result, args.device_code)
         }
+        EntraCommand::Stage {
+            file,
+            min_pin_length,
+        } => {
+            let (graph, directory) = connect(config, settings, args.device_code).await?;
+            let tenant = tapkiosk_entra::EntraTenant::new(Arc::new(graph));
+            let result =
+                crate::entra_stage::stage(&tenant, &directory, &file, min_pin_length).await;
+            directory.close().await;
+            explained(result, args.device_code)
+        }
+    }
+}
+
+/// Graph, as the app or as the administrator who signs in with a code,
+/// and the directory acting as whoever that is.
+async fn connect(
+    config: &Config,
+    settings: &EntraSettings,
+    device_code: bool,
+) -> Result<(Graph, Directory)> {
+    let mut acting = crate::settings(config);
+    let graph = if device_code {
+        let (graph, admin) = signed_in_admin(settings).await?;
+        // The audit log names the administrator, not only the machine's
+        // account they typed the command from.
+        acting.actor = format!("{admin} via {}", acting.actor);
+        graph
+    } else {
+        graph(settings)?
+    };
+    Ok((graph, crate::open_with(config, acting).await?))
+}
+
+fn explained(result: Result<ExitCode>, device_code: bool) -> Result<ExitCode> {
+    if device_code {
+        result.map_err(explain_admin_refusal)
+    } else {
+        result
     }
 }
 

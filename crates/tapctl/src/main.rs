@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod entra;
 mod entra_batch;
+mod entra_stage;
 mod keys;
 mod passes;
 mod people;
@@ -93,6 +94,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 fn load_config(cli: &Cli) -> Result<Config> {
     let mut inputs = Inputs::from_process();
+    // Read by `entra stage` itself (see `entra_stage::key_source`).
+    #[cfg(feature = "test-keys")]
+    inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY");
     if let Some(path) = &cli.config {
         inputs.file = Some(path.clone());
     }

@@ -637,6 +637,76 @@ fn an_entra_batch_goes_on_after_an_interruption_and_issues_no_pass_twice() {
 }
 
 /// A station with no credential of the app's: an administrator signs in.
+/// IT stages a key into the tenant from the terminal: the software key
+/// (a CTAP 2.1 one) stands in for the USB key plugged into the laptop.
+#[test]
+fn it_stages_keys_from_a_file_and_prints_each_pin_letter_once() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let station = with_certificate(&fake);
+    station.ok(&["init"]);
+    std::fs::write(
+        station.path("keys.csv"),
+        format!("email,label\n{ADA},A-0042\nnobody@contoso.onmicrosoft.com,A-0043\n"),
+    )
+    .unwrap();
+    let output = station
+        .tapctl(&["entra", "stage", "keys.csv", "--min-pin-length", "8"])
+        .current_dir(station.folder.path())
+        .env("TAPKIOSK_TEST_SOFT_KEY", "2.1")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let (said, asked) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        asked.contains(&format!("Next: {ADA}. Plug in their key")),
+        "{asked}"
+    );
+    assert!(
+        said.contains(&format!("PIN letter for Ada Lovelace <{ADA}>")),
+        "{said}"
+    );
+    assert!(
+        said.contains("  key: Software key (test) · A-0042"),
+        "{said}"
+    );
+    assert!(
+        said.contains("(8 characters or more) the first time"),
+        "{said}"
+    );
+    let pin = said
+        .lines()
+        .find_map(|l| l.strip_prefix("  PIN: "))
+        .unwrap_or_else(|| panic!("no PIN in {said}"));
+    assert_eq!(pin.len(), 8, "a random 8-digit PIN");
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()), "{pin}");
+    assert_eq!(said.matches(pin).count(), 1, "the PIN is printed once");
+    assert!(
+        said.contains(&format!(
+            "line 2: {ADA}: staged as “Software key (test) · A-0042”"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("line 3: nobody@contoso.onmicrosoft.com: not staged: no account in the tenant has this email"), "{said}");
+
+    // The tenant has the key, and the local log says who staged it, never
+    // its PIN.
+    let log = station.ok(&["audit", "--json"]);
+    assert!(!log.contains(pin));
+    let log: Vec<serde_json::Value> = serde_json::from_str(&log).unwrap();
+    let staged = log
+        .iter()
+        .find(|e| e["kind"] == "entra_key_staged")
+        .unwrap_or_else(|| panic!("no entra_key_staged in {log:?}"));
+    assert!(staged["actor"].as_str().unwrap().starts_with("tapctl:"));
+    let posted: Vec<_> = fake
+        .key_registrations()
+        .into_iter()
+        .map(|accepted| accepted.body["displayName"].clone())
+        .collect();
+    assert_eq!(posted, [serde_json::json!("Software key (test) · A-0042")]);
+}
+
 /// An Authentication Administrator of the tenant.
 const IT: &str = "it@contoso.onmicrosoft.com";
 
