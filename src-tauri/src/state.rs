@@ -155,7 +155,8 @@ impl AppState {
             Some(entra) => Some(entra_tenant(entra, clock.clone())?),
             None => None,
         };
-        let keys = key_source(soft_key.as_deref());
+        // Handed on only by a `test-keys` build (see above).
+        let keys = KeySource::of_build(soft_key.as_deref());
         let kiosk = Kiosk::new(
             directory.clone(),
             KioskSettings {
@@ -209,33 +210,6 @@ fn entra_tenant(settings: &EntraSettings, clock: Arc<dyn Clock>) -> Result<Arc<d
         .context("cannot use the Entra app's credential")?;
     let graph = tapkiosk_entra::Graph::new(settings.clone(), credential, clock)?;
     Ok(Arc::new(tapkiosk_entra::EntraTenant::new(Arc::new(graph))))
-}
-
-/// USB keys (and NFC with the `nfc` feature) in a shipped build. A `test-keys` build started with
-/// `TAPKIOSK_TEST_SOFT_KEY` uses one software key instead, for the
-/// end-to-end tests: a CTAP 2.1 key if it says `2.1`, else a CTAP 2.0 one.
-fn key_source(soft_key: Option<&str>) -> KeySource {
-    #[cfg(feature = "test-keys")]
-    if let Some(version) = soft_key {
-        use tapkiosk_core::fido::soft::SoftCtapToken;
-        let made = if version == "2.1" {
-            SoftCtapToken::generate_ctap21()
-        } else {
-            SoftCtapToken::generate()
-        };
-        return match made {
-            Ok((key, _)) => KeySource::Soft(Arc::new(key)),
-            Err(e) => {
-                tracing::error!(?e, "cannot make the software key");
-                KeySource::Nowhere
-            }
-        };
-    }
-    let _ = soft_key;
-    #[cfg(any(feature = "usb", feature = "nfc"))]
-    return KeySource::Hardware;
-    #[cfg(not(any(feature = "usb", feature = "nfc")))]
-    KeySource::Nowhere
 }
 
 #[cfg(not(feature = "test-clock"))]

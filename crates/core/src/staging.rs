@@ -211,6 +211,33 @@ pub struct PinLetter {
     pin_change: PinChange,
 }
 
+impl PinLetter {
+    /// Whose key.
+    pub fn email(&self) -> &Email {
+        &self.email
+    }
+
+    /// Their name in the tenant.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The key's name in the tenant.
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+
+    /// The PIN the key was given, to hand over once.
+    pub fn pin(&self) -> &str {
+        &self.pin
+    }
+
+    /// Whether the key asks its owner for a PIN of their own.
+    pub fn pin_change(&self) -> &PinChange {
+        &self.pin_change
+    }
+}
+
 impl std::fmt::Debug for PinLetter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PinLetter")

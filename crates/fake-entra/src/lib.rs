@@ -567,10 +567,19 @@ fn users_by_mail(shared: &Shared, roles: &[String], query: Option<&str>) -> Resp
         .tenant
         .users
         .iter()
-        .filter(|u| u.mail.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&mail)))
-        .map(|u| json!({ "id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.display_name }))
+        .filter(|u| {
+            u.mail
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(&mail))
+        })
+        .map(user_json)
         .collect();
     axum::Json(json!({ "value": found })).into_response()
+}
+
+/// A user as `$select=id,userPrincipalName,mail,displayName` gives it.
+fn user_json(user: &User) -> Value {
+    json!({ "id": user.id, "userPrincipalName": user.upn, "mail": user.mail, "displayName": user.display_name })
 }
 
 /// The `upn` claim of an access token the fake issued: only a person's
@@ -593,8 +602,7 @@ fn me(shared: &Shared, upn: Option<&str>) -> Response {
         );
     };
     match find(&shared.tenant, upn) {
-        Some(u) => axum::Json(json!({ "id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.display_name }))
-            .into_response(),
+        Some(user) => axum::Json(user_json(user)).into_response(),
         None => not_found(upn),
     }
 }

@@ -7,13 +7,14 @@
 
 use crate::print::say;
 use anyhow::{Context as _, Result};
-use serde_json::Value;
 use std::io::BufRead as _;
 use std::path::Path;
 use std::process::ExitCode;
 use tapkiosk_core::Directory;
 use tapkiosk_core::fido::ceremony::{KeySource, Phase};
-use tapkiosk_core::staging::{RowState, StagingNotice, StagingQueue, StagingTerms};
+use tapkiosk_core::staging::{
+    PinChange, PinLetter, RowState, StagingNotice, StagingQueue, StagingTerms,
+};
 use tapkiosk_core::tenant::Tenant;
 use zeroize::Zeroizing;
 
@@ -58,7 +59,7 @@ async fn stage_one(
     keys: &KeySource,
     directory: &Directory,
 ) -> Result<()> {
-    let mut said = None;
+    let (mut said, mut told) = (None, None);
     loop {
         queue.tick(tenant, keys, directory).await?;
         let view = queue.view();
@@ -66,12 +67,15 @@ async fn stage_one(
             return Ok(());
         };
         if let Some(letter) = current.letter {
-            print_letter(&serde_json::to_value(letter)?);
+            print_letter(letter);
             return Ok(());
         }
         let (phase, pin_wanted) = (current.key.clone(), current.pin_wanted);
-        if view.notice == Some(StagingNotice::KeyTooLate) && said.is_some() {
-            eprintln!("The tenant's request ran out: touch the key once more.");
+        if view.notice != told {
+            told = view.notice;
+            if told == Some(StagingNotice::KeyTooLate) {
+                eprintln!("The tenant's request ran out: touch the key once more.");
+            }
         }
         match phase {
             Some(Phase::EnterPin { .. }) if pin_wanted => {
@@ -128,22 +132,21 @@ fn ask_again(phase: &Phase) -> Result<bool> {
 }
 
 /// The PIN letter, for IT to print and hand over with the key.
-fn print_letter(letter: &Value) {
-    let text = |field: &str| letter[field].as_str().unwrap_or_default().to_string();
-    let owner = match letter["name"].as_str() {
-        Some(name) => format!("{name} <{}>", text("email")),
-        None => text("email"),
+fn print_letter(letter: &PinLetter) {
+    let owner = match letter.name() {
+        Some(name) => format!("{name} <{}>", letter.email()),
+        None => letter.email().to_string(),
     };
     say!("PIN letter for {owner}");
-    say!("  key: {}", text("key_name"));
-    say!("  PIN: {}", text("pin"));
-    let change = &letter["pin_change"];
-    match change["outcome"].as_str() {
-        Some("required") => say!(
-            "  The key asks for a PIN of your own ({} characters or more) the first time you use it.",
-            change["min_pin_length"]
+    say!("  key: {}", letter.key_name());
+    say!("  PIN: {}", letter.pin());
+    match letter.pin_change() {
+        PinChange::Required { min_pin_length } => say!(
+            "  The key asks for a PIN of your own ({min_pin_length} characters or more) the first time you use it."
         ),
-        _ => say!("  Keep this PIN, or change it on a computer with your key's own tool."),
+        PinChange::NotSupported | PinChange::Failed { .. } => {
+            say!("  Keep this PIN, or change it on a computer with your key's own tool.")
+        }
     }
 }
 
@@ -175,24 +178,12 @@ fn summary(queue: &StagingQueue) -> ExitCode {
     }
 }
 
-/// USB keys in a shipped build. A `test-keys` build started with
-/// `TAPKIOSK_TEST_SOFT_KEY` uses one software key instead (`2.1`: a CTAP
-/// 2.1 key), for the tests.
+/// USB keys, or in a `test-keys` build started with
+/// `TAPKIOSK_TEST_SOFT_KEY`, a software key (for the tests).
 fn key_source() -> KeySource {
     #[cfg(feature = "test-keys")]
-    if let Ok(version) = std::env::var("TAPKIOSK_TEST_SOFT_KEY") {
-        use tapkiosk_core::fido::soft::SoftCtapToken;
-        let made = if version == "2.1" {
-            SoftCtapToken::generate_ctap21()
-        } else {
-            SoftCtapToken::generate()
-        };
-        if let Ok((key, _)) = made {
-            return KeySource::Soft(std::sync::Arc::new(key));
-        }
-    }
-    #[cfg(feature = "usb")]
-    return KeySource::Hardware;
-    #[cfg(not(feature = "usb"))]
-    KeySource::Nowhere
+    let soft_key = std::env::var("TAPKIOSK_TEST_SOFT_KEY").ok();
+    #[cfg(not(feature = "test-keys"))]
+    let soft_key: Option<String> = None;
+    KeySource::of_build(soft_key.as_deref())
 }

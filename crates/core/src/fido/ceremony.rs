@@ -83,6 +83,34 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// The keys this build reaches: USB keys (and NFC with `nfc`). With
+    /// the `softtoken` feature (tests only) and `soft_key` given, one
+    /// software key instead: a CTAP 2.1 key if it says `2.1`, else a 2.0
+    /// one. The binary decides whether to hand `soft_key` on at all.
+    pub fn of_build(soft_key: Option<&str>) -> Self {
+        #[cfg(feature = "softtoken")]
+        if let Some(version) = soft_key {
+            use super::soft::SoftCtapToken;
+            let made = if version == "2.1" {
+                SoftCtapToken::generate_ctap21()
+            } else {
+                SoftCtapToken::generate()
+            };
+            return match made {
+                Ok((key, _)) => Self::Soft(Arc::new(key)),
+                Err(e) => {
+                    tracing::error!(?e, "cannot make the software key");
+                    Self::Nowhere
+                }
+            };
+        }
+        let _ = soft_key;
+        #[cfg(any(feature = "usb", feature = "nfc"))]
+        return Self::Hardware;
+        #[cfg(not(any(feature = "usb", feature = "nfc")))]
+        Self::Nowhere
+    }
+
     /// One conversation at a time with the keys of a source (the kiosk's
     /// and the admin window's alike): a ceremony dropped while its key waits
     /// for a touch keeps the key until the key gives up, and the next one
