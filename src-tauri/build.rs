@@ -68,6 +68,8 @@ const ADMIN_COMMANDS: &[&str] = &[
     "admin_entra_staging_status",
     "admin_entra_staging_pin",
     "admin_entra_staging_step",
+    "admin_entra_batch",
+    "admin_entra_batch_forget",
 ];
 
 fn main() {

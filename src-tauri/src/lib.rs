@@ -78,6 +78,8 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::entra_staging::admin_entra_staging_status,
         commands::entra_staging::admin_entra_staging_pin,
         commands::entra_staging::admin_entra_staging_step,
+        commands::entra_batch::admin_entra_batch,
+        commands::entra_batch::admin_entra_batch_forget,
     ])
 }
 

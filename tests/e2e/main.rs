@@ -1484,6 +1484,159 @@ async fn the_admin_pane_issues_and_revokes_entra_passes(language: &'static str) 
 
 in_english_and_french!(the_admin_pane_issues_and_revokes_entra_passes);
 
+/// The texts of the elements `css` finds.
+async fn texts_of(kiosk: &Kiosk, css: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for found in kiosk.driver.find_all(By::Css(css)).await.unwrap() {
+        texts.push(found.text().await.unwrap());
+    }
+    texts
+}
+
+/// Scrolls the pane to the element `id` (its top at the window's), for a
+/// screenshot.
+async fn scroll_to_top(kiosk: &Kiosk, id: &str) {
+    kiosk
+        .driver
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView(true)",
+            vec![serde_json::json!(id)],
+        )
+        .await
+        .unwrap();
+}
+
+/// The states of the batch's rows, counted.
+async fn batch_states(kiosk: &Kiosk) -> std::collections::BTreeMap<String, usize> {
+    let mut states = std::collections::BTreeMap::new();
+    for row in kiosk
+        .driver
+        .find_all(By::Css("#batch-rows tbody tr"))
+        .await
+        .unwrap()
+    {
+        let state = row.attr("data-state").await.unwrap().unwrap_or_default();
+        *states.entry(state).or_default() += 1;
+    }
+    states
+}
+
+/// IT issues Entra passes for an HR file from the pane. Entra stops
+/// answering part-way: what was issued is kept, with its letters, and the
+/// same file issued again goes on where it stopped without a second pass
+/// for anyone; once printed, the letters' passes are forgotten.
+async fn the_admin_pane_runs_an_interrupted_entra_batch_twice(language: &'static str) {
+    let (fake, graph) = tapkiosk_tests::entra::fake_tenant();
+    fake.change(|t| t.add_people(22));
+    let kiosk = Kiosk::start_on_tenant(language, &fake.url, ENTRA_APP).await;
+    add_admin(&kiosk).await;
+    unlock_admin_pane(&kiosk).await;
+    kiosk.click("button[data-tab='entra']").await;
+    let mut people = vec![ADA_UPN.to_string(), "grace@contoso.onmicrosoft.com".into()];
+    people.extend((0..22).map(|n| format!("person{n}@contoso.onmicrosoft.com")));
+    let file = kiosk.wait_for(By::Id("batch-file")).await;
+    let rows = people
+        .iter()
+        .map(|p| format!("{p},,2h,yes"))
+        .chain(["nobody@contoso.onmicrosoft.com,,,".to_string()]);
+    for line in std::iter::once("email,start,lifetime,one_time".to_string()).chain(rows) {
+        // WebKitWebDriver drops a "\n" typed: the Enter key makes the line.
+        file.send_keys(&line).await.unwrap();
+        file.send_keys(thirtyfour::Key::Enter).await.unwrap();
+    }
+
+    // The policy and the first $batch call go through; the second fails
+    // until the client gives up.
+    let down = vec![(503, Some(0)); 5];
+    fake.change(|t| t.failures = [vec![(200, None); 2], down].concat().into());
+    kiosk.click("#batch-run").await;
+    kiosk
+        .wait_for(By::Css("body[data-entra-batch='stopped']"))
+        .await;
+    let stopped = kiosk.wait_for(By::Id("batch-stopped")).await;
+    assert!(
+        stopped.text().await.unwrap().contains(": 5."),
+        "{:?}",
+        stopped.text().await
+    );
+    let states = batch_states(&kiosk).await;
+    assert_eq!(states.get("issued"), Some(&20));
+    assert_eq!(states.get("not_sent"), Some(&5));
+    let first = texts_of(&kiosk, "#batch-letters .letter-pass").await;
+    assert_eq!(first.len(), 20);
+    scroll_to_top(&kiosk, "entra-batch").await;
+    kiosk.screenshot("admin-entra-batch-stopped").await;
+
+    // The same file again, throttled by Entra: the rest is issued.
+    fake.change(|t| {
+        t.throttle_every = 3;
+        t.throttle_retry_after = 0;
+    });
+    kiosk.click("#batch-run").await;
+    kiosk
+        .wait_for(By::Css("body[data-entra-batch='done']"))
+        .await;
+    let states = batch_states(&kiosk).await;
+    assert_eq!(states.get("issued_earlier"), Some(&20));
+    assert_eq!(states.get("issued"), Some(&4));
+    assert_eq!(states.get("unknown_account"), Some(&1));
+    let letters = texts_of(&kiosk, "#batch-letters .letter-pass").await;
+    assert_eq!(letters.len(), 24);
+    assert_eq!(
+        &letters[..20],
+        &first[..],
+        "the earlier run's passes, not new ones"
+    );
+    let unique: std::collections::BTreeSet<_> = letters.iter().collect();
+    assert_eq!(unique.len(), 24);
+    scroll_to_top(&kiosk, "entra-batch").await;
+    kiosk.screenshot("admin-entra-batch-done").await;
+    scroll_to_top(&kiosk, "batch-rows").await;
+    kiosk
+        .driver
+        .execute(
+            "window.scrollBy(0, document.getElementById('batch-rows').offsetHeight - 300)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    kiosk.screenshot("admin-entra-batch-letters").await;
+    for person in &people {
+        let passes = tapkiosk_entra::passes::list(&graph, person).await.unwrap();
+        assert_eq!(passes.len(), 1, "{person}");
+    }
+    let log = kiosk
+        .directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap();
+    let issued: Vec<_> = log
+        .iter()
+        .filter(|r| r.kind == "entra_pass_issued")
+        .map(|r| r.actor.as_str())
+        .collect();
+    assert_eq!(issued, ["admin:it"; 24]);
+
+    // Printed: the passes are forgotten (the button asks to be sure).
+    kiosk.click("[data-action='forget-letters']").await;
+    kiosk.click("[data-action='forget-letters']").await;
+    let said = kiosk.wait_for(By::Css("#notice.visible")).await;
+    assert!(said.text().await.unwrap().contains("24"));
+    assert!(
+        kiosk
+            .driver
+            .find_all(By::Id("batch-letters"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let letters: Vec<&str> = letters.iter().map(String::as_str).collect();
+    kiosk.assert_log_holds_none(&letters);
+    kiosk.stop().await;
+}
+
+in_english_and_french!(the_admin_pane_runs_an_interrupted_entra_batch_twice);
+
 /// The states of the staging list's rows, in order.
 async fn staging_rows(kiosk: &Kiosk) -> Vec<String> {
     let mut states = Vec::new();

@@ -10,6 +10,7 @@ mod audit;
 mod catalogues;
 mod claims;
 mod entra;
+mod entra_batch;
 mod entra_http;
 mod entra_kiosk;
 mod entra_sign_in;

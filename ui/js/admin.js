@@ -234,6 +234,14 @@ const sections = {
         checkbox('entra-one-time', 'admin.issue.one_time', false), checkbox('entra-replace', 'admin.issue.replace', false),
         el('button', { type: 'submit', class: 'primary', id: 'entra-issue' }, t('admin.issue.issue'))),
       el('div', { id: 'letter' }),
+      el('h2', {}, t('admin.entra_batch.title')), el('p', { class: 'hint' }, t('admin.entra_batch.lead')),
+      form(runEntraBatch,
+        el('div', { class: 'admin-field' }, el('label', { for: 'batch-file' }, t('admin.entra_batch.file')),
+          el('textarea', { id: 'batch-file', rows: 4, placeholder: 'email,start,lifetime,one_time', oninput: () => { batchName = null; } })),
+        el('div', { class: 'admin-field' }, el('label', { for: 'batch-pick' }, t('admin.entra_batch.pick')),
+          el('input', { id: 'batch-pick', type: 'file', accept: '.csv,text/csv,text/plain', onchange: pickBatchFile })),
+        el('button', { type: 'submit', class: 'primary', id: 'batch-run' }, t('admin.entra_batch.run'))),
+      el('div', { id: 'entra-batch' }),
       el('h2', {}, t('admin.entra_stage.title')), el('p', { class: 'hint' }, t('admin.entra_stage.lead')),
       form(startEntraStaging,
         el('div', { class: 'admin-field' }, el('label', { for: 'staging-file' }, t('admin.entra_stage.people')),
@@ -385,6 +393,65 @@ async function issueEntraPass() {
   if (issued.ok) drawLetter(issued.result);
 }
 
+// An Entra pass batch. The batch is the backend's (core's entra_batch):
+// this sends the file and draws what each row became.
+let batchName = null;
+
+async function pickBatchFile(event) {
+  const file = event.target.files[0];
+  if (!file) return;
+  document.getElementById('batch-file').value = await file.text();
+  batchName = file.name;
+}
+
+async function runEntraBatch() {
+  const root = document.getElementById('entra-batch');
+  clear(root).append(el('p', { role: 'status', id: 'batch-running' }, t('admin.entra_batch.running')));
+  const file = document.getElementById('batch-file').value;
+  const ran = await call('admin_entra_batch', { file, name: batchName || 'typed' });
+  if (!root.isConnected) return;
+  if (ran.ok) drawEntraBatch(ran.result);
+  else clear(root);
+}
+
+function drawEntraBatch(batch) {
+  say('');
+  const root = clear(document.getElementById('entra-batch'));
+  document.body.dataset.entraBatch = batch.stopped ? 'stopped' : 'done';
+  root.append(el('p', { id: 'batch-summary', role: 'status' }, t('admin.entra_batch.summary', batch)));
+  if (batch.stopped) {
+    const left = batch.rows.filter((row) => row.state === 'not_sent').length;
+    root.append(el('p', { class: 'pin-warning', id: 'batch-stopped', role: 'alert' }, t('admin.entra_batch.stopped', { reason: batch.stopped, left })));
+  }
+  root.append(el('table', { class: 'admin-table no-print', id: 'batch-rows' },
+    el('thead', {}, el('tr', {}, ['line', 'person', 'result'].map((k) => el('th', { scope: 'col' }, t(`admin.entra_batch.${k}`))))),
+    el('tbody', {}, batch.rows.map((row) => el('tr', { 'data-state': row.state },
+      el('td', {}, String(row.line)), el('td', {}, row.email),
+      el('td', {}, t(`admin.entra_batch.state.${row.state}`, { reason: row.reason })))))));
+  if (batch.letters.length) root.append(batchLetters(batch));
+}
+
+// The letters of the passes the batch still holds, printed on their own.
+function batchLetters(batch) {
+  const forget = armed('forget-letters', t('admin.entra_batch.forget'), async () => {
+    const forgotten = await call('admin_entra_batch_forget', { batch: batch.batch });
+    if (!forgotten.ok) return;
+    document.getElementById('batch-letters').remove();
+    say(t('admin.entra_batch.forgotten', { count: forgotten.result }));
+  });
+  const print = () => {
+    document.body.classList.add('printing-batch');
+    window.addEventListener('afterprint', () => document.body.classList.remove('printing-batch'), { once: true });
+    window.print();
+  };
+  return el('section', { id: 'batch-letters' },
+    el('h3', { class: 'no-print' }, t('admin.entra_batch.letters', { count: batch.letters.length })),
+    el('p', { class: 'hint no-print' }, t('admin.entra_batch.letters_lead')),
+    el('div', { class: 'admin-buttons no-print' },
+      el('button', { type: 'button', class: 'primary', id: 'batch-print', onclick: print }, t('admin.entra_batch.print')), forget),
+    batch.letters.map((letter) => letterArticle(letter)));
+}
+
 // The staging queue's HR file, read from disk into the form.
 async function pickStagingFile(event) {
   const file = event.target.files[0];
@@ -515,20 +582,26 @@ function rowWords(state) {
   return t(`admin.entra_stage.row.${state.state}`);
 }
 
-function drawLetter(letter) {
-  say('');
-  clear(document.getElementById('letter')).append(el('article', { class: 'letter', id: 'welcome-letter' },
+// A welcome letter: the pass, when it works, and what to do at the kiosk.
+function letterArticle(letter, attributes = {}) {
+  return el('article', { class: 'letter', ...attributes },
     el('h2', {}, t('admin.issue.letter_title', { organisation: letter.organisation })),
     el('p', {}, t('admin.issue.letter_for', { name: letter.name || letter.email })),
     el('p', { class: 'letter-label' }, t('admin.issue.letter_pass')),
-    el('p', { class: 'letter-pass', id: 'issued-pass' }, letter.pass),
+    el('p', { class: 'letter-pass' }, letter.pass),
     el('p', {}, t('admin.issue.letter_valid', { starts: letter.starts, ends: letter.ends })),
     el('p', {}, t(letter.oneTime ? 'admin.issue.letter_one_time' : 'admin.issue.letter_multi_use')),
     el('p', {}, t(letter.entra ? 'admin.issue.letter_steps_entra' : 'admin.issue.letter_steps')),
-    el('p', { class: 'hint' }, t('admin.issue.letter_keep'))),
-  el('p', { class: 'hint no-print' }, t('admin.issue.shown_once')),
-  el('button', { type: 'button', class: 'primary no-print', onclick: () => window.print() }, t('admin.issue.print')));
-  const shown = document.getElementById('welcome-letter');
+    el('p', { class: 'hint' }, t('admin.issue.letter_keep')));
+}
+
+function drawLetter(letter) {
+  say('');
+  const shown = letterArticle(letter, { id: 'welcome-letter' });
+  shown.querySelector('.letter-pass').id = 'issued-pass';
+  clear(document.getElementById('letter')).append(shown,
+    el('p', { class: 'hint no-print' }, t('admin.issue.shown_once')),
+    el('button', { type: 'button', class: 'primary no-print', onclick: () => window.print() }, t('admin.issue.print')));
   shown.scrollIntoView({ block: 'start' });
   shown.querySelector('h2').setAttribute('tabindex', '-1');
   shown.querySelector('h2').focus();

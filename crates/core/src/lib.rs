@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod duration;
 pub mod email;
+pub mod entra_batch;
 pub mod fido;
 pub mod import;
 pub mod key_staging;

@@ -165,6 +165,10 @@ pub enum TenantError {
     Refused(String),
 }
 
+/// How many passes [`Tenant::issue_passes`] takes at once: Graph's
+/// `$batch` limit.
+pub const PASS_BATCH: usize = 20;
+
 /// A tenant: where people sign in and keep their keys.
 #[async_trait]
 pub trait Tenant: Send + Sync + std::fmt::Debug {
@@ -216,6 +220,19 @@ pub trait Tenant: Send + Sync + std::fmt::Debug {
         terms: &PassTerms,
         replace: bool,
     ) -> Result<IssuedTenantPass, TenantError>;
+
+    /// Why the tenant's policy would refuse each of `terms`, read once for
+    /// them all: so that a batch is checked whole before any pass is issued.
+    async fn pass_refusals(&self, terms: &[PassTerms]) -> Result<Vec<Option<String>>, TenantError>;
+
+    /// Issues passes to up to [`PASS_BATCH`] people in one call: each
+    /// one's pass or refusal, in the order asked. The tenant has no
+    /// transaction: some may be issued and others refused. `Err` when the
+    /// call itself failed, and nobody's result is known.
+    async fn issue_passes(
+        &self,
+        asked: &[(Email, PassTerms)],
+    ) -> Result<Vec<Result<TenantPass, TenantError>>, TenantError>;
 
     /// Removes the pass of `user`.
     async fn revoke_pass(&self, user: &Email) -> Result<RevokedTenantPass, TenantError>;

@@ -3,7 +3,7 @@
 //! sign-in page for their Entra pass, and their new key registered through
 //! Graph.
 
-use crate::graph::{EntraError, Graph};
+use crate::graph::{BATCH_SIZE, EntraError, Graph};
 use crate::passes::{self, TapPolicy};
 use crate::signin::{SignIn, SignInError};
 use async_trait::async_trait;
@@ -224,6 +224,29 @@ impl Tenant for EntraTenant {
             pass: issued,
             replaced: old.map(|old| old.id),
         })
+    }
+
+    async fn pass_refusals(&self, terms: &[PassTerms]) -> Result<Vec<Option<String>>, TenantError> {
+        let policy = TapPolicy::read(&self.graph).await.map_err(unavailable)?;
+        Ok(terms.iter().map(|terms| policy.refusal(terms)).collect())
+    }
+
+    async fn issue_passes(
+        &self,
+        asked: &[(Email, PassTerms)],
+    ) -> Result<Vec<Result<TenantPass, TenantError>>, TenantError> {
+        let mut answers = Vec::with_capacity(asked.len());
+        for chunk in asked.chunks(BATCH_SIZE) {
+            let rows: Vec<(String, PassTerms)> = chunk
+                .iter()
+                .map(|(email, terms)| (email.to_string(), terms.clone()))
+                .collect();
+            let answered = passes::issue_batch(&self.graph, &rows)
+                .await
+                .map_err(unavailable)?;
+            answers.extend(answered.into_iter().map(|a| a.map_err(account_or)));
+        }
+        Ok(answers)
     }
 
     async fn revoke_pass(&self, user: &Email) -> Result<RevokedTenantPass, TenantError> {

@@ -31,7 +31,7 @@ pub async fn run(config: &Config, args: EntraArgs) -> Result<ExitCode> {
         EntraCommand::SetSecret { secret_file } => set_secret(settings, secret_file.as_deref()),
         EntraCommand::Pass(command) => {
             let (graph, directory) = connect(config, settings, args.device_code).await?;
-            let result = pass(&graph, &directory, command).await;
+            let result = pass(&Arc::new(graph), &directory, command).await;
             directory.close().await;
             explained(result, args.device_code)
         }
@@ -170,7 +170,11 @@ fn set_secret(settings: &EntraSettings, file: Option<&std::path::Path>) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -> Result<ExitCode> {
+async fn pass(
+    graph: &Arc<Graph>,
+    directory: &Directory,
+    command: EntraPassCommand,
+) -> Result<ExitCode> {
     match command {
         EntraPassCommand::Issue {
             user,
@@ -220,7 +224,8 @@ async fn pass(graph: &Graph, directory: &Directory, command: EntraPassCommand) -
             Ok(ExitCode::SUCCESS)
         }
         EntraPassCommand::IssueBatch { file, out } => {
-            crate::entra_batch::issue_batch(graph, directory, &file, &out).await
+            let tenant = tapkiosk_entra::EntraTenant::new(graph.clone());
+            crate::entra_batch::issue_batch(&tenant, directory, &file, &out).await
         }
         EntraPassCommand::Show { user } => {
             let listed = passes::list(graph, &user).await?;

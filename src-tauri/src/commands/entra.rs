@@ -58,7 +58,7 @@ pub(crate) fn tenant(state: &AppState) -> Answer<Arc<dyn Tenant>> {
 }
 
 /// The words for what the tenant refused.
-fn refused(error: TenantError) -> UiError {
+pub(crate) fn refused(error: TenantError) -> UiError {
     tracing::warn!(%error, "the tenant refused the pane's request");
     let reason = serde_json::json!({ "reason": error.to_string() });
     match error {
@@ -112,9 +112,13 @@ pub async fn admin_entra_issue_pass(
             request_id,
         )
         .await?;
-    let pass = &issued.pass;
+    Ok(letter(&state, email.as_str(), &issued.pass))
+}
+
+/// The welcome letter of a pass the tenant just issued.
+pub(crate) fn letter(state: &AppState, email: &str, pass: &TenantPass) -> Letter {
     let starts = pass.start.unwrap_or_else(|| state.now());
-    Ok(Letter {
+    Letter {
         organisation: state.config.organisation.clone(),
         email: email.to_string(),
         name: None,
@@ -123,7 +127,7 @@ pub async fn admin_entra_issue_pass(
         ends: starts + chrono::TimeDelta::minutes(pass.lifetime_minutes),
         one_time: pass.one_time,
         entra: true,
-    })
+    }
 }
 
 #[tauri::command]

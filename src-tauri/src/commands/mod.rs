@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod admin_keys;
 pub mod entra;
+pub mod entra_batch;
 pub mod entra_staging;
 pub mod kiosk;
 pub mod staging;

@@ -31,20 +31,31 @@ impl Directory {
         method: &str,
         request_id: Option<&str>,
     ) -> Result<(), DirectoryError> {
-        let event = match change {
-            EntraChange::PassIssued => Event::new("entra_pass_issued"),
-            EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
-            EntraChange::KeyRegistered => Event::new("entra_key_registered"),
-            EntraChange::KeyRemoved => Event::new("entra_key_removed"),
-            EntraChange::KeyStaged => Event::new("entra_key_staged"),
-        };
-        let mut event = event.with("entra_user", user).with("method", method);
-        if let Some(request_id) = request_id {
-            event = event.with("request_id", request_id);
-        }
+        let event = change_event(change, user, method, request_id);
         let mut tx = self.write().await?;
         self.audit(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The audit event of `change`.
+pub(crate) fn change_event(
+    change: EntraChange,
+    user: &str,
+    method: &str,
+    request_id: Option<&str>,
+) -> Event {
+    let event = match change {
+        EntraChange::PassIssued => Event::new("entra_pass_issued"),
+        EntraChange::PassRevoked => Event::new("entra_pass_revoked"),
+        EntraChange::KeyRegistered => Event::new("entra_key_registered"),
+        EntraChange::KeyRemoved => Event::new("entra_key_removed"),
+        EntraChange::KeyStaged => Event::new("entra_key_staged"),
+    };
+    let event = event.with("entra_user", user).with("method", method);
+    match request_id {
+        Some(request_id) => event.with("request_id", request_id),
+        None => event,
     }
 }

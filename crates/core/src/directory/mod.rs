@@ -9,6 +9,7 @@
 pub mod admin_keys;
 pub mod admins;
 pub mod entra;
+pub mod entra_batches;
 pub mod methods;
 mod passes;
 mod policy;

@@ -1,0 +1,244 @@
+//! Entra pass batches (core's `entra_batch`) against the fake tenant, with
+//! each row's result in the directory: interrupted and run again, nobody
+//! is issued a pass twice, and the letters' passes stay sealed until IT
+//! says they are printed.
+
+use sqlx::Row as _;
+use std::sync::Arc;
+use tapkiosk_core::entra_batch::{BatchError, BatchReport, RowReport, RowState, issue_passes};
+use tapkiosk_core::tenant::{PassTerms, Tenant};
+use tapkiosk_core::{Clock as _, Email, SystemClock};
+use tapkiosk_entra::EntraTenant;
+use tapkiosk_fake_entra::FakeEntra;
+use tapkiosk_tests::TestDirectory;
+
+fn tenant(t: &TestDirectory, people: usize) -> (FakeEntra, EntraTenant) {
+    t.clock.set(SystemClock.now());
+    let (fake, graph) = crate::fake_tenant_at(Arc::new(t.clock.clone()));
+    fake.change(|tenant| tenant.add_people(people));
+    (fake, EntraTenant::new(Arc::new(graph)))
+}
+
+fn person(n: usize) -> String {
+    format!("person{n}@contoso.onmicrosoft.com")
+}
+
+/// An HR file as Excel writes it (CRLF) for `people`, and an unknown one.
+fn hr_file(people: usize) -> String {
+    let mut file = String::from("email,start,lifetime,one_time\r\n");
+    for n in 0..people {
+        file.push_str(&format!("{},,2h,yes\r\n", person(n)));
+    }
+    file.push_str("nobody@contoso.onmicrosoft.com,,,\r\n");
+    file
+}
+
+fn values(report: &BatchReport) -> Vec<(String, Option<String>)> {
+    report
+        .rows
+        .iter()
+        .filter_map(|row| match &row.state {
+            RowState::Issued { pass, .. } => Some((
+                row.email.to_string(),
+                pass.value.as_ref().map(|v| v.to_string()),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn issued_events(t: &TestDirectory) -> usize {
+    crate::audit_kinds(t)
+        .await
+        .iter()
+        .filter(|kind| *kind == "entra_pass_issued")
+        .count()
+}
+
+async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDirectory) {
+    let (fake, tenant) = tenant(&t, 24);
+    let file = hr_file(24);
+    // The policy and the first $batch call go through; the second fails
+    // five times, which the client's retries give up on.
+    let down = vec![(503, Some(0)); 5];
+    fake.change(|t| t.failures = [vec![(200, None); 2], down].concat().into());
+    let first = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert!(first.stopped.is_some());
+    assert_eq!((first.issued, first.refused, first.earlier), (20, 0, 0));
+    let not_sent = first
+        .rows
+        .iter()
+        .filter(|r| matches!(r.state, RowState::NotSent))
+        .count();
+    assert_eq!(not_sent, 5);
+    let letters = values(&first);
+    assert!(letters.iter().all(|(_, value)| value.is_some()));
+    assert_eq!(issued_events(&t).await, 20);
+
+    // The passes are kept for their letters, sealed: not one in clear.
+    let mut raw = t.raw().await;
+    let stored = sqlx::query("SELECT pass FROM entra_batch_rows WHERE state = 'issued'")
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 20);
+    for (row, (_, value)) in stored.iter().zip(&letters) {
+        let sealed: Vec<u8> = row.try_get("pass").unwrap();
+        let value = value.as_ref().unwrap().as_bytes();
+        assert!(!sealed.windows(value.len()).any(|w| w == value));
+    }
+
+    // Again, throttled: the rest is issued, the unknown person refused, and
+    // the earlier run's letters are still there.
+    fake.change(|t| {
+        t.throttle_every = 3;
+        t.throttle_retry_after = 0;
+    });
+    let second = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert!(second.stopped.is_none(), "{:?}", second.stopped);
+    assert_eq!((second.issued, second.refused, second.earlier), (4, 1, 20));
+    let again = values(&second);
+    assert_eq!(again.len(), 24);
+    assert_eq!(&again[..20], &letters[..], "the same passes, not new ones");
+    let RowState::Refused(reason) = &second.rows[24].state else {
+        panic!("{:?}", second.rows[24]);
+    };
+    assert!(reason.contains("no account"), "{reason}");
+    assert_eq!(issued_events(&t).await, 24);
+    for n in 0..24 {
+        let email = Email::parse(&person(n)).unwrap();
+        let pass = tenant.pass_of(&email).await.unwrap().unwrap();
+        let issued = pass_id(&second.rows[n]);
+        assert_eq!(Some(pass.id.as_str()), issued, "{email}");
+    }
+
+    // A third run only asks for the refused row again.
+    let before = fake.graph_requests();
+    let third = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!((third.issued, third.refused, third.earlier), (0, 1, 24));
+    assert_eq!(fake.graph_requests() - before, 2, "the policy and one call");
+
+    // Letters printed: the passes are forgotten, the results kept.
+    assert_eq!(
+        t.directory
+            .forget_entra_batch_passes(&third.batch)
+            .await
+            .unwrap(),
+        24
+    );
+    let fourth = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!(fourth.earlier, 24);
+    assert!(values(&fourth).iter().all(|(_, value)| value.is_none()));
+    assert!(
+        crate::audit_kinds(&t)
+            .await
+            .contains(&"entra_batch_letters_forgotten".to_string())
+    );
+    t.directory.verify_audit().await.unwrap();
+}
+
+fn pass_id(row: &RowReport) -> Option<&str> {
+    match &row.state {
+        RowState::Issued { pass, .. } => Some(&pass.id),
+        _ => None,
+    }
+}
+
+async fn a_row_whose_answer_was_lost_is_not_sent_again(t: TestDirectory) {
+    let (_fake, tenant) = tenant(&t, 2);
+    let file = hr_file(2);
+    let first = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!((first.issued, first.refused), (2, 1));
+    // As a crash leaves them: both rows sent again, and the tenant answered
+    // person0's request (a pass) while the kiosk never stored the answer.
+    let rows: Vec<(u64, Email)> = [(2, person(0)), (3, person(1))]
+        .into_iter()
+        .map(|(line, email)| (line, Email::parse(&email).unwrap()))
+        .collect();
+    t.directory
+        .mark_entra_batch_sent(&first.batch, &rows)
+        .await
+        .unwrap();
+    let revoked = tenant.revoke_pass(&rows[1].1).await.unwrap();
+    let kept = tenant.pass_of(&rows[0].1).await.unwrap().unwrap();
+
+    let second = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert!(matches!(second.rows[0].state, RowState::Lost));
+    assert_eq!(
+        tenant.pass_of(&rows[0].1).await.unwrap().unwrap().id,
+        kept.id,
+        "person0's pass was not replaced"
+    );
+    assert_eq!(second.issued, 1, "person1 had none: sent again");
+    let new = tenant.pass_of(&rows[1].1).await.unwrap().unwrap();
+    assert_ne!(new.id, revoked.id);
+    // A lost row stays lost: IT issues that person a pass singly.
+    let third = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert!(matches!(third.rows[0].state, RowState::Lost));
+    assert_eq!(third.issued, 0);
+}
+
+async fn a_file_the_policy_would_refuse_sends_nothing(t: TestDirectory) {
+    let (fake, tenant) = tenant(&t, 2);
+    let file = format!(
+        "email,start,lifetime,one_time\n{},,2h,\n{},,30m,\n",
+        person(0),
+        person(1)
+    );
+    let before = fake.graph_requests();
+    let refused = issue_passes(&t.directory, &tenant, "bad.csv", &file)
+        .await
+        .unwrap_err();
+    let BatchError::Policy(lines) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(lines.len(), 1);
+    assert!(
+        refused
+            .to_string()
+            .contains("line 3: a lifetime of 30 min is outside the tenant's 60 to 480 min"),
+        "{refused}"
+    );
+    assert_eq!(
+        fake.graph_requests() - before,
+        1,
+        "only the policy was read"
+    );
+    let unreadable = issue_passes(&t.directory, &tenant, "bad.csv", "email\nnot-an-email\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(unreadable, BatchError::Rows(_)), "{unreadable:?}");
+    let mut raw = t.raw().await;
+    let batches: i64 = sqlx::query("SELECT COUNT(*) AS n FROM entra_batches")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(batches, 0);
+    let terms = PassTerms::default();
+    assert_eq!(
+        tenant.pass_refusals(&[terms]).await.unwrap(),
+        vec![None],
+        "the policy's defaults pass"
+    );
+}
+
+tapkiosk_tests::on_both_backends!(
+    an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass,
+    a_row_whose_answer_was_lost_is_not_sent_again,
+    a_file_the_policy_would_refuse_sends_nothing,
+);
