@@ -634,6 +634,20 @@ fn an_entra_batch_goes_on_after_an_interruption_and_issues_no_pass_twice() {
         .filter(|e| e["kind"] == "entra_pass_issued")
         .count();
     assert_eq!(issued_events, 24);
+    // Each run's passes are in the results file only: once it is written,
+    // the directory forgets them.
+    let forgotten: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&log)
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "entra_batch_letters_forgotten")
+        .map(|e| {
+            e["detail"]["passes"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(forgotten, ["20", "4", "0"]);
 }
 
 /// A station with no credential of the app's: an administrator signs in.
