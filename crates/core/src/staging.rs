@@ -351,6 +351,9 @@ fn phase_reason(phase: &Phase) -> String {
         Phase::PinBlocked => "the key's PIN is blocked: reset the key",
         Phase::NotSupported => "the key does not speak FIDO2",
         Phase::TimedOut => "nobody touched the key in time",
+        Phase::NoKey => "no key was plugged in",
+        Phase::SeveralKeys => "more than one key was plugged in",
+        Phase::ReinsertKey => "too many wrong PINs: unplug the key and plug it back in",
         _ => "the key failed",
     };
     words.into()

@@ -721,6 +721,33 @@ fn it_stages_keys_from_a_file_and_prints_each_pin_letter_once() {
     assert_eq!(posted, [serde_json::json!("Software key (test) · A-0042")]);
 }
 
+/// No key is plugged in: Enter tries again, `s` skips the person, and the
+/// summary says why they were not staged.
+#[test]
+fn staging_asks_to_try_again_or_skip_when_no_key_is_plugged_in() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let station = with_certificate(&fake);
+    station.ok(&["init"]);
+    std::fs::write(station.path("keys.csv"), format!("{ADA},A-0042\n")).unwrap();
+    let output = station
+        .tapctl(&["entra", "stage", "keys.csv"])
+        .current_dir(station.folder.path())
+        .env("TAPKIOSK_TEST_SOFT_KEY", "none")
+        .write_stdin("\ns\n")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let (said, asked) = (text(&output.stdout), text(&output.stderr));
+    let prompt = "No key found. Press Enter to try again, or type s and Enter to skip this person.";
+    assert_eq!(asked.matches(prompt).count(), 2, "{asked}");
+    assert!(
+        said.contains(&format!("line 1: {ADA}: not staged: no key was plugged in")),
+        "{said}"
+    );
+    assert!(fake.key_registrations().is_empty());
+}
+
 /// An Authentication Administrator of the tenant.
 const IT: &str = "it@contoso.onmicrosoft.com";
 

@@ -85,12 +85,16 @@ pub enum KeySource {
 impl KeySource {
     /// The keys this build reaches: USB keys (and NFC with `nfc`). With
     /// the `softtoken` feature (tests only) and `soft_key` given, one
-    /// software key instead: a CTAP 2.1 key if it says `2.1`, else a 2.0
-    /// one. The binary decides whether to hand `soft_key` on at all.
+    /// software key instead: a CTAP 2.1 key if it says `2.1`, none plugged
+    /// in if it says `none`, else a 2.0 one. The binary decides whether to
+    /// hand `soft_key` on at all.
     pub fn of_build(soft_key: Option<&str>) -> Self {
         #[cfg(feature = "softtoken")]
         if let Some(version) = soft_key {
             use super::soft::SoftCtapToken;
+            if version == "none" {
+                return Self::Nowhere;
+            }
             let made = if version == "2.1" {
                 SoftCtapToken::generate_ctap21()
             } else {
