@@ -40,8 +40,18 @@ fn kiosk_on_tenant(t: &TestDirectory) -> (FakeEntra, Arc<Graph>, Kiosk) {
 /// Ada types her email and, on the tenant's page, her pass: the address
 /// the page sends the window to.
 async fn sign_in_on_the_page(kiosk: &mut Kiosk, pass: &str) -> Url {
-    let page = kiosk.submit_email(ADA).await.unwrap();
-    assert_eq!(page.step, StepView::TenantSignIn { email: ADA.into() });
+    sign_in_as(kiosk, ADA, pass).await
+}
+
+/// As [`sign_in_on_the_page`], for `email`.
+async fn sign_in_as(kiosk: &mut Kiosk, email: &str, pass: &str) -> Url {
+    let page = kiosk.submit_email(email).await.unwrap();
+    assert_eq!(
+        page.step,
+        StepView::TenantSignIn {
+            email: email.into()
+        }
+    );
     let url = kiosk.sign_in_page().unwrap().clone();
     type_pass_on_the_page(&url, pass).await.unwrap()
 }
@@ -413,6 +423,29 @@ async fn test_my_key_finds_the_persons_passkey_for_the_tenant_on_the_key(t: Test
             StepView::KeyCheckEmail {
                 email: other.into()
             }
+        );
+        kiosk.reset().await.unwrap();
+    }
+
+    // Grace registers the same key too: it keeps a passkey per account,
+    // Grace's the newest, and each of them finds their own on it.
+    let grace = "grace@contoso.onmicrosoft.com";
+    let pass = issue_pass(&graph, grace, true).await;
+    kiosk.start(Language::En).await.unwrap();
+    let back = sign_in_as(&mut kiosk, grace, &pass).await;
+    kiosk.finish_sign_in(&back).await.unwrap();
+    kiosk.add_security_key().await.unwrap();
+    answer_with_the_key(&mut kiosk).await;
+    kiosk.name_key("Grace's key").await.unwrap();
+    kiosk.reset().await.unwrap();
+    for email in [ADA, grace] {
+        let passed = test_my_key(&mut kiosk, email).await;
+        assert_eq!(
+            passed.step,
+            StepView::TenantKeyCheckPassed {
+                email: email.into()
+            },
+            "{email}"
         );
         kiosk.reset().await.unwrap();
     }

@@ -209,8 +209,10 @@ struct Shared {
     pin_retries: Option<u32>,
     /// The key refused the last PIN; said at the next prompt.
     last_pin_wrong: bool,
-    /// The account (user handle) the key's last assertion named.
-    user_handle: Option<Vec<u8>>,
+    /// The accounts (user handles) the key's last assertion named: the
+    /// one it answered with, then those of its other passkeys for the
+    /// relying party (getNextAssertion).
+    user_handles: Vec<Vec<u8>>,
 }
 
 /// A running conversation with a key.
@@ -247,7 +249,7 @@ impl Ceremony {
             answer: None,
             pin_retries: None,
             last_pin_wrong: false,
-            user_handle: None,
+            user_handles: Vec::new(),
         }));
         let (pins, pin_queue) = channel();
         let prompts = Prompts {
@@ -314,6 +316,15 @@ impl Ceremony {
         }
     }
 
+    /// Every account the key's passkeys for the relying party name, when
+    /// it signed in without a list of credentials: the answer's first.
+    pub fn accounts_named(&self) -> Vec<Vec<u8>> {
+        self.shared
+            .lock()
+            .map(|s| s.user_handles.clone())
+            .unwrap_or_default()
+    }
+
     fn take(&self) -> Option<Answer> {
         self.shared.lock().ok()?.answer.take()
     }
@@ -351,7 +362,7 @@ impl Prompts {
             .shared
             .lock()
             .ok()
-            .and_then(|mut s| s.user_handle.take());
+            .and_then(|s| s.user_handles.first().cloned());
         if assertion.response.user_handle.is_none() {
             assertion.response.user_handle = handle.map(Into::into);
         }
@@ -525,6 +536,8 @@ const CLIENT_PIN: u8 = 0x06;
 const MAKE_CREDENTIAL: u8 = 0x01;
 /// The CTAP2 command byte of authenticatorGetAssertion.
 const GET_ASSERTION: u8 = 0x02;
+/// The CTAP2 command byte of authenticatorGetNextAssertion.
+const GET_NEXT_ASSERTION: u8 = 0x08;
 
 /// Whether the relying party asks for a passkey the key keeps
 /// (discoverable): Entra does, so that its sign-in finds it without a
@@ -561,19 +574,25 @@ fn with_resident_key(cbor: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The user handle (`user.id`, field 4) of a getAssertion answer, which
-/// the client parses but drops.
-fn user_handle_of(answer: &[u8]) -> Option<Vec<u8>> {
+/// the client parses but drops, and how many passkeys for the relying
+/// party the key holds (`numberOfCredentials`, field 5; one if absent).
+fn user_handle_of(answer: &[u8]) -> (Option<Vec<u8>>, u64) {
     use serde_cbor_2::Value;
-    let Value::Map(answer) = serde_cbor_2::from_slice(answer).ok()? else {
-        return None;
+    let Ok(Value::Map(answer)) = serde_cbor_2::from_slice(answer) else {
+        return (None, 1);
     };
-    let Some(Value::Map(user)) = answer.get(&Value::Integer(4)) else {
-        return None;
+    let count = match answer.get(&Value::Integer(5)) {
+        Some(Value::Integer(n)) => u64::try_from(*n).unwrap_or(1),
+        _ => 1,
     };
-    match user.get(&Value::Text("id".into())) {
-        Some(Value::Bytes(id)) => Some(id.clone()),
+    let handle = match answer.get(&Value::Integer(4)) {
+        Some(Value::Map(user)) => match user.get(&Value::Text("id".into())) {
+            Some(Value::Bytes(id)) => Some(id.clone()),
+            _ => None,
+        },
         _ => None,
-    }
+    };
+    (handle, count)
 }
 
 /// A key, watched: the client asks the key how many PIN tries are left
@@ -585,6 +604,25 @@ struct Watched<T> {
     shared: Arc<Mutex<Shared>>,
     /// Make credentials the key keeps (see [`with_resident_key`]).
     resident: bool,
+}
+
+impl<T: Token> Watched<T> {
+    /// The accounts a getAssertion `answer` names: its own, then, when the
+    /// key holds several passkeys for the relying party, each next one's
+    /// (the key answers getNextAssertion without another touch). A key
+    /// that refuses the next is taken at what it said.
+    async fn accounts_of<U: UiCallback>(&mut self, answer: &[u8], ui: &U) -> Vec<Vec<u8>> {
+        let (first, count) = user_handle_of(answer);
+        let mut handles: Vec<Vec<u8>> = first.into_iter().collect();
+        // CTAP caps what a key keeps; a count beyond that is not believed.
+        for _ in 1..count.min(64) {
+            let Ok(next) = self.inner.transmit_raw(&[GET_NEXT_ASSERTION], ui).await else {
+                break;
+            };
+            handles.extend(user_handle_of(&next).0);
+        }
+        handles
+    }
 }
 
 #[async_trait::async_trait]
@@ -611,10 +649,11 @@ impl<T: Token> Token for Watched<T> {
             .inner
             .transmit_raw(rewritten.as_deref().unwrap_or(cbor), ui)
             .await?;
-        if cbor.first() == Some(&GET_ASSERTION)
-            && let Ok(mut shared) = self.shared.lock()
-        {
-            shared.user_handle = user_handle_of(&answer);
+        if cbor.first() == Some(&GET_ASSERTION) {
+            let handles = self.accounts_of(&answer, ui).await;
+            if let Ok(mut shared) = self.shared.lock() {
+                shared.user_handles = handles;
+            }
         }
         if cbor.first() == Some(&CLIENT_PIN) {
             // Only the getPinRetries answer carries pinRetries.

@@ -61,6 +61,15 @@ struct Discoverable {
     user: Vec<u8>,
 }
 
+/// What getNextAssertion answers from: the getAssertion's relying party,
+/// client data hash and user verification, and the passkeys left.
+struct NextAssertions {
+    rp_id: String,
+    client_data_hash: Vec<u8>,
+    uv: bool,
+    left: std::collections::VecDeque<Discoverable>,
+}
+
 /// The key's insides.
 struct SoftState {
     inner: SoftToken, // must be SoftToken::new(true) so it can set the UV flag when we say so
@@ -72,6 +81,9 @@ struct SoftState {
     /// Credentials the key keeps (made with `rk`), oldest first: found by
     /// relying party alone, and answered with their user handle.
     discoverable: Vec<Discoverable>,
+    /// The other passkeys a getAssertion without a list found, newest
+    /// first, for getNextAssertion right after it.
+    next_assertions: Option<NextAssertions>,
     /// The key speaks CTAP 2.1; the rest below is used only then.
     ctap21: bool,
     /// The fewest code points a new PIN may have (minPINLength).
@@ -194,6 +206,7 @@ impl SoftState {
             pin_token,
             known: HashSet::new(),
             discoverable: Vec::new(),
+            next_assertions: None,
             ctap21,
             min_pin_length: DEFAULT_MIN_PIN,
             force_pin_change: false,
@@ -214,6 +227,7 @@ impl SoftState {
             pin_token: self.pin_token.clone(),
             known: self.known.clone(),
             discoverable: self.discoverable.clone(),
+            next_assertions: None,
             ctap21: self.ctap21,
             min_pin_length: self.min_pin_length,
             force_pin_change: self.force_pin_change,
@@ -321,10 +335,82 @@ impl SoftState {
         info
     }
 
+    /// A getAssertion answer: `rp_id`'s credential among `allowed`,
+    /// signed over `client_data_hash`.
+    fn assertion(
+        &mut self,
+        rp_id: &str,
+        client_data_hash: &[u8],
+        allowed: Vec<Vec<u8>>,
+        uv: bool,
+    ) -> R<BTreeMap<u32, Value>> {
+        let options = PublicKeyCredentialRequestOptions {
+            challenge: Base64UrlSafeData::new(),
+            timeout: Some(30_000),
+            rp_id: rp_id.to_string(),
+            allow_credentials: allowed
+                .into_iter()
+                .map(|id| webauthn_rs_proto::AllowCredentials {
+                    type_: "public-key".into(),
+                    id: id.into(),
+                    transports: None,
+                })
+                .collect(),
+            user_verification: if uv {
+                UserVerificationPolicy::Required
+            } else {
+                UserVerificationPolicy::Discouraged_DO_NOT_USE
+            },
+            hints: None,
+            extensions: None,
+        };
+        let a = AuthenticatorBackendHashedClientData::perform_auth(
+            &mut self.inner,
+            client_data_hash.to_vec(),
+            options,
+            30_000,
+        )?;
+        Ok(GetAssertionResponse {
+            credential: Some(PublicKeyCredentialDescriptor {
+                type_: a.type_,
+                id: a.raw_id,
+                transports: None,
+            }),
+            auth_data: Some(a.response.authenticator_data.into()),
+            signature: Some(a.response.signature.into()),
+            number_of_credentials: None,
+            user_selected: None,
+            large_blob_key: None,
+        }
+        .into())
+    }
+
+    /// The answer of a passkey found by relying party alone, with its user
+    /// handle.
+    fn discovered(
+        &mut self,
+        rp_id: &str,
+        client_data_hash: &[u8],
+        passkey: &Discoverable,
+        uv: bool,
+    ) -> R<BTreeMap<u32, Value>> {
+        let mut answer = self.assertion(
+            rp_id,
+            client_data_hash,
+            vec![passkey.credential.clone()],
+            uv,
+        )?;
+        let id = (Value::Text("id".into()), Value::Bytes(passkey.user.clone()));
+        answer.insert(0x04, Value::Map([id].into()));
+        Ok(answer)
+    }
+
     fn handle<U: UiCallback>(&mut self, cbor: &[u8], ui: &U) -> R<Vec<u8>> {
         let (cmd, body) = cbor
             .split_first()
             .ok_or(ctap(CtapError::Ctap1InvalidLength))?;
+        // getNextAssertion answers only the command just before it.
+        let pending_next = self.next_assertions.take();
         let out: BTreeMap<u32, Value> = match *cmd {
             0x04 => self.get_info().into(), // authenticatorGetInfo
             0x01 => {
@@ -390,73 +476,60 @@ impl SoftState {
             }
             0x02 => {
                 // authenticatorGetAssertion
-                let mut req = <GetAssertionRequest as CBORResponse>::try_from(body)?;
+                let req = <GetAssertionRequest as CBORResponse>::try_from(body)?;
                 let param = raw_pin_param(body, 0x06)?;
                 let needs = (GA, req.rp_id.as_str());
                 let uv = self.check_pin_uv(&req.client_data_hash, &param, &req.options, needs)?;
-                // No allow list: the newest passkey this key keeps for the
-                // relying party, answered with its user handle.
-                let mut user = None;
-                if req.allow_list.is_empty() {
-                    let Some(found) = self
-                        .discoverable
-                        .iter()
-                        .rev()
-                        .find(|d| d.rp_id == req.rp_id)
-                    else {
+                if !req.allow_list.is_empty() {
+                    let allowed: Vec<Vec<u8>> =
+                        req.allow_list.iter().map(|c| c.id.to_vec()).collect();
+                    if !allowed.iter().any(|id| self.known.contains(id)) {
                         return Err(ctap(CtapError::Ctap2NoCredentials));
-                    };
-                    req.allow_list = vec![webauthn_rs_proto::AllowCredentials {
-                        type_: "public-key".into(),
-                        id: found.credential.clone().into(),
-                        transports: None,
-                    }];
-                    user = Some(found.user.clone());
+                    }
+                    ui.request_touch();
+                    let answer = self.assertion(&req.rp_id, &req.client_data_hash, allowed, uv)?;
+                    self.token_used();
+                    return serde_cbor_2::to_vec(&answer).map_err(|_| WebauthnCError::Cbor);
                 }
-                if !req
-                    .allow_list
+                // No allow list: the passkeys this key keeps for the relying
+                // party, newest first, each answered with its user handle.
+                let mut found: std::collections::VecDeque<Discoverable> = self
+                    .discoverable
                     .iter()
-                    .any(|c| self.known.contains(c.id.as_slice()))
-                {
+                    .rev()
+                    .filter(|d| d.rp_id == req.rp_id)
+                    .cloned()
+                    .collect();
+                let Some(first) = found.pop_front() else {
                     return Err(ctap(CtapError::Ctap2NoCredentials));
-                }
-                ui.request_touch();
-                let options = PublicKeyCredentialRequestOptions {
-                    challenge: Base64UrlSafeData::new(),
-                    timeout: Some(30_000),
-                    rp_id: req.rp_id,
-                    allow_credentials: req.allow_list,
-                    user_verification: if uv {
-                        UserVerificationPolicy::Required
-                    } else {
-                        UserVerificationPolicy::Discouraged_DO_NOT_USE
-                    },
-                    hints: None,
-                    extensions: None,
                 };
-                let a = AuthenticatorBackendHashedClientData::perform_auth(
-                    &mut self.inner,
-                    req.client_data_hash,
-                    options,
-                    30_000,
-                )?;
+                ui.request_touch();
+                let mut answer = self.discovered(&req.rp_id, &req.client_data_hash, &first, uv)?;
                 self.token_used();
-                let mut answer: BTreeMap<u32, Value> = GetAssertionResponse {
-                    credential: Some(PublicKeyCredentialDescriptor {
-                        type_: a.type_,
-                        id: a.raw_id,
-                        transports: None,
-                    }),
-                    auth_data: Some(a.response.authenticator_data.into()),
-                    signature: Some(a.response.signature.into()),
-                    number_of_credentials: None,
-                    user_selected: None,
-                    large_blob_key: None,
+                if !found.is_empty() {
+                    let count = u64::try_from(found.len() + 1).unwrap_or(u64::MAX);
+                    answer.insert(0x05, Value::Integer(count.into()));
+                    self.next_assertions = Some(NextAssertions {
+                        rp_id: req.rp_id,
+                        client_data_hash: req.client_data_hash,
+                        uv,
+                        left: found,
+                    });
                 }
-                .into();
-                if let Some(user) = user {
-                    let id = (Value::Text("id".into()), Value::Bytes(user));
-                    answer.insert(0x04, Value::Map([id].into()));
+                answer
+            }
+            0x08 => {
+                // authenticatorGetNextAssertion, right after getAssertion
+                let Some(mut next) = pending_next else {
+                    return Err(ctap(CtapError::Ctap2NotAllowed));
+                };
+                let Some(passkey) = next.left.pop_front() else {
+                    return Err(ctap(CtapError::Ctap2NotAllowed));
+                };
+                let answer =
+                    self.discovered(&next.rp_id, &next.client_data_hash, &passkey, next.uv)?;
+                if !next.left.is_empty() {
+                    self.next_assertions = Some(next);
                 }
                 answer
             }

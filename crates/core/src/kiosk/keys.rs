@@ -274,9 +274,10 @@ impl Kiosk {
     /// naming the key, a sign-in to Done.
     pub(super) async fn collect_key_answer(&mut self) -> Result<(), KioskError> {
         if let Step::TenantKeyCheck { ceremony, .. } = &self.step {
-            if let Some(answer) = ceremony.take_assertion() {
+            if ceremony.take_assertion().is_some() {
+                let named = ceremony.accounts_named();
                 self.touch();
-                self.finish_tenant_key_check(&answer);
+                self.finish_tenant_key_check(&named);
             }
             return Ok(());
         }

@@ -8,7 +8,7 @@ use crate::directory::entra::EntraChange;
 use crate::directory::methods::{MAX_LABEL_CHARS, check_label};
 use crate::email::Email;
 use crate::fido::ceremony::Ceremony;
-use crate::fido::{PublicKeyCredential, RegisterPublicKeyCredential, Url, reported_model};
+use crate::fido::{RegisterPublicKeyCredential, Url, reported_model};
 use crate::tenant::{Tenant, TenantError, TenantMethod, TenantPerson};
 use std::sync::Arc;
 
@@ -177,18 +177,21 @@ impl Kiosk {
         Ok(self.screen())
     }
 
-    /// The key answered: the account its passkey names is the email's, or
-    /// it is not. Only that is checked: the signature is the tenant's to
-    /// check when the person signs in.
-    pub(super) fn finish_tenant_key_check(&mut self, answer: &PublicKeyCredential) {
+    /// The key answered: one of the accounts its passkeys for the tenant
+    /// name (`named`; a key can hold several, one per account) is the
+    /// email's, or none is. Only that is checked: the signature is the
+    /// tenant's to check when the person signs in.
+    pub(super) fn finish_tenant_key_check(&mut self, named: &[Vec<u8>]) {
         let Step::TenantKeyCheck {
             email, expected, ..
         } = std::mem::replace(&mut self.step, Step::Welcome)
         else {
             return;
         };
-        let named = answer.response.user_handle.as_ref().map(|h| h.to_vec());
-        if expected.is_some() && named == expected {
+        if expected
+            .as_ref()
+            .is_some_and(|wanted| named.contains(wanted))
+        {
             self.step = Step::TenantKeyCheckPassed { email };
         } else {
             tracing::info!("the key's passkey for the tenant is another account's");
