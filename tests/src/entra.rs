@@ -49,6 +49,25 @@ pub fn fake_tenant_at(clock: Arc<dyn Clock>) -> (FakeEntra, tapkiosk_entra::Grap
     (fake, graph)
 }
 
+/// Mary O'Brien's user principal name, and the mail she is known by.
+pub const MARY: (&str, &str) = (
+    "m.obrien@contoso.onmicrosoft.com",
+    "mary.o'brien@contoso.com",
+);
+
+/// Adds Mary, whose sign-in name is not her mail, to the fake tenant.
+pub fn add_mary(fake: &FakeEntra) {
+    fake.change(|tenant| {
+        tenant.users.push(User {
+            id: "c3d4e5f6-0000-4000-8000-000000000002".into(),
+            upn: MARY.0.into(),
+            display_name: "Mary O'Brien".into(),
+            mail: Some(MARY.1.into()),
+            enabled: true,
+        });
+    });
+}
+
 /// Waits for the key's worker thread to reach `wanted`.
 #[allow(clippy::disallowed_methods)] // waiting for the key's worker thread
 fn wait_for(ceremony: &Ceremony, wanted: impl Fn(&Phase) -> bool) -> Phase {

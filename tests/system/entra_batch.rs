@@ -116,13 +116,18 @@ async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDir
         assert_eq!(Some(pass.id.as_str()), issued, "{email}");
     }
 
-    // A third run only asks for the refused row again.
+    // A third run only asks for the refused row again (its address is no
+    // user name, so the tenant is also asked whose mail it is).
     let before = fake.graph_requests();
     let third = issue_passes(&t.directory, &tenant, "hr.csv", &file)
         .await
         .unwrap();
     assert_eq!((third.issued, third.refused, third.earlier), (0, 1, 24));
-    assert_eq!(fake.graph_requests() - before, 2, "the policy and one call");
+    assert_eq!(
+        fake.graph_requests() - before,
+        3,
+        "the policy, one $batch call, one look-up by mail"
+    );
 
     // Letters printed: the passes are forgotten, the results kept.
     assert_eq!(
@@ -237,7 +242,39 @@ async fn a_file_the_policy_would_refuse_sends_nothing(t: TestDirectory) {
     );
 }
 
+async fn people_are_found_by_their_mail_as_well_as_their_user_name(t: TestDirectory) {
+    let (fake, tenant) = tenant(&t, 1);
+    tapkiosk_tests::entra::add_mary(&fake);
+    let (upn, mail) = tapkiosk_tests::entra::MARY;
+    let (by_upn, mary) = (Email::parse(upn).unwrap(), Email::parse(mail).unwrap());
+    // One at a time, as the admin pane issues them.
+    let issued = tenant
+        .issue_pass(&mary, &PassTerms::default(), false)
+        .await
+        .unwrap();
+    let shown = tenant.pass_of(&by_upn).await.unwrap().unwrap();
+    assert_eq!(shown.id, issued.pass.id);
+    assert_eq!(tenant.pass_of(&mary).await.unwrap().unwrap().id, shown.id);
+    tenant.revoke_pass(&mary).await.unwrap();
+    assert!(tenant.pass_of(&by_upn).await.unwrap().is_none());
+
+    // In a batch: her row by mail is issued beside one by user name.
+    let file = format!(
+        "email,start,lifetime,one_time\n{},,,\n{mary},,,\n",
+        person(0)
+    );
+    let report = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!((report.issued, report.refused), (2, 0), "{:?}", report.rows);
+    assert_eq!(
+        tenant.pass_of(&by_upn).await.unwrap().unwrap().id,
+        pass_id(&report.rows[1]).unwrap()
+    );
+}
+
 tapkiosk_tests::on_both_backends!(
+    people_are_found_by_their_mail_as_well_as_their_user_name,
     an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass,
     a_row_whose_answer_was_lost_is_not_sent_again,
     a_file_the_policy_would_refuse_sends_nothing,

@@ -278,15 +278,7 @@ async fn a_person_removes_a_lost_key_and_adds_another(t: TestDirectory) {
 
 async fn an_email_that_is_not_the_user_name_finds_the_account_by_its_mail(t: TestDirectory) {
     let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
-    fake.change(|tenant| {
-        tenant.users.push(tapkiosk_fake_entra::User {
-            id: "c3d4e5f6-0000-4000-8000-000000000002".into(),
-            upn: "m.obrien@contoso.onmicrosoft.com".into(),
-            display_name: "Mary O'Brien".into(),
-            mail: Some("mary.o'brien@contoso.com".into()),
-            enabled: true,
-        });
-    });
+    tapkiosk_tests::entra::add_mary(&fake);
     let pass = issue_pass(&graph, "m.obrien@contoso.onmicrosoft.com", true).await;
     kiosk.start(Language::En).await.unwrap();
     kiosk

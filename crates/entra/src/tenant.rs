@@ -68,46 +68,97 @@ fn refused(error: EntraError) -> TenantError {
     }
 }
 
+/// The account the typed email names: the one whose user principal name
+/// it is, else the one whose `mail` it is (organisations whose sign-in
+/// names differ from their addresses); `None` for no account, or several
+/// (ambiguous). Its object id and user principal name (the sign-in page's
+/// `login_hint`), and their name.
+async fn find_account(graph: &Graph, email: &Email) -> Result<Option<Account>, EntraError> {
+    let by_name = format!(
+        "/users/{}?$select=id,userPrincipalName,displayName",
+        crate::check::url_path(email.as_str())
+    );
+    match graph.get(&by_name).await {
+        Ok(found) => account(&found, &by_name).map(Some),
+        Err(EntraError::Graph { status: 404, .. }) => find_by_mail(graph, email).await,
+        Err(error) => Err(error),
+    }
+}
+
+/// The one account whose `mail` is `email`.
+async fn find_by_mail(graph: &Graph, email: &Email) -> Result<Option<Account>, EntraError> {
+    // OData writes a quote inside a string as two.
+    let quoted = email.as_str().replace('\'', "''");
+    let filter: String =
+        url::form_urlencoded::byte_serialize(format!("mail eq '{quoted}'").as_bytes()).collect();
+    let by_mail = format!("/users?$filter={filter}&$select=id,userPrincipalName,displayName");
+    let listed = graph.get(&by_mail).await?;
+    match listed["value"].as_array().map(Vec::as_slice) {
+        Some([one]) => account(one, &by_mail).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn account(found: &Value, url: &str) -> Result<Account, EntraError> {
+    let text = |field: &str| found.get(field).and_then(Value::as_str).map(String::from);
+    match (text("id"), text("userPrincipalName")) {
+        (Some(id), Some(user_name)) => Ok(Account {
+            id,
+            user_name,
+            name: text("displayName"),
+        }),
+        _ => Err(EntraError::Unexpected {
+            url: url.to_string(),
+            reason: "the account has no id or user principal name".into(),
+        }),
+    }
+}
+
+/// The user principal name of the account `email` names (see
+/// [`find_account`]), with Graph's own errors: for `tapctl`, which says
+/// them in plain words.
+pub async fn user_principal_name(
+    graph: &Graph,
+    email: &Email,
+) -> Result<Option<String>, EntraError> {
+    Ok(find_account(graph, email)
+        .await?
+        .map(|account| account.user_name))
+}
+
 impl EntraTenant {
-    /// The account the typed email names: the one whose user principal
-    /// name it is, else the one whose `mail` it is (organisations whose
-    /// sign-in names differ from their addresses). Its object id and user
-    /// principal name (the sign-in page's `login_hint`), and their name.
     async fn account_of(&self, email: &Email) -> Result<Account, TenantError> {
-        let by_name = format!(
-            "/users/{}?$select=id,userPrincipalName,displayName",
-            crate::check::url_path(email.as_str())
-        );
-        let found = match self.graph.get(&by_name).await {
-            Ok(found) => found,
-            Err(EntraError::Graph { status: 404, .. }) => {
-                // OData writes a quote inside a string as two.
-                let quoted = email.as_str().replace('\'', "''");
-                let filter: String =
-                    url::form_urlencoded::byte_serialize(format!("mail eq '{quoted}'").as_bytes())
-                        .collect();
-                let by_mail =
-                    format!("/users?$filter={filter}&$select=id,userPrincipalName,displayName");
-                let listed = self.graph.get(&by_mail).await.map_err(unavailable)?;
-                match listed["value"].as_array().map(Vec::as_slice) {
-                    Some([one]) => one.clone(),
-                    // None, or several (ambiguous): no account to sign in.
-                    _ => return Err(TenantError::UnknownAccount),
-                }
-            }
-            Err(error) => return Err(unavailable(error)),
-        };
-        let text = |field: &str| found.get(field).and_then(Value::as_str).map(String::from);
-        match (text("id"), text("userPrincipalName")) {
-            (Some(id), Some(user_name)) => Ok(Account {
-                id,
-                user_name,
-                name: text("displayName"),
-            }),
-            _ => Err(TenantError::Unavailable(format!(
-                "{email}: no id or user principal name"
-            ))),
-        }
+        find_account(&self.graph, email)
+            .await
+            .map_err(unavailable)?
+            .ok_or(TenantError::UnknownAccount)
+    }
+    async fn user_principal_name(&self, email: &Email) -> Result<String, TenantError> {
+        Ok(self.account_of(email).await?.user_name)
+    }
+
+    async fn pass_of_user_name(&self, user_name: &str) -> Result<Option<TenantPass>, TenantError> {
+        let listed = passes::list(&self.graph, user_name)
+            .await
+            .map_err(account_or)?;
+        Ok(listed.into_iter().next())
+    }
+
+    /// A pass for a row of a batch that no user principal name matched:
+    /// the account whose mail it is, if there is one. A failure is this
+    /// row's alone: the rest of its call has been answered.
+    async fn issue_by_mail(
+        &self,
+        email: &Email,
+        terms: &PassTerms,
+    ) -> Result<TenantPass, TenantError> {
+        let account = find_by_mail(&self.graph, email)
+            .await
+            .map_err(unavailable)?
+            .ok_or(TenantError::UnknownAccount)?;
+        passes::issue(&self.graph, &account.user_name, terms)
+            .await
+            .map_err(account_or)
     }
 }
 
@@ -193,10 +244,8 @@ impl Tenant for EntraTenant {
     }
 
     async fn pass_of(&self, user: &Email) -> Result<Option<TenantPass>, TenantError> {
-        let listed = passes::list(&self.graph, user.as_str())
-            .await
-            .map_err(account_or)?;
-        Ok(listed.into_iter().next())
+        let user_name = self.user_principal_name(user).await?;
+        self.pass_of_user_name(&user_name).await
     }
 
     async fn issue_pass(
@@ -209,15 +258,16 @@ impl Tenant for EntraTenant {
         if let Some(refusal) = policy.refusal(terms) {
             return Err(TenantError::Refused(refusal));
         }
+        let user_name = self.user_principal_name(user).await?;
         // One pass per person: a new one replaces the old in the same
         // request, so a refused request leaves the old one.
-        let old = self.pass_of(user).await?;
+        let old = self.pass_of_user_name(&user_name).await?;
         if old.is_some() && !replace {
             return Err(TenantError::Refused(format!(
                 "{user} already has a pass in the tenant: replace it, or revoke it first"
             )));
         }
-        let issued = passes::issue(&self.graph, user.as_str(), terms)
+        let issued = passes::issue(&self.graph, &user_name, terms)
             .await
             .map_err(account_or)?;
         Ok(IssuedTenantPass {
@@ -244,18 +294,25 @@ impl Tenant for EntraTenant {
             let answered = passes::issue_batch(&self.graph, &rows)
                 .await
                 .map_err(unavailable)?;
-            answers.extend(answered.into_iter().map(|a| a.map_err(account_or)));
+            for ((email, terms), answer) in chunk.iter().zip(answered) {
+                let answer = match answer.map_err(account_or) {
+                    Err(TenantError::UnknownAccount) => self.issue_by_mail(email, terms).await,
+                    answer => answer,
+                };
+                answers.push(answer);
+            }
         }
         Ok(answers)
     }
 
     async fn revoke_pass(&self, user: &Email) -> Result<RevokedTenantPass, TenantError> {
-        let Some(pass) = self.pass_of(user).await? else {
+        let user_name = self.user_principal_name(user).await?;
+        let Some(pass) = self.pass_of_user_name(&user_name).await? else {
             return Err(TenantError::Refused(format!(
                 "{user} has no pass in the tenant"
             )));
         };
-        let request_id = passes::revoke(&self.graph, user.as_str(), &pass.id)
+        let request_id = passes::revoke(&self.graph, &user_name, &pass.id)
             .await
             .map_err(account_or)?;
         Ok(RevokedTenantPass {

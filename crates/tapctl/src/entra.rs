@@ -170,6 +170,17 @@ fn set_secret(settings: &EntraSettings, file: Option<&std::path::Path>) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// The user principal name of the account `user` names (its user
+/// principal name, or its mail).
+async fn user_principal_name(graph: &Graph, user: &str) -> Result<String> {
+    let email = tapkiosk_core::Email::parse(user)
+        .with_context(|| format!("`{user}` is not a user principal name or an email address"))?;
+    match tapkiosk_entra::tenant::user_principal_name(graph, &email).await? {
+        Some(user_name) => Ok(user_name),
+        None => bail!("no account in the tenant has the user principal name or the mail {user}"),
+    }
+}
+
 async fn pass(
     graph: &Arc<Graph>,
     directory: &Directory,
@@ -181,6 +192,7 @@ async fn pass(
             terms,
             replace,
         } => {
+            let user = user_principal_name(graph, &user).await?;
             let request = PassRequest {
                 start: terms.start.as_deref().map(parse_time).transpose()?,
                 lifetime_minutes: terms
@@ -228,6 +240,7 @@ async fn pass(
             crate::entra_batch::issue_batch(&tenant, directory, &file, &out).await
         }
         EntraPassCommand::Show { user } => {
+            let user = user_principal_name(graph, &user).await?;
             let listed = passes::list(graph, &user).await?;
             match listed.first() {
                 Some(pass) => say!("{}", describe(pass)),
@@ -236,6 +249,7 @@ async fn pass(
             Ok(ExitCode::SUCCESS)
         }
         EntraPassCommand::Revoke { user } => {
+            let user = user_principal_name(graph, &user).await?;
             let listed = passes::list(graph, &user).await?;
             let Some(pass) = listed.first() else {
                 bail!("{user} has no pass in the tenant");

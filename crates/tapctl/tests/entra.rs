@@ -483,6 +483,21 @@ fn it_issues_shows_replaces_and_revokes_entra_passes_and_logs_each_change() {
             .fails(&["entra", "pass", "revoke", ADA])
             .contains("has no pass")
     );
+    // An address that is no user name is looked up by mail.
+    fake.change(|t| {
+        let ada = t.users.iter_mut().find(|u| u.upn == ADA).unwrap();
+        ada.mail = Some("ada.lovelace@contoso.com".into());
+    });
+    let by_mail = station.ok(&["entra", "pass", "show", "Ada.Lovelace@contoso.com"]);
+    assert!(
+        by_mail.contains(&format!("{ADA} has no pass in the tenant")),
+        "{by_mail}"
+    );
+    let nobody = station.fails(&["entra", "pass", "show", "nobody@contoso.com"]);
+    assert!(
+        nobody.contains("no account in the tenant has the user principal name or the mail"),
+        "{nobody}"
+    );
 
     // The local audit log has each change, and never a pass's value.
     let log = station.ok(&["audit", "--json"]);
