@@ -117,7 +117,11 @@ async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDir
     }
 
     // A third run only asks for the refused row again (its address is no
-    // user name, so the tenant is also asked whose mail it is).
+    // user name, so the tenant is also asked whose mail it is). The app's
+    // token runs out after the policy's read: the $batch call is answered
+    // 401 and sent again with a new one.
+    fake.change(|t| t.expire_tokens_after = Some(1));
+    let tokens = fake.tokens_issued();
     let before = fake.graph_requests();
     let third = issue_passes(&t.directory, &tenant, "hr.csv", &file)
         .await
@@ -125,9 +129,10 @@ async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDir
     assert_eq!((third.issued, third.refused, third.earlier), (0, 1, 24));
     assert_eq!(
         fake.graph_requests() - before,
-        3,
-        "the policy, one $batch call, one look-up by mail"
+        4,
+        "the policy, one $batch call twice, one look-up by mail"
     );
+    assert_eq!(fake.tokens_issued(), tokens + 1, "renewed once, mid-batch");
 
     // Letters printed: the passes are forgotten, the results kept.
     assert_eq!(

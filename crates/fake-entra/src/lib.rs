@@ -84,6 +84,10 @@ pub struct Tenant {
     pub throttle_every: usize,
     /// The `Retry-After` seconds of those answers.
     pub throttle_retry_after: u64,
+    /// After this many more Graph calls, every access token issued so far
+    /// expires, as a token's hour running out in the middle of a batch
+    /// would (the call after is answered 401).
+    pub expire_tokens_after: Option<usize>,
     /// How long Graph takes to answer each call (for benchmarks).
     pub latency: std::time::Duration,
     /// Methods registered elsewhere (Microsoft Authenticator, a phone…),
@@ -156,6 +160,7 @@ impl Tenant {
             other_methods: BTreeMap::new(),
             throttle_every: 0,
             throttle_retry_after: 1,
+            expire_tokens_after: None,
             latency: std::time::Duration::ZERO,
             public_client_flows: false,
             authentication_administrators: BTreeSet::new(),
@@ -213,6 +218,12 @@ impl Shared {
     /// Whether `tenant` (from a path) names this tenant.
     fn knows(&self, tenant: &str) -> bool {
         tenant == self.tenant.id || tenant == self.tenant.domain
+    }
+
+    /// Ends every access token issued so far: Graph answers them 401.
+    fn expire_tokens(&mut self) {
+        let ended = std::mem::take(&mut self.tokens);
+        self.expired.extend(ended.into_keys());
     }
 }
 
@@ -281,9 +292,7 @@ impl FakeEntra {
     /// Ends every access token issued so far, as their hour running out
     /// would: Graph answers them 401.
     pub fn expire_tokens(&self) {
-        let mut shared = self.lock();
-        let ended = std::mem::take(&mut shared.tokens);
-        shared.expired.extend(ended.into_keys());
+        self.lock().expire_tokens();
     }
 
     /// How many Graph requests the fake has answered.
@@ -393,6 +402,14 @@ fn answer(
         (_, ["v1.0", rest @ ..]) => {
             if !shared.in_batch {
                 shared.graph_requests += 1;
+                match shared.tenant.expire_tokens_after {
+                    Some(0) => {
+                        shared.tenant.expire_tokens_after = None;
+                        shared.expire_tokens();
+                    }
+                    Some(n) => shared.tenant.expire_tokens_after = Some(n - 1),
+                    None => {}
+                }
                 slow_down(shared.tenant.latency);
                 if let Some((status, retry_after)) = shared.tenant.failures.pop_front()
                     && status != 200
