@@ -70,19 +70,146 @@ impl BatchRow {
     }
 }
 
-fn records(text: &str, header: &str, max_fields: usize) -> Records {
+/// Other names a header may give a column (what HR exports call them).
+const ALIASES: &[(&str, &[&str])] = &[
+    (
+        "email",
+        &[
+            "mail",
+            "e_mail",
+            "email_address",
+            "upn",
+            "userprincipalname",
+            "user_principal_name",
+        ],
+    ),
+    ("display_name", &["name", "displayname", "full_name"]),
+    ("one_time", &["onetime", "once"]),
+];
+
+/// A header cell as a column name: lower case, spaces and dashes as `_`.
+fn column_name(cell: &str) -> String {
+    cell.trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == ' ' || c == '-' { '_' } else { c })
+        .collect()
+}
+
+/// The column of `columns` that the header cell `cell` names.
+fn column_of(cell: &str, columns: &[&str]) -> Option<usize> {
+    let name = column_name(cell);
+    let canonical = ALIASES
+        .iter()
+        .find(|(_, aliases)| aliases.contains(&name.as_str()))
+        .map_or(name.as_str(), |(column, _)| column);
+    columns.iter().position(|c| *c == canonical)
+}
+
+/// The separator of the file: `,`, or `;` (Excel's in most of Europe) or a
+/// tab, whichever the first line has most of outside quotes.
+fn separator_of(text: &str) -> u8 {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut counts = [(b',', 0), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for byte in first.bytes() {
+        if byte == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(count) = counts.iter_mut().find(|(sep, _)| *sep == byte) {
+            count.1 += 1;
+        }
+    }
+    counts
+        .iter()
+        .copied()
+        .fold(
+            (b',', 0),
+            |best, next| if next.1 > best.1 { next } else { best },
+        )
+        .0
+}
+
+/// Where each expected column is in the file's rows: by the header's
+/// names if the first row is one, else in order.
+enum Layout {
+    InOrder,
+    /// For each column of the file, the expected column it is.
+    Named(Vec<usize>),
+}
+
+/// Reads a header row: each cell must name a column, and `email` must be
+/// there.
+fn header_layout(cells: &[String], columns: &[&str]) -> Result<Layout, String> {
+    let mut places = Vec::new();
+    for cell in cells {
+        match column_of(cell, columns) {
+            Some(place) if places.contains(&place) => {
+                return Err(format!("the column `{}` is named twice", columns[place]));
+            }
+            Some(place) => places.push(place),
+            None => {
+                return Err(format!(
+                    "`{}` is not a column of this file (its columns are {})",
+                    cell.trim(),
+                    columns.join(", ")
+                ));
+            }
+        }
+    }
+    if !places.contains(&0) {
+        return Err(format!("the header has no `{}` column", columns[0]));
+    }
+    Ok(Layout::Named(places))
+}
+
+/// Whether the first row is a header: no cell is an address, and one
+/// names a column.
+fn is_header(cells: &[String], columns: &[&str]) -> bool {
+    !cells.iter().any(|c| c.contains('@')) && cells.iter().any(|c| column_of(c, columns).is_some())
+}
+
+/// The file's records, as text: a byte-order mark dropped and Windows line
+/// ends read as one (so that lines are counted as an editor counts them).
+fn normalised(text: &str) -> String {
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n")
+}
+
+/// The line (from 1) of the record that starts at byte `offset` of `text`.
+/// The reader's own count, and its offset, include the blank lines it
+/// skipped before the record.
+fn line_at(text: &str, offset: u64) -> u64 {
+    let bytes = text.as_bytes();
+    let mut end = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    while bytes.get(end) == Some(&b'\n') {
+        end += 1;
+    }
+    let newlines = bytes[..end].iter().filter(|b| **b == b'\n').count();
+    newlines as u64 + 1
+}
+
+fn records(text: &str, header: &str) -> Records {
+    let columns: Vec<&str> = header.split(',').collect();
+    let text = normalised(text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(separator_of(&text))
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
     let mut errors = Vec::new();
+    let mut layout = None;
     for (index, record) in reader.records().enumerate() {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                let line = e.position().map_or(index as u64 + 1, csv::Position::line);
+                let line = e
+                    .position()
+                    .map_or(index as u64 + 1, |p| line_at(&text, p.byte()));
                 errors.push(RowError {
                     line,
                     message: format!("not valid CSV: {e}"),
@@ -92,31 +219,67 @@ fn records(text: &str, header: &str, max_fields: usize) -> Records {
         };
         let line = record
             .position()
-            .map_or(index as u64 + 1, csv::Position::line);
+            .map_or(index as u64 + 1, |p| line_at(&text, p.byte()));
         let fields: Vec<String> = record.iter().map(str::to_string).collect();
-        if index == 0
-            && fields
-                .first()
-                .is_some_and(|f| f.eq_ignore_ascii_case("email"))
-        {
-            continue;
-        }
         if fields.iter().all(String::is_empty) {
             continue;
         }
-        if fields.len() > max_fields {
-            errors.push(RowError {
-                line,
-                message: format!(
-                    "expected at most {max_fields} columns ({header}), found {}",
-                    fields.len()
-                ),
-            });
-            continue;
+        if layout.is_none() {
+            if is_header(&fields, &columns) {
+                match header_layout(&fields, &columns) {
+                    Ok(named) => layout = Some(named),
+                    // Without its columns, no row can be read.
+                    Err(message) => {
+                        errors.push(RowError { line, message });
+                        return (rows, errors);
+                    }
+                }
+                continue;
+            }
+            layout = Some(Layout::InOrder);
         }
-        rows.push((line, fields));
+        match in_columns(
+            fields,
+            layout.as_ref().unwrap_or(&Layout::InOrder),
+            &columns,
+        ) {
+            Ok(fields) => rows.push((line, fields)),
+            Err(message) => errors.push(RowError { line, message }),
+        }
     }
     (rows, errors)
+}
+
+/// A row's cells in the order of `columns`.
+fn in_columns(
+    fields: Vec<String>,
+    layout: &Layout,
+    columns: &[&str],
+) -> Result<Vec<String>, String> {
+    let width = match layout {
+        Layout::InOrder => columns.len(),
+        Layout::Named(places) => places.len(),
+    };
+    if fields.len() > width {
+        let named = match layout {
+            Layout::InOrder => columns.join(","),
+            Layout::Named(_) => "as many as the header".to_string(),
+        };
+        return Err(format!(
+            "expected at most {width} columns ({named}), found {}",
+            fields.len()
+        ));
+    }
+    match layout {
+        Layout::InOrder => Ok(fields),
+        Layout::Named(places) => {
+            let mut ordered = vec![String::new(); columns.len()];
+            for (cell, place) in fields.into_iter().zip(places) {
+                ordered[*place] = cell;
+            }
+            Ok(ordered)
+        }
+    }
 }
 
 fn field(fields: &[String], index: usize) -> Option<&str> {
@@ -188,7 +351,7 @@ fn parse_rows<T>(
     email_of: fn(&T) -> &Email,
 ) -> Result<Vec<(u64, T)>, ImportErrors> {
     let mut rows = Vec::new();
-    let (records, mut errors) = records(text, header, header.split(',').count());
+    let (records, mut errors) = records(text, header);
     for (line, fields) in records {
         match row(&fields) {
             Ok(parsed) => rows.push((line, parsed)),
@@ -285,6 +448,57 @@ mod tests {
                 .groups
                 .len(),
             2
+        );
+    }
+
+    #[test]
+    fn files_as_excel_writes_them_are_read() {
+        // A byte-order mark, `;` (Excel in most of Europe) and CRLF.
+        let text = "\u{feff}email;display_name;groups\r\nada@example.com;Ada Lovelace;staff\r\n\r\nnot-an-email;X;\r\n";
+        let errors = parse_users(text).unwrap_err().0;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 4, "the line an editor shows");
+        let users = parse_users(&text.replace("not-an-email", "bob@example.com")).unwrap();
+        assert_eq!(users[0].1.display_name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(users[1].0, 4);
+        // Tabs, and a group list in quotes with the separator inside.
+        let tabbed = parse_users("email\tname\tgroups\nada@example.com\tAda\t\"a;b\"\n").unwrap();
+        assert_eq!(tabbed[0].1.groups.len(), 2);
+        // CRLF errors name the right line without a header too.
+        let errors = parse_batch("ada@example.com,,2h,\r\nbob@example.com,,forever,\r\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(errors[0].line, 2);
+    }
+
+    #[test]
+    fn a_header_is_read_by_its_names() {
+        let users = parse_users("Mail,Name\nada@example.com,Ada\n").unwrap();
+        assert_eq!(users[0].1.email.as_str(), "ada@example.com");
+        assert_eq!(users[0].1.display_name.as_deref(), Some("Ada"));
+        let batch = parse_batch("lifetime,EMAIL,one-time\n2h,ada@example.com,yes\n").unwrap();
+        assert_eq!(batch[0].1.lifetime.map(Lifetime::minutes), Some(120));
+        assert_eq!(batch[0].1.one_time, Some(true));
+        let unknown = parse_users("email,name,department\nada@example.com,Ada,R&D\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(unknown[0].line, 1);
+        assert!(
+            unknown[0].message.contains("`department` is not a column of this file (its columns are email, display_name, groups)"),
+            "{}",
+            unknown[0].message
+        );
+        let missing = parse_batch("start,lifetime\n,2h\n").unwrap_err().0;
+        assert!(
+            missing[0].message.contains("no `email` column"),
+            "{}",
+            missing[0].message
+        );
+        let twice = parse_users("email,mail\n").unwrap_err().0;
+        assert!(
+            twice[0].message.contains("named twice"),
+            "{}",
+            twice[0].message
         );
     }
 

@@ -64,7 +64,8 @@ pub async fn user(directory: &Directory, command: UserCommand) -> Result<ExitCod
             if json.json {
                 print::json(&serde_json::json!({ "imported": added }))?;
             } else {
-                say!("Imported {added} people from {}.", file.display());
+                let people = if added == 1 { "person" } else { "people" };
+                say!("Imported {added} {people} from {}.", file.display());
             }
         }
     }

@@ -264,6 +264,44 @@ fn imports_report_every_bad_row_and_apply_nothing() {
     );
 }
 
+/// HR files as Excel exports them in most of Europe: a byte-order mark,
+/// `;` between cells, CRLF line ends, a header with its own names.
+#[test]
+fn imports_take_files_as_excel_writes_them() {
+    let kiosk = Kiosk::initialised();
+    std::fs::write(
+        kiosk.path("excel.csv"),
+        "\u{feff}Mail;Name\r\nada@example.com;Ada Lovelace\r\n\r\nnope;No\r\n",
+    )
+    .unwrap();
+    let file = kiosk.path("excel.csv");
+    kiosk
+        .tapctl(&["user", "import", file.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(contains("1 row with problems").and(contains("line 4: ")));
+    std::fs::write(
+        &file,
+        "\u{feff}Mail;Name\r\nada@example.com;Ada Lovelace\r\n",
+    )
+    .unwrap();
+    kiosk
+        .tapctl(&["user", "import", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(contains("Imported 1 person from"));
+    let ada = kiosk.json(&["user", "show", "ada@example.com", "--json"]);
+    assert_eq!(ada["displayName"], "Ada Lovelace", "{ada}");
+    std::fs::write(&file, "email;department\r\nbob@example.com;R&D\r\n").unwrap();
+    kiosk
+        .tapctl(&["user", "import", file.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(contains(
+            "line 1: `department` is not a column of this file (its columns are email, display_name, groups)",
+        ));
+}
+
 #[test]
 fn policy_is_shown_changed_and_bad_values_are_refused() {
     let kiosk = Kiosk::initialised();
