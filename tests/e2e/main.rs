@@ -1478,6 +1478,11 @@ async fn the_admin_pane_issues_and_revokes_entra_passes(language: &'static str) 
             ("entra_pass_revoked", "admin:it")
         ]
     );
+    // Each with Graph's request id, for Microsoft's support.
+    for event in log.iter().filter(|r| r.kind.starts_with("entra_pass")) {
+        let request_id = event.detail["request_id"].as_str().unwrap_or_default();
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{event:?}");
+    }
     kiosk.assert_log_holds_none(&[&pass]);
     kiosk.stop().await;
 }

@@ -23,6 +23,7 @@ async fn a_key_is_registered_into_entra_with_the_options_entra_gave() {
         .unwrap();
     assert_eq!(registered.display_name, "Ada's key");
     assert_eq!(registered.model.as_deref(), Some("Software key (test)"));
+    crate::crosscheck_registrations(&fake);
     drop(fake);
     // The fake checked the answer with webauthn-rs against its challenge and
     // login.microsoft.com as the relying party; a second registration of

@@ -47,12 +47,25 @@ fn values(report: &BatchReport) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// How many passes the local log says were issued; each names the
+/// person, the pass and Graph's request id.
 async fn issued_events(t: &TestDirectory) -> usize {
-    crate::audit_kinds(t)
-        .await
+    let log = t.directory.audit_log(&Default::default()).await.unwrap();
+    let issued: Vec<_> = log
         .iter()
-        .filter(|kind| *kind == "entra_pass_issued")
-        .count()
+        .filter(|r| r.kind == "entra_pass_issued")
+        .collect();
+    for event in &issued {
+        let request_id = event.detail["request_id"].as_str().unwrap_or_default();
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{event:?}");
+        assert!(
+            event.detail["method"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(event.detail["batch"].is_string());
+    }
+    issued.len()
 }
 
 async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDirectory) {

@@ -73,7 +73,7 @@ async fn answer_with_the_key(kiosk: &mut Kiosk) -> StepView {
 }
 
 async fn a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra(t: TestDirectory) {
-    let (_fake, graph, mut kiosk) = kiosk_on_tenant(&t);
+    let (fake, graph, mut kiosk) = kiosk_on_tenant(&t);
     let StepView::Welcome { security_keys, .. } = kiosk.screen().step else {
         panic!("not on Welcome");
     };
@@ -151,6 +151,7 @@ async fn a_new_hire_signs_in_with_an_entra_pass_and_registers_a_key_into_entra(t
     assert_eq!(registered.detail["entra_user"], ADA);
     let request_id = registered.detail["request_id"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{request_id}");
+    crate::crosscheck_registrations(&fake);
     t.clock.advance(tapkiosk_core::kiosk::DONE_RESET);
     let reset = kiosk.tick().await.unwrap();
     assert!(matches!(reset.step, StepView::Welcome { .. }));

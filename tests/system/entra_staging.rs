@@ -141,13 +141,8 @@ async fn it_stages_keys_for_a_queue_and_says_what_became_of_each(t: TestDirector
                 .map(|n| n.starts_with("Software key (test)")),
             Some(true)
         );
-        let input = serde_json::json!({
-            "rp_id": tapkiosk_fake_entra::RP_ID,
-            "challenge": registration.challenge,
-            "body": registration.body,
-        });
-        crate::python_fido2("entra_crosscheck.py", &input);
     }
+    crate::crosscheck_registrations(&fake);
 }
 
 async fn a_key_with_a_pin_takes_its_pin_and_a_registered_key_is_said(t: TestDirectory) {

@@ -65,6 +65,22 @@ pub async fn hide_methods(t: &TestDirectory, hidden: bool) {
 
 /// Runs the python-fido2 check `script` (in tests/system) on `input` and
 /// asserts that it verified.
+/// Checks every key registration the fake took with python-fido2 against
+/// the challenge it handed out and Entra's relying party: what the kiosk
+/// posted is what another implementation accepts too.
+pub fn crosscheck_registrations(fake: &tapkiosk_fake_entra::FakeEntra) {
+    let posted = fake.key_registrations();
+    assert!(!posted.is_empty(), "no registration to check");
+    for registration in posted {
+        let input = serde_json::json!({
+            "rp_id": tapkiosk_fake_entra::RP_ID,
+            "challenge": registration.challenge,
+            "body": registration.body,
+        });
+        python_fido2("entra_crosscheck.py", &input);
+    }
+}
+
 pub fn python_fido2(script: &str, input: &serde_json::Value) {
     let python = std::env::var("TAPKIOSK_TEST_PYTHON")
         .expect("TAPKIOSK_TEST_PYTHON (a Python with fido2) is not set: run scripts/test");

@@ -518,6 +518,16 @@ fn it_issues_shows_replaces_and_revokes_entra_passes_and_logs_each_change() {
         "entra_pass_revoked",
     ];
     assert_eq!(kinds, expected);
+    // Each with Graph's request id, for Microsoft's support.
+    for event in serde_json::from_str::<Vec<serde_json::Value>>(&log).unwrap() {
+        if event["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("entra_"))
+        {
+            let request_id = event["detail"]["request_id"].as_str().unwrap_or_default();
+            assert_eq!(request_id.len(), 36, "{event}");
+        }
+    }
     let stored = std::fs::read(station.path("directory.sqlite3")).unwrap();
     for value in [&first, &second] {
         assert!(!log.contains(value.as_str()));
