@@ -50,6 +50,31 @@ async fn throttled_or_unavailable_requests_are_tried_again_as_graph_says() {
     assert_eq!(fake.graph_requests(), 4);
 }
 
+/// A Graph that does not answer is given up (after the client's 30 s, a
+/// real wait: the fake answers after 31), said as such and not tried
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_that_does_not_answer_is_given_up_after_thirty_seconds() {
+    let (fake, graph, waits) = tenant_with_waits();
+    // The token first; then every Graph call takes 31 s.
+    passes::list(&graph, ADA).await.unwrap();
+    fake.change(|t| t.latency = Duration::from_secs(31));
+    let error = passes::list(&graph, ADA).await.unwrap_err();
+    assert!(matches!(error, EntraError::Unreachable { .. }), "{error}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert!(waits.seconds().is_empty(), "not tried again");
+}
+
+/// A `Retry-After` of an hour is not waited out: two minutes at most,
+/// then the request is tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_retry_after_is_waited_two_minutes_at_most() {
+    let (fake, graph, waits) = tenant_with_waits();
+    fake.change(|t| t.failures = [(429, Some(3600))].into());
+    assert!(passes::list(&graph, ADA).await.unwrap().is_empty());
+    assert_eq!(waits.seconds(), [120]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_is_given_up_after_five_tries_and_its_request_id_is_said() {
     let (fake, graph, waits) = tenant_with_waits();

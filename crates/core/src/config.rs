@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 26] = [
+pub const KEYS: [(&str, &str); 27] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -89,8 +89,12 @@ pub const KEYS: [(&str, &str); 26] = [
         "PEM file (0600) with the app's private key and certificate (preferred credential)",
     ),
     (
+        "entra.certificate",
+        "PEM file with the app's certificate alone, its private key kept in the OS credential store (tapctl entra set-key)",
+    ),
+    (
         "entra.client_secret_file",
-        "file (0600) holding the app's client secret; without either, the secret in the OS credential store (tapctl entra set-secret)",
+        "file (0600) holding the app's client secret; without a certificate or this, the secret in the OS credential store (tapctl entra set-secret)",
     ),
     (
         "entra.authority",
@@ -214,6 +218,9 @@ pub struct EntraSettings {
 pub enum EntraCredential {
     /// A PEM file with the private key and its certificate.
     CertificateFile(PathBuf),
+    /// A PEM file with the certificate; its private key in the OS
+    /// credential store.
+    CertificateInOsStore(PathBuf),
     /// A file holding a client secret.
     SecretFile(PathBuf),
     /// A client secret in the OS credential store.
@@ -677,6 +684,7 @@ impl Builder {
         let tenant = self.optional_text("entra.tenant", tenant)?;
         let client_id = self.optional_text("entra.client_id", guid)?;
         let certificate = self.optional_text("entra.certificate_file", |t| Ok(t.to_string()))?;
+        let stored_key = self.optional_text("entra.certificate", |t| Ok(t.to_string()))?;
         let secret = self.optional_text("entra.client_secret_file", |t| Ok(t.to_string()))?;
         let mut endpoint = |key, default: &str| {
             self.get(
@@ -706,16 +714,17 @@ impl Builder {
         };
         let client_id =
             client_id.ok_or_else(|| invalid("entra.client_id", "is needed with entra.tenant"))?;
-        let credential = match (certificate, secret) {
-            (Some(_), Some(_)) => {
+        let credential = match (certificate, stored_key, secret) {
+            (Some(path), None, None) => EntraCredential::CertificateFile(path.into()),
+            (None, Some(path), None) => EntraCredential::CertificateInOsStore(path.into()),
+            (None, None, Some(path)) => EntraCredential::SecretFile(path.into()),
+            (None, None, None) => EntraCredential::SecretInOsStore,
+            _ => {
                 return Err(invalid(
                     "entra.client_secret_file",
-                    "give entra.certificate_file or entra.client_secret_file, not both",
+                    "give one of entra.certificate_file, entra.certificate and entra.client_secret_file, not both",
                 ));
             }
-            (Some(path), None) => EntraCredential::CertificateFile(path.into()),
-            (None, Some(path)) => EntraCredential::SecretFile(path.into()),
-            (None, None) => EntraCredential::SecretInOsStore,
         };
         let url =
             |text: String| url::Url::parse(&text).map_err(|e| invalid("entra", &e.to_string()));
@@ -978,6 +987,17 @@ mod tests {
             certificate.credential,
             EntraCredential::CertificateFile("app.pem".into())
         );
+        let stored = entra(&format!("{app}certificate = \"app.crt\"\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.credential,
+            EntraCredential::CertificateInOsStore("app.crt".into())
+        );
+        let two = entra(&format!(
+            "{app}certificate = \"a.crt\"\ncertificate_file = \"a.pem\"\n"
+        ));
+        assert!(two.unwrap_err().contains("not both"));
         assert!(
             entra("client_id = \"not an id\"\n")
                 .unwrap_err()

@@ -52,15 +52,20 @@ pub enum CredentialError {
     #[error("{0}")]
     File(String),
     /// The OS credential store has none, or failed.
-    #[error(
-        "no client secret in the OS credential store for app {client_id} ({reason}): store one with `tapctl entra set-secret`, or set entra.certificate_file"
-    )]
+    #[error("no {what} in the OS credential store for app {client_id} ({reason}): {hint}")]
     Store {
+        /// What was looked for.
+        what: &'static str,
         /// The app.
         client_id: String,
         /// What the store said.
         reason: String,
+        /// How to put it there.
+        hint: &'static str,
     },
+    /// The key in the store is not the certificate's.
+    #[error("{0}")]
+    Mismatch(String),
 }
 
 impl Credential {
@@ -89,14 +94,27 @@ impl Credential {
                 }
                 Ok(Self::Secret(Zeroizing::new(secret)))
             }
+            EntraCredential::CertificateInOsStore(path) => {
+                let certificate = certificate_of(path)?;
+                let stored = Zeroizing::new(
+                    Stored::Key
+                        .entry(client_id)
+                        .and_then(|entry| entry.get_password())
+                        .map_err(|e| Stored::Key.error(client_id, &e))?,
+                );
+                let key = PKey::private_key_from_pem(stored.as_bytes()).map_err(|_| {
+                    CredentialError::Mismatch(
+                        "the key in the OS credential store is no PEM private key: store it again with `tapctl entra set-key`".into(),
+                    )
+                })?;
+                check_pair(&certificate, &key, path)?;
+                Ok(Self::Certificate { key, certificate })
+            }
             EntraCredential::SecretInOsStore => {
-                let store = |reason: String| CredentialError::Store {
-                    client_id: client_id.to_string(),
-                    reason,
-                };
-                let secret = store_entry(client_id)
+                let secret = Stored::Secret
+                    .entry(client_id)
                     .and_then(|entry| entry.get_password())
-                    .map_err(|e| store(e.to_string()))?;
+                    .map_err(|e| Stored::Secret.error(client_id, &e))?;
                 Ok(Self::Secret(Zeroizing::new(secret)))
             }
         }
@@ -104,12 +122,32 @@ impl Credential {
 
     /// Keeps `secret` in the OS credential store for the app `client_id`.
     pub fn store_secret(client_id: &str, secret: &str) -> Result<(), CredentialError> {
-        store_entry(client_id)
+        Stored::Secret
+            .entry(client_id)
             .and_then(|entry| entry.set_password(secret))
-            .map_err(|e| CredentialError::Store {
-                client_id: client_id.to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| Stored::Secret.error(client_id, &e))
+    }
+
+    /// Keeps the private key (`pem`, a PEM private key) of the certificate
+    /// in the PEM file `certificate` in the OS credential store for the
+    /// app `client_id`; a key that is not the certificate's is refused.
+    pub fn store_key(
+        client_id: &str,
+        certificate: &Path,
+        pem: &[u8],
+    ) -> Result<(), CredentialError> {
+        let key = PKey::private_key_from_pem(pem)
+            .map_err(|_| CredentialError::File("that is no PEM private key".into()))?;
+        check_pair(&certificate_of(certificate)?, &key, certificate)?;
+        let pem = Zeroizing::new(
+            key.private_key_to_pem_pkcs8()
+                .map_err(|e| CredentialError::File(e.to_string()))?,
+        );
+        let text = Zeroizing::new(String::from_utf8_lossy(&pem).into_owned());
+        Stored::Key
+            .entry(client_id)
+            .and_then(|entry| entry.set_password(&text))
+            .map_err(|e| Stored::Key.error(client_id, &e))
     }
 
     /// The form fields that authenticate the app at `token_endpoint`.
@@ -136,8 +174,64 @@ impl Credential {
     }
 }
 
-fn store_entry(client_id: &str) -> keyring::Result<keyring::Entry> {
-    keyring::Entry::new(STORE_SERVICE, &format!("entra-client-secret/{client_id}"))
+/// The certificate in the PEM file `path` (public: any permissions).
+fn certificate_of(path: &Path) -> Result<X509, CredentialError> {
+    let shown = path.display();
+    let pem = std::fs::read(path)
+        .map_err(|e| CredentialError::File(format!("cannot read {shown}: {e}")))?;
+    X509::from_pem(&pem)
+        .map_err(|_| CredentialError::File(format!("{shown} holds no PEM certificate")))
+}
+
+/// Refuses a private key that is not the certificate's (in `path`).
+fn check_pair(certificate: &X509, key: &PKey<Private>, path: &Path) -> Result<(), CredentialError> {
+    let matches = certificate
+        .public_key()
+        .is_ok_and(|public| public.public_eq(key));
+    if matches {
+        Ok(())
+    } else {
+        Err(CredentialError::Mismatch(format!(
+            "the private key is not the key of the certificate {}",
+            path.display()
+        )))
+    }
+}
+
+/// What tapkiosk keeps of the app's in the OS credential store.
+#[derive(Clone, Copy)]
+enum Stored {
+    Secret,
+    Key,
+}
+
+impl Stored {
+    fn entry(self, client_id: &str) -> keyring::Result<keyring::Entry> {
+        let name = match self {
+            Self::Secret => "entra-client-secret",
+            Self::Key => "entra-certificate-key",
+        };
+        keyring::Entry::new(STORE_SERVICE, &format!("{name}/{client_id}"))
+    }
+
+    fn error(self, client_id: &str, reason: &keyring::Error) -> CredentialError {
+        let (what, hint) = match self {
+            Self::Secret => (
+                "client secret",
+                "store one with `tapctl entra set-secret`, or set entra.certificate_file",
+            ),
+            Self::Key => (
+                "private key of the certificate",
+                "store it with `tapctl entra set-key`",
+            ),
+        };
+        CredentialError::Store {
+            what,
+            client_id: client_id.to_string(),
+            reason: reason.to_string(),
+            hint,
+        }
+    }
 }
 
 /// A file only its owner may read: it holds a key or a secret.

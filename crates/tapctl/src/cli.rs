@@ -171,6 +171,15 @@ pub enum EntraCommand {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Keep the private key of the app's certificate (`entra.certificate`)
+    /// in the OS credential store: a PEM private key, read from the file
+    /// or from standard input. Delete the file afterwards.
+    SetKey {
+        /// The PEM file with the private key (it may hold the certificate
+        /// too).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ use tapkiosk_core::policy::Lifetime;
 use tapkiosk_core::{Directory, SystemClock};
 use tapkiosk_entra::passes::{self, PassRequest};
 use tapkiosk_entra::{Credential, Graph};
+use zeroize::Zeroizing;
 
 pub async fn run(config: &Config, args: EntraArgs) -> Result<ExitCode> {
     let Some(settings) = &config.entra else {
@@ -23,12 +24,13 @@ pub async fn run(config: &Config, args: EntraArgs) -> Result<ExitCode> {
     );
     if args.device_code && !admin_may {
         bail!(
-            "--device-code is for `entra pass` and `entra stage`: `check` and `set-secret` are about the app's own credential"
+            "--device-code is for `entra pass` and `entra stage`: `check`, `set-secret` and `set-key` are about the app's own credential"
         );
     }
     match args.command {
         EntraCommand::Check { user } => check(settings, user.as_deref()).await,
         EntraCommand::SetSecret { secret_file } => set_secret(settings, secret_file.as_deref()),
+        EntraCommand::SetKey { key_file } => set_key(settings, key_file.as_deref()),
         EntraCommand::Pass(command) => {
             let (graph, directory) = connect(config, settings, args.device_code).await?;
             let result = pass(&Arc::new(graph), &directory, command).await;
@@ -150,6 +152,35 @@ async fn check(settings: &EntraSettings, user: Option<&str>) -> Result<ExitCode>
         if missing == 1 { "" } else { "s" }
     );
     Ok(ExitCode::FAILURE)
+}
+
+fn set_key(settings: &EntraSettings, file: Option<&std::path::Path>) -> Result<ExitCode> {
+    let EntraCredential::CertificateInOsStore(certificate) = &settings.credential else {
+        bail!(
+            "the configuration names no entra.certificate: the key goes to the OS credential store only for a certificate given alone"
+        );
+    };
+    let pem = Zeroizing::new(match file {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)
+                .context("cannot read the key from standard input")?;
+            text
+        }
+    });
+    Credential::store_key(&settings.client_id, certificate, &pem)?;
+    say!(
+        "The private key of the certificate {} (app {}) is in the OS credential store.",
+        certificate.display(),
+        settings.client_id
+    );
+    if let Some(path) = file {
+        say!("Delete {} now: it is no longer needed.", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn set_secret(settings: &EntraSettings, file: Option<&std::path::Path>) -> Result<ExitCode> {

@@ -392,6 +392,70 @@ fn the_client_secret_lives_in_the_os_credential_store() {
         .stdout(contains("The tenant is ready for the kiosk."));
 }
 
+/// A station whose config names the app's certificate alone
+/// (`entra.certificate`), its private key for the OS credential store;
+/// also the PEM with the key.
+fn with_certificate_alone(fake: &FakeEntra) -> (Station, Vec<u8>) {
+    let (pem, certificate) = certificate();
+    let public = certificate.to_pem().unwrap();
+    fake.change(|t| t.certificate = Some(certificate));
+    let station = Station::new(fake, "contoso.onmicrosoft.com", "certificate = \"app.crt\"");
+    std::fs::write(station.path("app.crt"), public).unwrap();
+    (station, pem)
+}
+
+#[test]
+#[ignore = "needs an unlocked Secret Service: scripts/test runs it inside dbus-run-session with gnome-keyring"]
+fn the_certificates_key_lives_in_the_os_credential_store() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let (station, pem) = with_certificate_alone(&fake);
+    station
+        .tapctl(&["entra", "check"])
+        .current_dir(station.path(""))
+        .assert()
+        .code(1)
+        .stderr(contains("store it with `tapctl entra set-key`"));
+    private_file(&station.path("app.key"), &pem);
+    station
+        .tapctl(&["entra", "set-key", "--key-file", "app.key"])
+        .current_dir(station.path(""))
+        .assert()
+        .success()
+        .stdout(contains("is in the OS credential store").and(contains("Delete app.key now")));
+    std::fs::remove_file(station.path("app.key")).unwrap();
+    station
+        .tapctl(&["entra", "check"])
+        .current_dir(station.path(""))
+        .assert()
+        .success()
+        .stdout(contains("The tenant is ready for the kiosk."));
+}
+
+/// A key that is not the certificate's is refused before the store is
+/// touched.
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused() {
+    let fake = FakeEntra::start(Tenant::contoso(APP));
+    let (station, _) = with_certificate_alone(&fake);
+    let (other, _) = certificate();
+    station
+        .tapctl(&["entra", "set-key"])
+        .current_dir(station.path(""))
+        .write_stdin(other)
+        .assert()
+        .failure()
+        .stderr(contains(
+            "the private key is not the key of the certificate app.crt",
+        ));
+    station
+        .tapctl(&["entra", "set-key"])
+        .current_dir(station.path(""))
+        .write_stdin("not a key")
+        .assert()
+        .failure()
+        .stderr(contains("that is no PEM private key"));
+}
+
 /// The value `entra pass issue` printed.
 fn issued_value(said: &str) -> String {
     let line = said
