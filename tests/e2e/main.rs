@@ -1734,6 +1734,12 @@ async fn it_stages_keys_into_entra_from_a_queue(language: &'static str) {
     assert_eq!(again.text().await.unwrap(), pin);
     kiosk.wait_for(By::Id("staging-finished")).await;
     assert_eq!(staging_rows(&kiosk).await, ["staged", "failed", "staged"]);
+    // The unknown person in the pane's own words, in its language.
+    let nobody = texts_of(&kiosk, "#staging-rows tr[data-state='failed'] td").await;
+    assert_eq!(
+        nobody.last().map(String::as_str),
+        Some(kiosk.words("admin.entra_stage.row.unknown_account").as_str())
+    );
     scroll_to(&kiosk, "staging-rows").await;
     kiosk.screenshot("admin-entra-staging").await;
 

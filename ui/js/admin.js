@@ -578,6 +578,7 @@ function rowWords(state) {
   if (state.state === 'staged') {
     return t(state.pin_change.outcome === 'required' ? 'admin.entra_stage.row.staged_change' : 'admin.entra_stage.row.staged', { key: state.key_name });
   }
+  if (state.unknown_account) return t('admin.entra_stage.row.unknown_account');
   if (state.state === 'failed') return t('admin.entra_stage.row.failed', { reason: state.reason });
   return t(`admin.entra_stage.row.${state.state}`);
 }

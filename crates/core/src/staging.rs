@@ -337,9 +337,13 @@ fn key_name(model: Option<&str>, label: Option<&str>) -> String {
 }
 
 /// The words for a tenant's refusal of one person.
+/// Why a row failed when its email names no account of the tenant: the
+/// pane says it in its own words.
+pub const UNKNOWN_ACCOUNT: &str = "no account in the tenant has this email";
+
 fn reason(error: &TenantError) -> String {
     match error {
-        TenantError::UnknownAccount => "no account in the tenant has this email".into(),
+        TenantError::UnknownAccount => UNKNOWN_ACCOUNT.into(),
         other => other.to_string(),
     }
 }

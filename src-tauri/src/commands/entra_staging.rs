@@ -8,7 +8,7 @@ use super::admin::{still_unlocked, unlocked};
 use super::entra::tenant;
 use crate::{AppState, UiError};
 use serde_json::Value;
-use tapkiosk_core::staging::{StagingError, StagingQueue, StagingTerms};
+use tapkiosk_core::staging::{StagingError, StagingQueue, StagingTerms, UNKNOWN_ACCOUNT};
 use tauri::State;
 use zeroize::Zeroizing;
 
@@ -35,12 +35,22 @@ impl From<StagingError> for UiError {
     }
 }
 
-/// What the pane draws: the queue's view, taken under its lock.
+/// What the pane draws: the queue's view, taken under its lock. A row
+/// failed for an unknown account is marked so, for the pane's own words in
+/// its language.
 fn view(queue: &StagingQueue) -> Answer<Value> {
-    serde_json::to_value(queue.view()).map_err(|e| {
+    let mut view = serde_json::to_value(queue.view()).map_err(|e| {
         tracing::error!(%e, "cannot show the staging queue");
         UiError::new("staging_not_running")
-    })
+    })?;
+    let rows = view.get_mut("rows").and_then(Value::as_array_mut);
+    for row in rows.into_iter().flatten() {
+        let state = &mut row["state"];
+        if state["reason"] == UNKNOWN_ACCOUNT {
+            state["unknown_account"] = true.into();
+        }
+    }
+    Ok(view)
 }
 
 /// Queues the people of `file` (`email,label`) and starts the first one's
