@@ -1738,7 +1738,11 @@ async fn it_stages_keys_into_entra_from_a_queue(language: &'static str) {
     let nobody = texts_of(&kiosk, "#staging-rows tr[data-state='failed'] td").await;
     assert_eq!(
         nobody.last().map(String::as_str),
-        Some(kiosk.words("admin.entra_stage.row.unknown_account").as_str())
+        Some(
+            kiosk
+                .words("admin.entra_stage.row.unknown_account")
+                .as_str()
+        )
     );
     scroll_to(&kiosk, "staging-rows").await;
     kiosk.screenshot("admin-entra-staging").await;

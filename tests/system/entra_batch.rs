@@ -291,7 +291,62 @@ async fn people_are_found_by_their_mail_as_well_as_their_user_name(t: TestDirect
     );
 }
 
+/// An app without the permissions passes need is told which, in plain
+/// words, before and during a batch.
+async fn a_missing_permission_is_named(t: TestDirectory) {
+    let (fake, tenant) = tenant(&t, 1);
+    let ada = Email::parse(&person(0)).unwrap();
+    fake.change(|t| t.roles.retain(|r| !r.starts_with("Policy.")));
+    let Err(refused) = tenant.issue_pass(&ada, &PassTerms::default(), false).await else {
+        panic!("issued without the permission");
+    };
+    assert!(
+        refused
+            .to_string()
+            .contains("grant it Policy.Read.AuthenticationMethod"),
+        "{refused}"
+    );
+    let batch = issue_passes(&t.directory, &tenant, "hr.csv", &hr_file(1))
+        .await
+        .unwrap_err();
+    assert!(
+        batch
+            .to_string()
+            .contains("Policy.Read.AuthenticationMethod"),
+        "{batch}"
+    );
+
+    fake.change(|t| {
+        t.roles = vec![
+            "Policy.Read.AuthenticationMethod".into(),
+            "User.Read.All".into(),
+        ];
+    });
+    // Consent changes reach the app with its next token.
+    fake.expire_tokens();
+    let Err(refused) = tenant.issue_pass(&ada, &PassTerms::default(), false).await else {
+        panic!("issued without the permission");
+    };
+    assert!(
+        refused
+            .to_string()
+            .contains("grant it UserAuthMethod-TAP.ReadWrite.All"),
+        "{refused}"
+    );
+    let report = issue_passes(&t.directory, &tenant, "hr.csv", &hr_file(1))
+        .await
+        .unwrap();
+    let RowState::Refused(reason) = &report.rows[0].state else {
+        panic!("{:?}", report.rows[0]);
+    };
+    assert!(
+        reason.contains("UserAuthMethod-TAP.ReadWrite.All"),
+        "{reason}"
+    );
+}
+
 tapkiosk_tests::on_both_backends!(
+    a_missing_permission_is_named,
     people_are_found_by_their_mail_as_well_as_their_user_name,
     an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass,
     a_row_whose_answer_was_lost_is_not_sent_again,

@@ -53,6 +53,30 @@ fn account_or(error: EntraError) -> TenantError {
     }
 }
 
+/// A refusal of a pass request, in plain words when the app lacks the
+/// permission (Graph says only "Insufficient privileges").
+fn pass_refused(error: EntraError) -> TenantError {
+    match error {
+        EntraError::Graph { status: 403, .. } => TenantError::Refused(PASS_PERMISSION.into()),
+        other => account_or(other),
+    }
+}
+
+/// The tenant's pass policy, or why it cannot be read, in plain words
+/// when the app lacks the permission.
+async fn tap_policy(graph: &Graph) -> Result<TapPolicy, TenantError> {
+    TapPolicy::read(graph).await.map_err(|error| match error {
+        EntraError::Graph { status: 403, .. } => TenantError::Refused(POLICY_PERMISSION.into()),
+        other => unavailable(other),
+    })
+}
+
+/// What IT reads when the app may not read the pass policy.
+const POLICY_PERMISSION: &str = "the kiosk's app may not read the authentication methods policy: grant it Policy.Read.AuthenticationMethod with admin consent; `tapctl entra check` lists what is missing";
+
+/// What IT reads when the app may not manage passes.
+const PASS_PERMISSION: &str = "the kiosk's app may not manage Temporary Access Passes: grant it UserAuthMethod-TAP.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All) with admin consent; `tapctl entra check` lists what is missing";
+
 fn unavailable(error: EntraError) -> TenantError {
     TenantError::Unavailable(error.to_string())
 }
@@ -140,7 +164,7 @@ impl EntraTenant {
     async fn pass_of_user_name(&self, user_name: &str) -> Result<Option<TenantPass>, TenantError> {
         let listed = passes::list(&self.graph, user_name)
             .await
-            .map_err(account_or)?;
+            .map_err(pass_refused)?;
         Ok(listed.into_iter().next())
     }
 
@@ -158,7 +182,7 @@ impl EntraTenant {
             .ok_or(TenantError::UnknownAccount)?;
         passes::issue(&self.graph, &account.user_name, terms)
             .await
-            .map_err(account_or)
+            .map_err(pass_refused)
     }
 }
 
@@ -254,7 +278,7 @@ impl Tenant for EntraTenant {
         terms: &PassTerms,
         replace: bool,
     ) -> Result<IssuedTenantPass, TenantError> {
-        let policy = TapPolicy::read(&self.graph).await.map_err(unavailable)?;
+        let policy = tap_policy(&self.graph).await?;
         if let Some(refusal) = policy.refusal(terms) {
             return Err(TenantError::Refused(refusal));
         }
@@ -269,7 +293,7 @@ impl Tenant for EntraTenant {
         }
         let issued = passes::issue(&self.graph, &user_name, terms)
             .await
-            .map_err(account_or)?;
+            .map_err(pass_refused)?;
         Ok(IssuedTenantPass {
             pass: issued,
             replaced: old.map(|old| old.id),
@@ -277,7 +301,7 @@ impl Tenant for EntraTenant {
     }
 
     async fn pass_refusals(&self, terms: &[PassTerms]) -> Result<Vec<Option<String>>, TenantError> {
-        let policy = TapPolicy::read(&self.graph).await.map_err(unavailable)?;
+        let policy = tap_policy(&self.graph).await?;
         Ok(terms.iter().map(|terms| policy.refusal(terms)).collect())
     }
 
@@ -295,7 +319,7 @@ impl Tenant for EntraTenant {
                 .await
                 .map_err(unavailable)?;
             for ((email, terms), answer) in chunk.iter().zip(answered) {
-                let answer = match answer.map_err(account_or) {
+                let answer = match answer.map_err(pass_refused) {
                     Err(TenantError::UnknownAccount) => self.issue_by_mail(email, terms).await,
                     answer => answer,
                 };
@@ -314,7 +338,7 @@ impl Tenant for EntraTenant {
         };
         let request_id = passes::revoke(&self.graph, &user_name, &pass.id)
             .await
-            .map_err(account_or)?;
+            .map_err(pass_refused)?;
         Ok(RevokedTenantPass {
             id: pass.id,
             request_id,
