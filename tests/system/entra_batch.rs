@@ -194,6 +194,8 @@ async fn a_row_whose_answer_was_lost_is_not_sent_again(t: TestDirectory) {
         .unwrap();
     let revoked = tenant.revoke_pass(&rows[1].1).await.unwrap();
     let kept = tenant.pass_of(&rows[0].1).await.unwrap().unwrap();
+    // The crashed run's hold on the batch runs out.
+    t.clock.advance(chrono::TimeDelta::minutes(16));
 
     let second = issue_passes(&t.directory, &tenant, "hr.csv", &file)
         .await
@@ -345,7 +347,37 @@ async fn a_missing_permission_is_named(t: TestDirectory) {
     );
 }
 
+/// Two runs of the same file never send the same rows: a second waits for
+/// the first, or for a stopped run's hold to run out.
+async fn one_run_of_a_file_at_a_time(t: TestDirectory) {
+    let (_fake, tenant) = tenant(&t, 2);
+    let file = hr_file(2);
+    // A run in progress (or one that crashed) holds the batch.
+    t.directory
+        .open_entra_batch(&file, "hr.csv", 3)
+        .await
+        .unwrap();
+    let held = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap_err();
+    assert!(
+        held.to_string().contains("being issued by another run"),
+        "{held}"
+    );
+    t.clock.advance(chrono::TimeDelta::minutes(16));
+    let report = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!(report.issued, 2);
+    // A run that ended lets go at once.
+    let again = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!(again.earlier, 2);
+}
+
 tapkiosk_tests::on_both_backends!(
+    one_run_of_a_file_at_a_time,
     a_missing_permission_is_named,
     people_are_found_by_their_mail_as_well_as_their_user_name,
     an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass,

@@ -129,12 +129,36 @@ pub async fn issue_passes(
         return Err(BatchError::Policy(refused));
     }
     let stored = directory.open_entra_batch(text, name, rows.len()).await?;
+    let ran = run(directory, tenant, &stored.id, stored.rows, &rows, terms).await;
+    // Another run may go on with the batch, however this one ended.
+    directory.end_entra_batch_run(&stored.id).await?;
+    let (earlier, now, stopped) = ran?;
+    Ok(report(stored.id, &rows, earlier, now, stopped))
+}
+
+/// What an earlier run and this one made of the rows, and why the tenant
+/// stopped answering, if it did.
+type Outcomes = (
+    HashMap<Email, RowOutcome>,
+    HashMap<Email, RowOutcome>,
+    Option<TenantError>,
+);
+
+/// Sends the rows not issued before, 20 to a call, each call's rows marked
+/// sent before it and its answers stored after.
+async fn run(
+    directory: &Directory,
+    tenant: &dyn Tenant,
+    batch: &str,
+    stored: Vec<BatchRowResult>,
+    rows: &[(u64, BatchRow)],
+    terms: Vec<PassTerms>,
+) -> Result<Outcomes, BatchError> {
     let mut earlier: HashMap<Email, RowOutcome> = stored
-        .rows
         .into_iter()
         .map(|row| (row.email, row.outcome))
         .collect();
-    settle_sent(directory, tenant, &stored.id, &mut earlier).await?;
+    settle_sent(directory, tenant, batch, &mut earlier).await?;
     let pending: Vec<(u64, Email, PassTerms)> = rows
         .iter()
         .zip(terms)
@@ -157,7 +181,7 @@ pub async fn issue_passes(
             .iter()
             .map(|(line, email, _)| (*line, email.clone()))
             .collect();
-        directory.mark_entra_batch_sent(&stored.id, &sent).await?;
+        directory.mark_entra_batch_sent(batch, &sent).await?;
         let answers = match tenant.issue_passes(&asked).await {
             Ok(answers) => answers,
             Err(error) => {
@@ -177,12 +201,10 @@ pub async fn issue_passes(
                 },
             })
             .collect();
-        directory
-            .record_entra_batch_rows(&stored.id, &results)
-            .await?;
+        directory.record_entra_batch_rows(batch, &results).await?;
         now.extend(results.into_iter().map(|r| (r.email, r.outcome)));
     }
-    Ok(report(stored.id, &rows, earlier, now, stopped))
+    Ok((earlier, now, stopped))
 }
 
 /// Looks in the tenant for the rows an earlier run left marked sent: a

@@ -9,7 +9,12 @@ CREATE TABLE entra_batches (
     name TEXT NOT NULL,
     row_count BIGINT NOT NULL,
     started_at BIGINT NOT NULL,
-    started_by TEXT NOT NULL
+    started_by TEXT NOT NULL,
+    -- A run of the batch holds it until then (renewed as it goes), so that
+    -- two runs of the same file never send the same rows; a crashed run's
+    -- hold runs out.
+    running_until BIGINT,
+    running_by TEXT
 );
 CREATE TABLE entra_batch_rows (
     batch_id TEXT NOT NULL REFERENCES entra_batches(id) ON DELETE CASCADE,

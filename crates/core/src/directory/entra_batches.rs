@@ -54,6 +54,11 @@ pub struct StoredBatch {
     pub rows: Vec<BatchRowResult>,
 }
 
+/// How long a run holds its batch without a call to the tenant: longer
+/// than one call with its retries and waits (five tries, two minutes at
+/// most between them).
+const RUN_HOLD_SECONDS: i64 = 15 * 60;
+
 fn context(batch: &str, email: &Email) -> Vec<u8> {
     format!("entra-batch/{batch}/{email}").into_bytes()
 }
@@ -71,13 +76,34 @@ impl Directory {
         rows: usize,
     ) -> Result<StoredBatch, DirectoryError> {
         let digest = self.key.opaque_id(&format!("entra pass batch\n{text}"));
+        let now = self.now().timestamp();
         let mut tx = self.write().await?;
-        let found = sqlx::query("SELECT id FROM entra_batches WHERE digest = $1")
-            .bind(&digest)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let found = sqlx::query(
+            "SELECT id, running_until, running_by FROM entra_batches WHERE digest = $1",
+        )
+        .bind(&digest)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(found) = found {
             let id: String = found.try_get("id")?;
+            if let Some(until) = found.try_get::<Option<i64>, _>("running_until")?
+                && until > now
+            {
+                let by: Option<String> = found.try_get("running_by")?;
+                let until = from_seconds(until).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                return Err(DirectoryError::Invalid(format!(
+                    "this file's passes are being issued by another run ({}): wait for it to end (a run that stopped lets go at {until})",
+                    by.unwrap_or_default()
+                )));
+            }
+            sqlx::query(
+                "UPDATE entra_batches SET running_until = $1, running_by = $2 WHERE id = $3",
+            )
+            .bind(now + RUN_HOLD_SECONDS)
+            .bind(&self.settings.actor)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
             let rows = sqlx::query(SELECT_ROWS)
                 .bind(&id)
                 .fetch_all(&mut *tx)
@@ -86,6 +112,7 @@ impl Directory {
                 .iter()
                 .map(|row| self.stored_row(&id, row))
                 .collect::<Result<_, _>>()?;
+            tx.commit().await?;
             return Ok(StoredBatch {
                 id,
                 new: false,
@@ -94,15 +121,16 @@ impl Directory {
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO entra_batches (id, digest, name, row_count, started_at, started_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO entra_batches (id, digest, name, row_count, started_at, started_by, \
+             running_until, running_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $6)",
         )
         .bind(&id)
         .bind(&digest)
         .bind(name)
         .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-        .bind(self.now().timestamp())
+        .bind(now)
         .bind(&self.settings.actor)
+        .bind(now + RUN_HOLD_SECONDS)
         .execute(&mut *tx)
         .await?;
         let event = Event::new("entra_batch_started")
@@ -128,6 +156,12 @@ impl Directory {
     ) -> Result<(), DirectoryError> {
         let mut tx = self.write().await?;
         let now = self.now().timestamp();
+        // The run goes on: its hold too.
+        sqlx::query("UPDATE entra_batches SET running_until = $1 WHERE id = $2")
+            .bind(now + RUN_HOLD_SECONDS)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?;
         for (line, email) in rows {
             sqlx::query("DELETE FROM entra_batch_rows WHERE batch_id = $1 AND email = $2")
                 .bind(batch)
@@ -202,6 +236,17 @@ impl Directory {
                 self.audit(&mut tx, event).await?;
             }
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends this run's hold on the batch: another run may go on with it.
+    pub async fn end_entra_batch_run(&self, batch: &str) -> Result<(), DirectoryError> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE entra_batches SET running_until = NULL WHERE id = $1")
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

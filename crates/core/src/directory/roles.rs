@@ -16,7 +16,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("lockouts", "SELECT, INSERT, UPDATE, DELETE"),
     ("admins", "SELECT, INSERT, UPDATE, DELETE"),
     ("admin_keys", "SELECT, INSERT, UPDATE, DELETE"),
-    ("entra_batches", "SELECT, INSERT"),
+    ("entra_batches", "SELECT, INSERT, UPDATE"),
     ("entra_batch_rows", "SELECT, INSERT, UPDATE, DELETE"),
     ("policy", "SELECT, UPDATE"),
     ("directory_meta", "SELECT, UPDATE"),
