@@ -178,7 +178,26 @@ fn fido2_policy(policy: &Value) -> Vec<Finding> {
             "FIDO2 \"Allow self-service set up\" is off, so keys cannot be registered: turn it on in the Passkey (FIDO2) policy",
         ));
     }
+    findings.push(key_restrictions(policy));
     findings
+}
+
+/// The policy's key restrictions, said so that IT can match the kiosk's
+/// own allow-list (a key Entra refuses fails only at its registration).
+fn key_restrictions(policy: &Value) -> Finding {
+    let restrictions = &policy["keyRestrictions"];
+    let models = restrictions["aaGuids"].as_array().map_or(0, Vec::len);
+    if restrictions["isEnforced"] != true {
+        return Finding::ok("FIDO2 key restrictions are off: keys of any model may be registered");
+    }
+    match restrictions["enforcementType"].as_str() {
+        Some("allow") => Finding::ok(format!(
+            "FIDO2 key restrictions allow only {models} key model(s) (by AAGUID): Entra refuses keys of other models, so set the same models in the kiosk's policy tab"
+        )),
+        _ => Finding::ok(format!(
+            "FIDO2 key restrictions block {models} key model(s) (by AAGUID): Entra refuses keys of those models"
+        )),
+    }
 }
 
 fn number(value: &Value, field: &str) -> String {
@@ -285,4 +304,29 @@ pub(crate) fn url_path(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_restrictions;
+    use serde_json::json;
+
+    #[test]
+    fn key_restrictions_are_said_as_the_policy_sets_them() {
+        let off = json!({ "keyRestrictions": { "isEnforced": false, "enforcementType": "block", "aaGuids": [] } });
+        assert!(key_restrictions(&off).text.contains("off"));
+        let allow = json!({ "keyRestrictions": {
+            "isEnforced": true, "enforcementType": "allow",
+            "aaGuids": ["cb69481e-8ff7-4039-93ec-0a2729a154a8", "ee882879-721c-4913-9775-3dfcce97072a"]
+        } });
+        let said = key_restrictions(&allow).text;
+        assert!(said.contains("allow only 2 key model(s)"), "{said}");
+        assert!(said.contains("policy tab"), "{said}");
+        let block = json!({ "keyRestrictions": { "isEnforced": true, "enforcementType": "block", "aaGuids": ["x"] } });
+        assert!(
+            key_restrictions(&block)
+                .text
+                .contains("block 1 key model(s)")
+        );
+    }
 }
