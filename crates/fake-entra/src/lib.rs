@@ -283,6 +283,18 @@ impl FakeEntra {
         }
     }
 
+    /// Every access token the token endpoint has issued (for tests that
+    /// check none reaches a log).
+    pub fn access_tokens(&self) -> Vec<String> {
+        let shared = self.lock();
+        shared
+            .tokens
+            .keys()
+            .chain(shared.expired.iter())
+            .cloned()
+            .collect()
+    }
+
     /// How many access tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> usize {
         let shared = self.lock();
