@@ -154,11 +154,7 @@ async fn run(
     rows: &[(u64, BatchRow)],
     terms: Vec<PassTerms>,
 ) -> Result<Outcomes, BatchError> {
-    let mut earlier: HashMap<Email, RowOutcome> = stored
-        .into_iter()
-        .map(|row| (row.email, row.outcome))
-        .collect();
-    settle_sent(directory, tenant, batch, &mut earlier).await?;
+    let earlier = settle_sent(directory, tenant, batch, stored).await?;
     let pending: Vec<(u64, Email, PassTerms)> = rows
         .iter()
         .zip(terms)
@@ -207,38 +203,36 @@ async fn run(
     Ok((earlier, now, stopped))
 }
 
-/// Looks in the tenant for the rows an earlier run left marked sent: a
-/// person with a pass now is "lost" (recorded so), one without is sent
-/// again.
+/// What earlier runs made of the rows, by person, once the tenant has
+/// been asked about the rows they left marked sent: a person with a pass
+/// now is "lost" (recorded so), one without is sent again.
 async fn settle_sent(
     directory: &Directory,
     tenant: &dyn Tenant,
     batch: &str,
-    earlier: &mut HashMap<Email, RowOutcome>,
-) -> Result<(), BatchError> {
-    let sent: Vec<Email> = earlier
-        .iter()
-        .filter(|(_, outcome)| matches!(outcome, RowOutcome::Sent))
-        .map(|(email, _)| email.clone())
-        .collect();
+    stored: Vec<BatchRowResult>,
+) -> Result<HashMap<Email, RowOutcome>, BatchError> {
+    let (sent, mut earlier): (Vec<_>, Vec<_>) = stored
+        .into_iter()
+        .partition(|row| matches!(row.outcome, RowOutcome::Sent));
     let mut lost = Vec::new();
-    for email in sent {
-        match tenant.pass_of(&email).await {
+    for row in sent {
+        match tenant.pass_of(&row.email).await {
             Ok(Some(pass)) => lost.push(BatchRowResult {
-                line: 0,
-                email,
                 outcome: RowOutcome::Lost(pass.id),
+                ..row
             }),
             // Sent again: an unknown account is refused as it was meant to be.
-            Ok(None) | Err(TenantError::UnknownAccount) => {
-                earlier.remove(&email);
-            }
+            Ok(None) | Err(TenantError::UnknownAccount) => {}
             Err(error) => return Err(BatchError::Tenant(error)),
         }
     }
     directory.record_entra_batch_rows(batch, &lost).await?;
-    earlier.extend(lost.into_iter().map(|row| (row.email, row.outcome)));
-    Ok(())
+    earlier.extend(lost);
+    Ok(earlier
+        .into_iter()
+        .map(|row| (row.email, row.outcome))
+        .collect())
 }
 
 /// Every row of the file with what this run or an earlier one made of it.
@@ -277,7 +271,7 @@ fn report(
                     earlier: true,
                 }
             }
-            (Some(RowOutcome::Lost(_)), _) | (None, Some(RowOutcome::Lost(_))) => RowState::Lost,
+            (None, Some(RowOutcome::Lost(_))) => RowState::Lost,
             // Not answered in this run: the tenant stopped first.
             _ => RowState::NotSent,
         };

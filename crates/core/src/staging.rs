@@ -337,17 +337,6 @@ fn key_name(model: Option<&str>, label: Option<&str>) -> String {
 }
 
 /// The words for a tenant's refusal of one person.
-/// Why a row failed when its email names no account of the tenant: the
-/// pane says it in its own words.
-pub const UNKNOWN_ACCOUNT: &str = "no account in the tenant has this email";
-
-fn reason(error: &TenantError) -> String {
-    match error {
-        TenantError::UnknownAccount => UNKNOWN_ACCOUNT.into(),
-        other => other.to_string(),
-    }
-}
-
 /// What a phase that ended without an answer says in the running list.
 fn phase_reason(phase: &Phase) -> String {
     let words = match phase {
@@ -446,7 +435,7 @@ impl StagingQueue {
                 Err(error) => {
                     tracing::info!(%error, line = self.rows[index].line, "a staging was refused");
                     self.rows[index].state = RowState::Failed {
-                        reason: reason(&error),
+                        reason: error.to_string(),
                     };
                     if let TenantError::Unavailable(_) = error {
                         self.notice = Some(StagingNotice::TenantUnavailable);
@@ -623,7 +612,7 @@ impl StagingQueue {
         if let Some(current) = self.current.take() {
             tracing::info!(%error, line = self.rows[current.index].line, "a staged key was refused");
             self.rows[current.index].state = RowState::Failed {
-                reason: reason(error),
+                reason: error.to_string(),
             };
             if let TenantError::Unavailable(_) = error {
                 self.notice = Some(StagingNotice::TenantUnavailable);

@@ -142,12 +142,16 @@ pub struct RevokedTenantPass {
     pub request_id: Option<String>,
 }
 
+/// What [`TenantError::UnknownAccount`] says: kept as text in a staging
+/// list or a batch's rows, where the pane puts its own words instead.
+pub const UNKNOWN_ACCOUNT: &str = "no account in the tenant has this email";
+
 /// Why the tenant did not do what was asked. Each has its own words on
 /// screen; the details go to the log.
 #[derive(Debug, Error)]
 pub enum TenantError {
     /// No account of the tenant has this email.
-    #[error("no account in the tenant has this email")]
+    #[error("{UNKNOWN_ACCOUNT}")]
     UnknownAccount,
     /// The sign-in did not give the person whose email was typed (cancelled,
     /// refused, or an answer that fails its checks).

@@ -9,7 +9,7 @@ use super::entra::{letter, refused, tenant};
 use crate::{AppState, UiError};
 use serde::Serialize;
 use tapkiosk_core::entra_batch::{self, BatchError, BatchReport, RowState};
-use tapkiosk_core::tenant::TenantError;
+use tapkiosk_core::tenant::UNKNOWN_ACCOUNT;
 use tauri::State;
 
 type Answer<T> = Result<T, UiError>;
@@ -71,9 +71,7 @@ fn view(state: &AppState, report: BatchReport) -> BatchView {
                     (if *earlier { "issued_earlier" } else { "issued" }, None)
                 }
                 // The one refusal with words of the pane's own, in its language.
-                RowState::Refused(reason) if *reason == TenantError::UnknownAccount.to_string() => {
-                    ("unknown_account", None)
-                }
+                RowState::Refused(reason) if reason == UNKNOWN_ACCOUNT => ("unknown_account", None),
                 RowState::Refused(reason) => ("refused", Some(reason.clone())),
                 RowState::Lost => ("lost", None),
                 RowState::NotSent => ("not_sent", None),

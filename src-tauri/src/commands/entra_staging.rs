@@ -8,7 +8,8 @@ use super::admin::{still_unlocked, unlocked};
 use super::entra::tenant;
 use crate::{AppState, UiError};
 use serde_json::Value;
-use tapkiosk_core::staging::{StagingError, StagingQueue, StagingTerms, UNKNOWN_ACCOUNT};
+use tapkiosk_core::staging::{StagingError, StagingQueue, StagingTerms};
+use tapkiosk_core::tenant::UNKNOWN_ACCOUNT;
 use tauri::State;
 use zeroize::Zeroizing;
 

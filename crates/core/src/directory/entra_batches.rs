@@ -48,8 +48,6 @@ pub enum RowOutcome {
 pub struct StoredBatch {
     /// Its id.
     pub id: String,
-    /// Whether it was started just now (not by an earlier run).
-    pub new: bool,
     /// The results of its rows so far, by line.
     pub rows: Vec<BatchRowResult>,
 }
@@ -113,11 +111,7 @@ impl Directory {
                 .map(|row| self.stored_row(&id, row))
                 .collect::<Result<_, _>>()?;
             tx.commit().await?;
-            return Ok(StoredBatch {
-                id,
-                new: false,
-                rows,
-            });
+            return Ok(StoredBatch { id, rows });
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
@@ -141,7 +135,6 @@ impl Directory {
         tx.commit().await?;
         Ok(StoredBatch {
             id,
-            new: true,
             rows: Vec::new(),
         })
     }
@@ -193,20 +186,16 @@ impl Directory {
         let mut tx = self.write().await?;
         let now = self.now().timestamp();
         for result in results {
-            let (state, pass, reason) = match &result.outcome {
+            let (state, pass, pass_id, reason) = match &result.outcome {
                 RowOutcome::Sent => continue,
-                RowOutcome::Issued(pass) => ("issued", Some(pass), None),
-                RowOutcome::Refused(reason) => ("refused", None, Some(reason.clone())),
-                RowOutcome::Lost(_) => ("lost", None, None),
+                RowOutcome::Issued(pass) => ("issued", Some(pass), Some(&pass.id), None),
+                RowOutcome::Refused(reason) => ("refused", None, None, Some(reason)),
+                RowOutcome::Lost(id) => ("lost", None, Some(id), None),
             };
             let sealed = pass.and_then(|pass| pass.value.as_ref()).map(|value| {
                 self.key
                     .seal(&context(batch, &result.email), value.as_bytes(), &mut OsRng)
             });
-            let pass_id = match &result.outcome {
-                RowOutcome::Lost(id) => Some(id.clone()),
-                _ => pass.map(|pass| pass.id.clone()),
-            };
             sqlx::query(
                 "UPDATE entra_batch_rows SET state = $1, pass = $2, pass_id = $3, start_at = $4, \
                  lifetime_minutes = $5, one_time = $6, reason = $7, request_id = $8, answered_at = $9 \
@@ -214,11 +203,11 @@ impl Directory {
             )
             .bind(state)
             .bind(sealed)
-            .bind(pass_id)
+            .bind(pass_id.cloned())
             .bind(pass.and_then(|pass| pass.start).map(|s| s.timestamp()))
             .bind(pass.map(|pass| pass.lifetime_minutes))
             .bind(pass.map(|pass| i64::from(pass.one_time)))
-            .bind(reason)
+            .bind(reason.cloned())
             .bind(pass.and_then(|pass| pass.request_id.clone()))
             .bind(now)
             .bind(batch)
