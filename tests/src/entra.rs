@@ -30,6 +30,7 @@ pub fn fake_tenant_at(clock: Arc<dyn Clock>) -> (FakeEntra, tapkiosk_entra::Grap
         display_name: "Grace Hopper".into(),
         mail: None,
         enabled: true,
+        guest: false,
     });
     let fake = FakeEntra::start(contoso);
     let url = url::Url::parse(&fake.url).unwrap();
@@ -64,6 +65,7 @@ pub fn add_mary(fake: &FakeEntra) {
             display_name: "Mary O'Brien".into(),
             mail: Some(MARY.1.into()),
             enabled: true,
+            guest: false,
         });
     });
 }

@@ -6,7 +6,7 @@
 use sqlx::Row as _;
 use std::sync::Arc;
 use tapkiosk_core::entra_batch::{BatchError, BatchReport, RowReport, RowState, issue_passes};
-use tapkiosk_core::tenant::{PassTerms, Tenant};
+use tapkiosk_core::tenant::{PassTerms, Tenant, TenantError};
 use tapkiosk_core::{Clock as _, Email, SystemClock};
 use tapkiosk_entra::EntraTenant;
 use tapkiosk_fake_entra::FakeEntra;
@@ -71,10 +71,11 @@ async fn issued_events(t: &TestDirectory) -> usize {
 async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDirectory) {
     let (fake, tenant) = tenant(&t, 24);
     let file = hr_file(24);
-    // The policy and the first $batch call go through; the second fails
-    // five times, which the client's retries give up on.
+    // The policy and the first 20 rows' calls go through (two to look the
+    // people and their passes up, one to issue); the next fails five
+    // times, which the client's retries give up on.
     let down = vec![(503, Some(0)); 5];
-    fake.change(|t| t.failures = [vec![(200, None); 2], down].concat().into());
+    fake.change(|t| t.failures = [vec![(200, None); 4], down].concat().into());
     let first = issue_passes(&t.directory, &tenant, "hr.csv", &file)
         .await
         .unwrap();
@@ -133,7 +134,10 @@ async fn an_interrupted_batch_goes_on_and_issues_nobody_a_second_pass(t: TestDir
     // user name, so the tenant is also asked whose mail it is). The app's
     // token runs out after the policy's read: the $batch call is answered
     // 401 and sent again with a new one.
-    fake.change(|t| t.expire_tokens_after = Some(1));
+    fake.change(|t| {
+        t.expire_tokens_after = Some(1);
+        t.throttle_every = 0;
+    });
     let tokens = fake.tokens_issued();
     let before = fake.graph_requests();
     let third = issue_passes(&t.directory, &tenant, "hr.csv", &file)
@@ -376,7 +380,89 @@ async fn one_run_of_a_file_at_a_time(t: TestDirectory) {
     assert_eq!(again.earlier, 2);
 }
 
+/// Graph issues a pass to a guest, or to someone outside the pass
+/// policy's targets, that would never sign them in, and its POST replaces
+/// a live pass silently: none of these is sent, singly or in a batch, and
+/// IT reads why.
+async fn passes_that_would_not_sign_anyone_in_are_not_issued(t: TestDirectory) {
+    let (fake, tenant) = tenant(&t, 5);
+    let id = |n: usize| format!("00000000-0000-4000-8000-{n:012}");
+    fake.change(|t| {
+        let guest = t.users.iter_mut().find(|u| u.upn == person(0)).unwrap();
+        guest.guest = true;
+        t.tap_policy["includeTargets"] =
+            serde_json::json!([{ "targetType": "group", "id": "new-hires" }]);
+        t.tap_policy["excludeTargets"] =
+            serde_json::json!([{ "targetType": "group", "id": "contractors" }]);
+        t.groups
+            .insert("new-hires".into(), (0..4).map(id).collect());
+        t.groups.insert("contractors".into(), [id(3)].into());
+    });
+    let email = |n: usize| Email::parse(&person(n)).unwrap();
+    let refusal = |answer: Result<_, TenantError>| match answer {
+        Err(TenantError::Refused(reason)) => reason,
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("issued"),
+    };
+    let terms = PassTerms::default();
+    let guest = refusal(tenant.issue_pass(&email(0), &terms, false).await);
+    assert!(
+        guest.contains("person0@contoso.onmicrosoft.com is a guest account"),
+        "{guest}"
+    );
+    for outside in [3, 4] {
+        let reason = refusal(tenant.issue_pass(&email(outside), &terms, false).await);
+        assert!(
+            reason.contains("is outside the targets of the tenant's Temporary Access Pass policy"),
+            "{reason}"
+        );
+    }
+    let live = tenant.issue_pass(&email(2), &terms, false).await.unwrap();
+    for nobody in [0, 3, 4] {
+        assert!(
+            tenant.pass_of(&email(nobody)).await.unwrap().is_none(),
+            "person{nobody}"
+        );
+    }
+
+    let file = format!(
+        "email,start,lifetime,one_time\n{}\n{}\n{}\n{}\n",
+        person(0),
+        person(1),
+        person(2),
+        person(3)
+    );
+    let before = fake.graph_requests();
+    let report = issue_passes(&t.directory, &tenant, "hr.csv", &file)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.graph_requests() - before,
+        4,
+        "the policy, the people and their passes, their groups, one issue"
+    );
+    assert_eq!((report.issued, report.refused), (1, 3), "{:?}", report.rows);
+    assert!(pass_id(&report.rows[1]).is_some());
+    let reasons: Vec<&str> = [0, 2, 3]
+        .map(|n| match &report.rows[n].state {
+            RowState::Refused(reason) => reason.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .to_vec();
+    assert!(reasons[0].contains("guest account"), "{}", reasons[0]);
+    assert!(
+        reasons[1].contains("a batch never replaces one"),
+        "{}",
+        reasons[1]
+    );
+    assert!(reasons[2].contains("outside the targets"), "{}", reasons[2]);
+    let still = tenant.pass_of(&email(2)).await.unwrap().unwrap();
+    assert_eq!(still.id, live.pass.id, "the live pass is not replaced");
+    assert!(tenant.pass_of(&email(0)).await.unwrap().is_none());
+}
+
 tapkiosk_tests::on_both_backends!(
+    passes_that_would_not_sign_anyone_in_are_not_issued,
     one_run_of_a_file_at_a_time,
     a_missing_permission_is_named,
     people_are_found_by_their_mail_as_well_as_their_user_name,

@@ -65,6 +65,37 @@ async fn a_graph_that_does_not_answer_is_given_up_after_thirty_seconds() {
     assert!(waits.seconds().is_empty(), "not tried again");
 }
 
+/// A host of the tenant that takes no connection (its queue is full, so its
+/// kernel drops the client's SYN, as a firewall would) is given up after
+/// the client's 10 s connect timeout (a real wait), said as a connection
+/// that timed out, and not tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_takes_no_connection_is_given_up_after_ten_seconds() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    // Never accepted: the first connection fills the queue of a backlog
+    // of 0; the next SYN is dropped.
+    let _queued = std::net::TcpStream::connect(address).unwrap();
+    let (_fake, graph) = crate::fake_tenant();
+    let mut settings = graph.settings().clone();
+    // The sign-in's host (the token endpoint, on the same client as Graph).
+    settings.authority = url::Url::parse(&format!("http://{address}")).unwrap();
+    let waits = Arc::new(Waits::default());
+    let secret = tapkiosk_entra::Credential::Secret("s3cret".to_string().into());
+    let graph = Graph::new(settings, secret, Arc::new(tapkiosk_core::SystemClock))
+        .unwrap()
+        .pausing_with(waits.clone());
+    let error = passes::list(&graph, ADA).await.unwrap_err();
+    let EntraError::Unreachable { reason, .. } = &error else {
+        panic!("{error}");
+    };
+    assert!(reason.starts_with("no connection within 10 s"), "{reason}");
+    assert!(waits.seconds().is_empty(), "not tried again");
+    drop(listener);
+}
+
 /// A `Retry-After` of an hour is not waited out: two minutes at most,
 /// then the request is tried again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! plain words what is missing before the kiosk can work on the tenant.
 
 use crate::graph::{EntraError, Graph};
+use crate::targets::Targets;
 use serde_json::Value;
 
 /// One thing checked: fine, or what to do about it.
@@ -214,7 +215,7 @@ async fn person(
     fido2: Option<&Value>,
 ) -> Vec<Finding> {
     let path = format!(
-        "/users/{}?$select=id,displayName,userPrincipalName,accountEnabled",
+        "/users/{}?$select=id,displayName,userPrincipalName,accountEnabled,userType",
         url_path(user)
     );
     let found = match graph.get(&path).await {
@@ -236,6 +237,10 @@ async fn person(
         findings.push(Finding::missing(format!(
             "{user}'s account is disabled in the tenant"
         )));
+    } else if found.get("userType").and_then(Value::as_str) == Some("Guest") {
+        findings.push(Finding::missing(format!(
+            "{user} is a guest account in this tenant: a guest signs in with a pass from their own organisation"
+        )));
     } else {
         findings.push(Finding::ok(format!("{user} is in the tenant")));
     }
@@ -250,47 +255,17 @@ async fn person(
 /// Whether `user` is among the policy's targets: all users, or one of the
 /// groups it names (asked with checkMemberGroups), and in no excluded one.
 async fn targeted(graph: &Graph, user: &str, id: &str, name: &str, policy: &Value) -> Finding {
-    let groups = |field: &str| -> Vec<String> {
-        policy
-            .get(field)
-            .and_then(Value::as_array)
-            .map(|targets| {
-                targets
-                    .iter()
-                    .filter_map(|t| t.get("id").and_then(Value::as_str).map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (included, excluded) = (groups("includeTargets"), groups("excludeTargets"));
-    let member_of = |ids: Vec<String>| async move {
-        let asked: Vec<String> = ids.into_iter().filter(|g| g != "all_users").collect();
-        if asked.is_empty() {
-            return Ok(Vec::new());
+    let targets = Targets::of(policy);
+    let member_of = if targets.names_groups() {
+        let path = format!("/users/{}/checkMemberGroups", url_path(id));
+        match graph.post(&path, &targets.member_groups_request()).await {
+            Ok(answer) => answer.body,
+            Err(error) => return refused(&format!("check {user}'s groups"), &error),
         }
-        let body = serde_json::json!({ "groupIds": asked });
-        let path = format!("/users/{id}/checkMemberGroups");
-        let answer = graph.post(&path, &body).await?.body;
-        Ok::<_, EntraError>(
-            answer
-                .get("value")
-                .and_then(Value::as_array)
-                .map(|v| {
-                    v.iter()
-                        .filter_map(|g| g.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        )
+    } else {
+        Value::Null
     };
-    let everyone = included.iter().any(|g| g == "all_users");
-    let (inside, outside) = match (member_of(included).await, member_of(excluded).await) {
-        (Ok(inside), Ok(outside)) => (everyone || !inside.is_empty(), !outside.is_empty()),
-        (Err(error), _) | (_, Err(error)) => {
-            return refused(&format!("check {user}'s groups"), &error);
-        }
-    };
-    if inside && !outside {
+    if targets.admits(&member_of) {
         Finding::ok(format!("{user} is within the {name} policy's targets"))
     } else {
         Finding::missing(format!(

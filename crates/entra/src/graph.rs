@@ -229,6 +229,9 @@ pub struct Graph {
     pause: Arc<dyn Pause>,
 }
 
+/// How long a connection to the tenant's hosts may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl std::fmt::Debug for Graph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Graph({})", self.settings.tenant)
@@ -244,7 +247,7 @@ impl Graph {
     ) -> Result<Self, EntraError> {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
-            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect_timeout(CONNECT_TIMEOUT)
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| EntraError::Credential(e.to_string()))?;
@@ -742,6 +745,13 @@ fn unreachable(url: &str, error: reqwest::Error) -> EntraError {
     while let Some(cause) = source {
         reason = format!("{reason}: {cause}");
         source = cause.source();
+    }
+    // The connect timeout's own words are tokio's "deadline has elapsed".
+    if error.is_connect() && reason.contains("deadline has elapsed") {
+        reason = format!(
+            "no connection within {} s (a firewall or a proxy in the way?): {reason}",
+            CONNECT_TIMEOUT.as_secs()
+        );
     }
     EntraError::Unreachable {
         url: url.to_string(),

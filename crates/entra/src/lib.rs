@@ -11,7 +11,9 @@ pub mod graph;
 pub mod keys;
 pub mod methods;
 pub mod passes;
+pub mod screen;
 pub mod signin;
+pub mod targets;
 pub mod tenant;
 
 pub use check::{Finding, check};

@@ -4,6 +4,7 @@
 //! one; the policy's bounds and one-time rule are Entra's to enforce.
 
 use crate::graph::{BatchRequest, EntraError, Graph};
+use crate::targets::Targets;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -16,14 +17,14 @@ pub use tapkiosk_core::tenant::TenantPass as EntraPass;
 /// is left out.
 pub use tapkiosk_core::tenant::PassTerms as PassRequest;
 
-fn path_of(user: &str) -> String {
+pub(crate) fn path_of(user: &str) -> String {
     format!(
         "/users/{}/authentication/temporaryAccessPassMethods",
         crate::check::url_path(user)
     )
 }
 
-fn read(value: &Value) -> EntraPass {
+pub(crate) fn read(value: &Value) -> EntraPass {
     let text = |field: &str| value.get(field).and_then(Value::as_str);
     EntraPass {
         id: text("id").unwrap_or_default().to_string(),
@@ -120,7 +121,7 @@ pub async fn revoke(graph: &Graph, user: &str, id: &str) -> Result<Option<String
 /// The tenant's Temporary Access Pass policy, as far as a request can be
 /// checked against it before Graph is asked: so that IT reads the reason
 /// in plain words, and a batch is checked whole before any pass is issued.
-/// (Whether a person is within the policy's targets is Graph's to say.)
+/// Whom it is for is checked per person ([`crate::screen`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapPolicy {
     /// Whether passes are on.
@@ -131,6 +132,8 @@ pub struct TapPolicy {
     pub maximum_minutes: i64,
     /// Whether every pass is one-time.
     pub one_time_only: bool,
+    /// Whom passes work for.
+    pub targets: Targets,
 }
 
 impl TapPolicy {
@@ -146,6 +149,7 @@ impl TapPolicy {
             minimum_minutes: minutes("minimumLifetimeInMinutes", 10),
             maximum_minutes: minutes("maximumLifetimeInMinutes", 43_200),
             one_time_only: policy.get("isUsableOnce").and_then(Value::as_bool) == Some(true),
+            targets: Targets::of(&policy),
         })
     }
 
@@ -173,7 +177,7 @@ impl TapPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::{PassRequest, TapPolicy};
+    use super::{PassRequest, TapPolicy, Targets};
 
     #[test]
     fn a_request_is_checked_against_the_tenants_policy() {
@@ -182,6 +186,7 @@ mod tests {
             minimum_minutes: 60,
             maximum_minutes: 480,
             one_time_only: true,
+            targets: Targets::everyone(),
         };
         let asking = |lifetime_minutes, one_time| PassRequest {
             start: None,

@@ -5,9 +5,10 @@
 
 use crate::graph::{BATCH_SIZE, EntraError, Graph};
 use crate::passes::{self, TapPolicy};
+use crate::screen::{ACCOUNT_FIELDS, Account, Failed, Screened, account, screen};
 use crate::signin::{SignIn, SignInError};
+use crate::targets::Targets;
 use async_trait::async_trait;
-use serde_json::Value;
 use std::sync::Arc;
 use tapkiosk_core::Email;
 use tapkiosk_core::fido::{RegisterPublicKeyCredential, Url};
@@ -23,6 +24,7 @@ pub struct EntraTenant {
     redirect_uri: Url,
     security_info: Url,
     hosts: Vec<String>,
+    targets: std::sync::Mutex<Option<Targets>>,
 }
 
 impl EntraTenant {
@@ -37,6 +39,7 @@ impl EntraTenant {
             security_info: settings.security_info.clone(),
             graph,
             hosts,
+            targets: std::sync::Mutex::default(),
         }
     }
 }
@@ -77,6 +80,29 @@ const POLICY_PERMISSION: &str = "the kiosk's app may not read the authentication
 /// What IT reads when the app may not manage passes.
 const PASS_PERMISSION: &str = "the kiosk's app may not manage Temporary Access Passes: grant it UserAuthMethod-TAP.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All) with admin consent; `tapctl entra check` lists what is missing";
 
+/// A refused look-up of a person, by the question refused.
+fn screen_refused(failed: Failed) -> TenantError {
+    match failed {
+        Failed::Account(error) | Failed::Groups(error) => account_or(error),
+        Failed::Passes(error) => pass_refused(error),
+    }
+}
+
+/// The object id to send a batch's pass to, or why the row is not sent:
+/// the pass would not sign the person in, or Graph's POST would silently
+/// replace the live pass they have (perhaps in a letter already).
+fn batch_refusal(email: &Email, person: Screened) -> Result<String, TenantError> {
+    if let Some(refusal) = person.refusal(email.as_str()) {
+        return Err(TenantError::Refused(refusal));
+    }
+    if person.live_pass.is_some() {
+        return Err(TenantError::Refused(format!(
+            "{email} already has a pass in the tenant, and a batch never replaces one: revoke it first, or issue theirs on its own"
+        )));
+    }
+    Ok(person.account.id)
+}
+
 fn unavailable(error: EntraError) -> TenantError {
     TenantError::Unavailable(error.to_string())
 }
@@ -99,7 +125,7 @@ fn refused(error: EntraError) -> TenantError {
 /// `login_hint`), and their name.
 async fn find_account(graph: &Graph, email: &Email) -> Result<Option<Account>, EntraError> {
     let by_name = format!(
-        "/users/{}?$select=id,userPrincipalName,displayName",
+        "/users/{}?$select={ACCOUNT_FIELDS}",
         crate::check::url_path(email.as_str())
     );
     match graph.get(&by_name).await {
@@ -115,26 +141,11 @@ async fn find_by_mail(graph: &Graph, email: &Email) -> Result<Option<Account>, E
     let quoted = email.as_str().replace('\'', "''");
     let filter: String =
         url::form_urlencoded::byte_serialize(format!("mail eq '{quoted}'").as_bytes()).collect();
-    let by_mail = format!("/users?$filter={filter}&$select=id,userPrincipalName,displayName");
+    let by_mail = format!("/users?$filter={filter}&$select={ACCOUNT_FIELDS}");
     let listed = graph.get(&by_mail).await?;
     match listed["value"].as_array().map(Vec::as_slice) {
         Some([one]) => account(one, &by_mail).map(Some),
         _ => Ok(None),
-    }
-}
-
-fn account(found: &Value, url: &str) -> Result<Account, EntraError> {
-    let text = |field: &str| found.get(field).and_then(Value::as_str).map(String::from);
-    match (text("id"), text("userPrincipalName")) {
-        (Some(id), Some(user_name)) => Ok(Account {
-            id,
-            user_name,
-            name: text("displayName"),
-        }),
-        _ => Err(EntraError::Unexpected {
-            url: url.to_string(),
-            reason: "the account has no id or user principal name".into(),
-        }),
     }
 }
 
@@ -151,6 +162,28 @@ pub async fn user_principal_name(
 }
 
 impl EntraTenant {
+    /// The pass policy, read now; its targets are kept for the batch's
+    /// calls that follow.
+    async fn tap_policy(&self) -> Result<TapPolicy, TenantError> {
+        let policy = tap_policy(&self.graph).await?;
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy.targets.clone());
+        Ok(policy)
+    }
+
+    /// The pass policy's targets as last read (a batch reads the policy
+    /// before its first call), else read now.
+    async fn targets(&self) -> Result<Targets, TenantError> {
+        let kept = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match kept {
+            Some(targets) => Ok(targets),
+            None => Ok(self.tap_policy().await?.targets),
+        }
+    }
+
     async fn account_of(&self, email: &Email) -> Result<Account, TenantError> {
         find_account(&self.graph, email)
             .await
@@ -168,29 +201,88 @@ impl EntraTenant {
         Ok(listed.into_iter().next())
     }
 
-    /// A pass for a row of a batch that no user principal name matched:
-    /// the account whose mail it is, if there is one. A failure is this
-    /// row's alone: the rest of its call has been answered.
-    async fn issue_by_mail(
+    /// The person `email` names (by user principal name, else by mail),
+    /// as [`screen`] finds them.
+    async fn screened(&self, email: &Email, targets: &Targets) -> Result<Screened, TenantError> {
+        let found = screen(&self.graph, targets, &[email.to_string()])
+            .await
+            .map_err(unavailable)?;
+        match found.into_iter().next() {
+            Some(Err(Failed::Account(EntraError::Graph { status: 404, .. }))) => {
+                self.screened_by_mail(email, targets).await
+            }
+            Some(answer) => answer.map_err(screen_refused),
+            None => Err(TenantError::Unavailable("Graph answered no look-up".into())),
+        }
+    }
+
+    /// The one account whose mail `email` is, as [`screen`] finds it.
+    async fn screened_by_mail(
         &self,
         email: &Email,
-        terms: &PassTerms,
-    ) -> Result<TenantPass, TenantError> {
+        targets: &Targets,
+    ) -> Result<Screened, TenantError> {
         let account = find_by_mail(&self.graph, email)
             .await
             .map_err(unavailable)?
             .ok_or(TenantError::UnknownAccount)?;
-        passes::issue(&self.graph, &account.user_name, terms)
+        let found = screen(&self.graph, targets, &[account.id])
             .await
-            .map_err(pass_refused)
+            .map_err(unavailable)?;
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| TenantError::Unavailable("Graph answered no look-up".into()))?
+            .map_err(screen_refused)
     }
-}
 
-/// An account of the tenant.
-struct Account {
-    id: String,
-    user_name: String,
-    name: Option<String>,
+    /// Passes for one `$batch` call's rows: each person looked up first,
+    /// and only those a pass would sign in, who have no live one, sent.
+    async fn issue_chunk(
+        &self,
+        targets: &Targets,
+        chunk: &[(Email, PassTerms)],
+    ) -> Result<Vec<Result<TenantPass, TenantError>>, TenantError> {
+        let users: Vec<String> = chunk.iter().map(|(email, _)| email.to_string()).collect();
+        let found = screen(&self.graph, targets, &users)
+            .await
+            .map_err(unavailable)?;
+        // A row sent is answered after the call; the others now.
+        let mut answers: Vec<Option<Result<TenantPass, TenantError>>> = Vec::new();
+        let mut sending: Vec<(String, PassTerms)> = Vec::new();
+        for ((email, terms), found) in chunk.iter().zip(found) {
+            let found = match found {
+                Err(Failed::Account(EntraError::Graph { status: 404, .. })) => {
+                    self.screened_by_mail(email, targets).await
+                }
+                found => found.map_err(screen_refused),
+            };
+            match found.and_then(|person| batch_refusal(email, person)) {
+                Ok(id) => {
+                    sending.push((id, terms.clone()));
+                    answers.push(None);
+                }
+                Err(refused) => answers.push(Some(Err(refused))),
+            }
+        }
+        let mut issued = if sending.is_empty() {
+            Vec::new()
+        } else {
+            passes::issue_batch(&self.graph, &sending)
+                .await
+                .map_err(unavailable)?
+        }
+        .into_iter();
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| match issued.next() {
+                    Some(answer) => answer.map_err(pass_refused),
+                    None => Err(TenantError::Unavailable("Graph answered no request".into())),
+                })
+            })
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -278,30 +370,32 @@ impl Tenant for EntraTenant {
         terms: &PassTerms,
         replace: bool,
     ) -> Result<IssuedTenantPass, TenantError> {
-        let policy = tap_policy(&self.graph).await?;
+        let policy = self.tap_policy().await?;
         if let Some(refusal) = policy.refusal(terms) {
             return Err(TenantError::Refused(refusal));
         }
-        let user_name = self.user_principal_name(user).await?;
+        let person = self.screened(user, &policy.targets).await?;
+        if let Some(refusal) = person.refusal(user.as_str()) {
+            return Err(TenantError::Refused(refusal));
+        }
         // One pass per person: a new one replaces the old in the same
         // request, so a refused request leaves the old one.
-        let old = self.pass_of_user_name(&user_name).await?;
-        if old.is_some() && !replace {
+        if person.live_pass.is_some() && !replace {
             return Err(TenantError::Refused(format!(
                 "{user} already has a pass in the tenant: replace it, or revoke it first"
             )));
         }
-        let issued = passes::issue(&self.graph, &user_name, terms)
+        let issued = passes::issue(&self.graph, &person.account.id, terms)
             .await
             .map_err(pass_refused)?;
         Ok(IssuedTenantPass {
             pass: issued,
-            replaced: old.map(|old| old.id),
+            replaced: person.live_pass.map(|old| old.id),
         })
     }
 
     async fn pass_refusals(&self, terms: &[PassTerms]) -> Result<Vec<Option<String>>, TenantError> {
-        let policy = tap_policy(&self.graph).await?;
+        let policy = self.tap_policy().await?;
         Ok(terms.iter().map(|terms| policy.refusal(terms)).collect())
     }
 
@@ -309,22 +403,10 @@ impl Tenant for EntraTenant {
         &self,
         asked: &[(Email, PassTerms)],
     ) -> Result<Vec<Result<TenantPass, TenantError>>, TenantError> {
+        let targets = self.targets().await?;
         let mut answers = Vec::with_capacity(asked.len());
         for chunk in asked.chunks(BATCH_SIZE) {
-            let rows: Vec<(String, PassTerms)> = chunk
-                .iter()
-                .map(|(email, terms)| (email.to_string(), terms.clone()))
-                .collect();
-            let answered = passes::issue_batch(&self.graph, &rows)
-                .await
-                .map_err(unavailable)?;
-            for ((email, terms), answer) in chunk.iter().zip(answered) {
-                let answer = match answer.map_err(pass_refused) {
-                    Err(TenantError::UnknownAccount) => self.issue_by_mail(email, terms).await,
-                    answer => answer,
-                };
-                answers.push(answer);
-            }
+            answers.extend(self.issue_chunk(&targets, chunk).await?);
         }
         Ok(answers)
     }

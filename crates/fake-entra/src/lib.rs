@@ -39,6 +39,8 @@ pub struct User {
     pub mail: Option<String>,
     /// Whether they may sign in.
     pub enabled: bool,
+    /// A guest (`userType` `Guest`), whose home is another tenant.
+    pub guest: bool,
 }
 
 /// The tenant as the fake serves it.
@@ -151,6 +153,7 @@ impl Tenant {
                 display_name: "Ada Lovelace".into(),
                 mail: None,
                 enabled: true,
+                guest: false,
             }],
             groups: BTreeMap::new(),
             clock_ahead: 0,
@@ -176,8 +179,31 @@ impl Tenant {
                 display_name: format!("Person {n}"),
                 mail: None,
                 enabled: true,
+                guest: false,
             });
         }
+    }
+
+    /// Whether `user` is within the pass policy's targets: Graph issues a
+    /// pass to anyone, but only those can sign in with it.
+    pub fn pass_policy_targets(&self, user: &User) -> bool {
+        let ids = |field: &str| -> Vec<String> {
+            self.tap_policy[field]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t["id"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let member = |group: &String| {
+            group == "all_users" || self.groups.get(group).is_some_and(|m| m.contains(&user.id))
+        };
+        ids("includeTargets").iter().any(member)
+            && !ids("excludeTargets")
+                .iter()
+                .any(|g| g != "all_users" && member(g))
     }
 
     /// The tenant's time, in seconds since 1970.
@@ -293,6 +319,12 @@ impl FakeEntra {
             .chain(shared.expired.iter())
             .cloned()
             .collect()
+    }
+
+    /// Every code, PKCE verifier, ID token and access token of the
+    /// people's sign-ins redeemed so far.
+    pub fn sign_in_secrets(&self) -> Vec<String> {
+        self.lock().sign_ins.secrets.clone()
     }
 
     /// How many access tokens the token endpoint has issued.
@@ -947,6 +979,7 @@ fn graph(tenant: &Tenant, roles: &[String], method: &str, path: &[&str], body: &
                     "displayName": user.display_name,
                     "userPrincipalName": user.upn,
                     "accountEnabled": user.enabled,
+                    "userType": if user.guest { "Guest" } else { "Member" },
                 }))
                 .into_response(),
                 None => not_found(&who),

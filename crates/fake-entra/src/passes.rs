@@ -44,7 +44,7 @@ pub fn handle(
             let listed: Vec<Value> = passes
                 .0
                 .get(&user.id)
-                .map(|pass| shown(tenant, pass))
+                .map(|pass| shown(tenant, &user.id, pass))
                 .into_iter()
                 .collect();
             axum::Json(json!({ "value": listed })).into_response()
@@ -71,7 +71,7 @@ pub fn handle(
 impl Passes {
     /// `user`'s pass as Graph lists it, if they have one.
     pub fn of(&self, tenant: &Tenant, user: &str) -> Option<Value> {
-        self.0.get(user).map(|pass| shown(tenant, pass))
+        self.0.get(user).map(|pass| shown(tenant, user, pass))
     }
 
     /// Signs in with `value` if it is `user`'s usable pass; a one-time pass
@@ -80,7 +80,7 @@ impl Passes {
         let Some(pass) = self.0.get(user) else {
             return false;
         };
-        if pass["temporaryAccessPass"] != value || shown(tenant, pass)["isUsable"] != true {
+        if pass["temporaryAccessPass"] != value || shown(tenant, user, pass)["isUsable"] != true {
             return false;
         }
         if pass["isUsableOnce"] == true {
@@ -142,20 +142,22 @@ fn create(passes: &mut Passes, tenant: &Tenant, user: &User, body: &[u8]) -> Res
         "isUsableOnce": once,
     });
     passes.0.insert(user.id.clone(), pass.clone());
-    let mut answer = shown(tenant, &pass);
+    let mut answer = shown(tenant, &user.id, &pass);
     answer["temporaryAccessPass"] = pass["temporaryAccessPass"].clone();
     (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
-/// A stored pass as Graph shows it: no value, and whether it works now.
-fn shown(tenant: &Tenant, pass: &Value) -> Value {
+/// A stored pass of the user with object id `user` as Graph shows it: no
+/// value, and whether it works now.
+fn shown(tenant: &Tenant, user: &str, pass: &Value) -> Value {
+    let targeted = crate::find(tenant, user).is_some_and(|u| tenant.pass_policy_targets(u));
     let now = tenant.now();
     let start = pass["startDateTime"]
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map_or(now, |t| t.timestamp());
     let end = start + pass["lifetimeInMinutes"].as_i64().unwrap_or(0) * 60;
-    let reason = if tenant.tap_policy["state"] != "enabled" {
+    let reason = if tenant.tap_policy["state"] != "enabled" || !targeted {
         "DisabledByPolicy"
     } else if now < start {
         "NotYetValid"

@@ -32,6 +32,9 @@ pub struct SignIns {
     /// For each sign-in page opened, whether the browser came with the
     /// session of someone who had signed in before.
     pub(crate) pages_opened_signed_in: Vec<bool>,
+    /// Every code, PKCE verifier, ID token and access token the sign-ins
+    /// carried, for tests that check none reaches a log.
+    pub(crate) secrets: Vec<String>,
 }
 
 struct Code {
@@ -50,6 +53,7 @@ impl Default for SignIns {
             codes: BTreeMap::new(),
             sessions: BTreeMap::new(),
             pages_opened_signed_in: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -295,9 +299,16 @@ pub fn redeem(shared: &mut Shared, fields: &BTreeMap<String, String>) -> Respons
     } else {
         shared.sign_ins.sign(&claims)
     };
+    let access_token = uuid::Uuid::new_v4().to_string();
+    shared.sign_ins.secrets.extend([
+        field("code").to_string(),
+        field("code_verifier").to_string(),
+        id_token.clone(),
+        access_token.clone(),
+    ]);
     axum::Json(json!({
         "token_type": "Bearer", "expires_in": 3599, "scope": "openid profile",
-        "access_token": uuid::Uuid::new_v4().to_string(), "id_token": id_token
+        "access_token": access_token, "id_token": id_token
     }))
     .into_response()
 }

@@ -319,8 +319,24 @@ fn what_the_tenant_lacks_is_listed_and_fails_the_check() {
             display_name: "Grace Hopper".into(),
             mail: None,
             enabled: true,
+            guest: false,
         });
-        t.groups.insert("new-hires".into(), ["b2f1a9c3-0000-4000-8000-000000000001".to_string()].into());
+        t.users.push(User {
+            id: "b2f1a9c3-0000-4000-8000-000000000009".into(),
+            upn: "visitor_fabrikam.com#EXT#@contoso.onmicrosoft.com".into(),
+            display_name: "A visitor".into(),
+            mail: None,
+            enabled: true,
+            guest: true,
+        });
+        t.groups.insert(
+            "new-hires".into(),
+            [
+                "b2f1a9c3-0000-4000-8000-000000000001".to_string(),
+                "b2f1a9c3-0000-4000-8000-000000000009".to_string(),
+            ]
+            .into(),
+        );
     });
     let check = |user: &str| {
         let output = station
@@ -343,6 +359,13 @@ fn what_the_tenant_lacks_is_listed_and_fails_the_check() {
     );
     let (code, said) = check("grace@contoso.onmicrosoft.com");
     assert_eq!(code, Some(0), "{said}");
+    let visitor = "visitor_fabrikam.com#EXT#@contoso.onmicrosoft.com";
+    let (code, said) = check(visitor);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!("FIX  {visitor} is a guest account in this tenant")),
+        "{said}"
+    );
     let (code, said) = check("nobody@contoso.onmicrosoft.com");
     assert_eq!(code, Some(1), "{said}");
     assert!(
@@ -664,10 +687,11 @@ fn an_entra_batch_goes_on_after_an_interruption_and_issues_no_pass_twice() {
     );
     assert!(!station.path("bad-results.csv").exists());
 
-    // The second $batch call fails five times (after the policy and the
-    // first call): the first 20 rows are kept.
+    // The second 20 rows' calls fail five times (after the policy and the
+    // first 20 rows' three calls: their people and passes looked up, then
+    // issued): the first 20 rows are kept.
     let down = vec![(503, Some(0)); 5];
-    fake.change(|t| t.failures = [vec![(200, None); 2], down].concat().into());
+    fake.change(|t| t.failures = [vec![(200, None); 4], down].concat().into());
     let stopped = station.fails(&batch);
     assert!(stopped.contains("run the same command again"), "{stopped}");
     let first = results(&station);
@@ -850,6 +874,7 @@ fn without_app_credential(fake: &FakeEntra) -> Station {
             display_name: "Contoso IT".into(),
             mail: Some(IT.into()),
             enabled: true,
+            guest: false,
         });
     });
     Station::new(fake, "contoso.onmicrosoft.com", "")
