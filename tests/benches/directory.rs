@@ -1,14 +1,14 @@
 //! Directory costs on both backends: issuing a pass, redeeming one (right
-//! and wrong), and issuing a batch of 10,000. `scripts/bench` starts the
+//! and wrong), issuing a batch of 10,000 and importing 10,000 people. `scripts/bench` starts the
 //! PostgreSQL server these need.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::TimeDelta;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use tapkiosk_core::directory::{IssueRequest, Settings};
 use tapkiosk_core::lockout::LockoutSettings;
-use tapkiosk_core::policy::Lifetime;
+use tapkiosk_core::policy::{Lifetime, OneTime};
 use tapkiosk_core::user::NewUser;
 use tapkiosk_core::{Email, Policy};
 use tapkiosk_tests::{Backend, TestDirectory, spawn_with};
@@ -42,8 +42,11 @@ async fn directory(backend: Backend) -> TestDirectory {
         },
     )
     .await;
+    // Multi-use passes allowed, so that one pass can be redeemed again and
+    // again (a new directory requires one-time passes).
     let policy = Policy {
         max_lifetime: Lifetime::parse("30d").unwrap(),
+        one_time: OneTime::Optional,
         ..Policy::default()
     };
     t.directory.set_policy(&policy).await.unwrap();
@@ -108,19 +111,7 @@ fn issue_batch(c: &mut Criterion) {
     group.sample_size(10);
     for (backend, name) in BACKENDS {
         let t = rt.block_on(directory(backend));
-        let users: Vec<(u64, NewUser)> = (0..BATCH)
-            .map(|i| {
-                (
-                    i as u64 + 1,
-                    NewUser::new(
-                        Email::parse(&format!("hire{i}@example.com")).unwrap(),
-                        None,
-                        &[],
-                    )
-                    .unwrap(),
-                )
-            })
-            .collect();
+        let users = people("hire");
         rt.block_on(t.directory.import_users(&users)).unwrap();
         let requests: Vec<(u64, IssueRequest)> = users
             .iter()
@@ -146,5 +137,39 @@ fn issue_batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, issue_and_redeem, issue_batch);
+/// An HR file's worth of new people, `{prefix}{n}@example.com`, each in a
+/// group.
+fn people(prefix: &str) -> Vec<(u64, NewUser)> {
+    (0..BATCH)
+        .map(|i| {
+            let email = Email::parse(&format!("{prefix}{i}@example.com")).unwrap();
+            let groups = ["staff".to_string()];
+            (i as u64 + 1, NewUser::new(email, None, &groups).unwrap())
+        })
+        .collect()
+}
+
+fn import_users(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("batch");
+    group.sample_size(10);
+    for (backend, name) in BACKENDS {
+        let t = rt.block_on(directory(backend));
+        let t = &t;
+        let mut round = 0;
+        group.bench_function(BenchmarkId::new("import_10000", name), |b| {
+            b.to_async(&rt).iter_batched(
+                || {
+                    round += 1;
+                    people(&format!("round{round}-"))
+                },
+                |people| async move { t.directory.import_users(&people).await.unwrap() },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, issue_and_redeem, issue_batch, import_users);
 criterion_main!(benches);

@@ -3,7 +3,8 @@ use chrono::TimeDelta;
 use std::collections::BTreeSet;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest};
 use tapkiosk_core::policy::{Lifetime, OneTime, PolicyError, Target};
-use tapkiosk_core::{PassCode, PassStatus, Policy, import};
+use tapkiosk_core::user::NewUser;
+use tapkiosk_core::{Email, PassCode, PassStatus, Policy, import};
 use tapkiosk_tests::{TestDirectory, on_both_backends};
 
 on_both_backends!(
@@ -13,6 +14,7 @@ on_both_backends!(
     revoking_ends_the_live_pass,
     policy_changes_are_validated_and_audited,
     batches_issue_every_pass_or_none,
+    a_large_batch_is_checked_and_written_as_single_passes_are,
     a_policy_save_does_not_undo_one_made_since_it_was_read,
 );
 
@@ -259,6 +261,127 @@ async fn batches_issue_every_pass_or_none(t: TestDirectory) {
     assert_eq!(delivered.len(), 2);
     assert_eq!(issued[0].status, PassStatus::NotYetValid);
     assert!(issued[0].pass.one_time);
+}
+
+/// A batch larger than a statement's thousand rows is checked as single
+/// passes are (unknown, outside the policy's groups, a live pass without
+/// replace), all or nothing, and its passes, replacements and audit events
+/// are written whole: every pass signs in, every replaced one no longer
+/// does, and the chain verifies.
+async fn a_large_batch_is_checked_and_written_as_single_passes_are(t: TestDirectory) {
+    const PEOPLE: usize = 2_500;
+    let email = |n: usize| Email::parse(&format!("hire{n}@example.com")).unwrap();
+    let people: Vec<(u64, NewUser)> = (0..PEOPLE)
+        .map(|n| {
+            let groups = if n == 1_500 {
+                vec![]
+            } else {
+                vec!["staff".to_string()]
+            };
+            (n as u64 + 1, NewUser::new(email(n), None, &groups).unwrap())
+        })
+        .collect();
+    assert_eq!(t.directory.import_users(&people).await.unwrap(), PEOPLE);
+    let again = t.directory.import_users(&people[999..1_001]).await;
+    assert!(
+        matches!(again, Err(DirectoryError::Rows(ref e)) if e.0.len() == 2),
+        "{again:?}"
+    );
+    t.directory
+        .update_policy(|p| {
+            p.target = Target::Groups(["staff".to_string()].into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Live passes for a few, issued one at a time.
+    let mut old = Vec::new();
+    for n in [0, 999, 1_000, 2_499] {
+        let issued = t
+            .directory
+            .issue_pass(&IssueRequest::new(email(n)))
+            .await
+            .unwrap();
+        old.push((n, issued.code.grouped()));
+    }
+    let asked = |replace: bool, people: std::ops::Range<usize>| -> Vec<(u64, IssueRequest)> {
+        people
+            .map(|n| {
+                let request = IssueRequest {
+                    replace,
+                    ..IssueRequest::new(email(n))
+                };
+                (n as u64 + 2, request)
+            })
+            .collect()
+    };
+    let mut refused = asked(false, 0..PEOPLE);
+    refused.push((
+        9_999,
+        IssueRequest::new(Email::parse("nobody@example.com").unwrap()),
+    ));
+    let Err(DirectoryError::Rows(errors)) = t
+        .directory
+        .issue_batch(&refused, |_| Ok::<(), String>(()))
+        .await
+    else {
+        panic!("the batch went through");
+    };
+    let lines: Vec<u64> = errors.0.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 1_001, 1_002, 1_502, 2_501, 9_999], "{errors:?}");
+    assert!(
+        errors.0[3].message.contains("hire1500@example.com"),
+        "{}",
+        errors.0[3].message
+    );
+    assert!(
+        t.directory.passes(&email(1)).await.unwrap().is_empty(),
+        "nothing issued"
+    );
+
+    let mut replacing = asked(true, 0..1_500);
+    replacing.extend(asked(true, 1_501..PEOPLE));
+    let issued = t
+        .directory
+        .issue_batch(&replacing, |_| Ok::<(), String>(()))
+        .await
+        .unwrap();
+    assert_eq!(issued.len(), PEOPLE - 1);
+    let replaced: Vec<&str> = issued
+        .iter()
+        .filter_map(|p| p.replaced.as_deref())
+        .collect();
+    assert_eq!(replaced.len(), 4);
+    for (n, code) in &old {
+        assert!(
+            t.directory.redeem(email(*n).as_str(), code).await.is_err(),
+            "hire{n}'s old pass"
+        );
+    }
+    for pass in [
+        &issued[0],
+        &issued[999],
+        &issued[1_000],
+        &issued[PEOPLE - 2],
+    ] {
+        let session = t
+            .directory
+            .redeem(pass.email.as_str(), &pass.code.grouped())
+            .await;
+        assert!(session.is_ok(), "{}: {session:?}", pass.email);
+    }
+    let verified = t.directory.verify_audit().await.unwrap();
+    assert_eq!(verified.broken, None);
+    let log = t.directory.audit_log(&Default::default()).await.unwrap();
+    let count = |kind: &str| log.iter().filter(|r| r.kind == kind).count();
+    assert_eq!(count("user_added"), PEOPLE);
+    assert_eq!(count("pass_issued"), 4 + PEOPLE - 1);
+    assert_eq!(count("pass_replaced"), 4);
+    let seqs: Vec<i64> = log.iter().map(|r| r.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "one unbroken sequence"
+    );
 }
 
 async fn a_policy_save_does_not_undo_one_made_since_it_was_read(t: TestDirectory) {

@@ -1,6 +1,6 @@
 //! Issuing and revoking passes.
 
-use super::{Directory, DirectoryError, Tx, UserRow, pass_from_row, select_passes};
+use super::{Directory, DirectoryError, Tx, UserRow, bulk, pass_from_row, select_passes};
 use crate::audit::Event;
 use crate::email::Email;
 use crate::import::{ImportErrors, RowError};
@@ -8,6 +8,7 @@ use crate::pass::{Pass, PassCode, PassStatus};
 use crate::policy::{Lifetime, Policy};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::OsRng;
+use std::collections::HashMap;
 
 /// A start this far in the past still counts as "now", so that a time typed
 /// a moment ago is not refused.
@@ -76,7 +77,15 @@ impl Directory {
     ) -> Result<IssuedPass, DirectoryError> {
         let mut tx = self.write().await?;
         let policy = self.policy_on(&mut tx).await?;
-        let issued = self.issue_in(&mut tx, &policy, request).await?;
+        let (users, mut plan) = self
+            .plan_for(&mut tx, std::slice::from_ref(&request.email))
+            .await?;
+        self.plan_pass(&policy, &users, request, &mut plan)?;
+        self.write_plan(&mut tx, &plan).await?;
+        let issued = plan
+            .issued
+            .pop()
+            .ok_or_else(|| DirectoryError::Invalid("nothing was issued".into()))?;
         deliver(&issued)
             .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
         tx.commit().await?;
@@ -85,7 +94,10 @@ impl Directory {
 
     /// Issues every pass of a batch in one transaction, or none. `deliver`
     /// receives the values before the transaction commits (to write the
-    /// welcome letters); if it fails, nothing is issued.
+    /// welcome letters); if it fails, nothing is issued. The rows are
+    /// checked as [`issue_pass`](Self::issue_pass) checks one (it is a
+    /// batch of one), against the people and passes read in a few
+    /// statements, and written in a few more (`bulk`).
     pub async fn issue_batch<E: std::fmt::Display>(
         &self,
         requests: &[(u64, IssueRequest)],
@@ -93,51 +105,84 @@ impl Directory {
     ) -> Result<Vec<IssuedPass>, DirectoryError> {
         let mut tx = self.write().await?;
         let policy = self.policy_on(&mut tx).await?;
-        let mut issued = Vec::with_capacity(requests.len());
+        let emails: Vec<Email> = requests.iter().map(|(_, r)| r.email.clone()).collect();
+        let (users, mut plan) = self.plan_for(&mut tx, &emails).await?;
         let mut errors = Vec::new();
         for (line, request) in requests {
-            match self.issue_in(&mut tx, &policy, request).await {
-                Ok(pass) => issued.push(pass),
-                Err(e @ (DirectoryError::Database(_) | DirectoryError::Migrate(_))) => {
-                    return Err(e);
-                }
-                Err(e) => errors.push(RowError {
+            if let Err(e) = self.plan_pass(&policy, &users, request, &mut plan) {
+                errors.push(RowError {
                     line: *line,
                     message: e.to_string(),
-                }),
+                });
             }
         }
         if !errors.is_empty() {
             return Err(ImportErrors(errors).into());
         }
-        deliver(&issued)
+        self.write_plan(&mut tx, &plan).await?;
+        deliver(&plan.issued)
             .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
         tx.commit().await?;
-        Ok(issued)
+        Ok(plan.issued)
     }
 
-    async fn issue_in(
+    /// The people `emails` name, and an empty plan holding their passes
+    /// neither revoked nor used.
+    async fn plan_for(
         &self,
         tx: &mut Tx,
+        emails: &[Email],
+    ) -> Result<(HashMap<Email, UserRow>, BatchPlan), DirectoryError> {
+        let users = bulk::users_by_email(tx, emails).await?;
+        let ids: Vec<String> = users.values().map(|u| u.id.clone()).collect();
+        let plan = BatchPlan {
+            open: bulk::open_passes(tx, &ids).await?,
+            ..BatchPlan::default()
+        };
+        Ok((users, plan))
+    }
+
+    /// Checks a request for a pass (one live pass per person: a second
+    /// fails unless `replace`, which ends the first) and adds what it
+    /// writes to `plan`.
+    fn plan_pass(
+        &self,
         policy: &Policy,
+        users: &HashMap<Email, UserRow>,
         request: &IssueRequest,
-    ) -> Result<IssuedPass, DirectoryError> {
+        plan: &mut BatchPlan,
+    ) -> Result<(), DirectoryError> {
         let now = self.now();
-        let user = self.require_user(tx, &request.email).await?;
+        let user = users
+            .get(&request.email)
+            .ok_or_else(|| DirectoryError::UserNotFound(request.email.clone()))?;
         if !user.enabled {
-            return Err(DirectoryError::UserDisabled(user.email));
+            return Err(DirectoryError::UserDisabled(user.email.clone()));
         }
         if !policy.allows(&user.groups) {
-            return Err(DirectoryError::NotTargeted(user.email));
+            return Err(DirectoryError::NotTargeted(user.email.clone()));
         }
         let (lifetime, one_time) = policy.settle(request.lifetime, request.one_time)?;
         let start = request.start.unwrap_or(now);
         if start < now - START_GRACE {
             return Err(DirectoryError::StartInPast(start.to_rfc3339()));
         }
-        let replaced = self
-            .end_live_passes(tx, &user, policy, request.replace, "pass_replaced")
-            .await?;
+        let open = plan.open.entry(user.id.clone()).or_default();
+        let mut ended = Vec::new();
+        for pass in open.iter() {
+            let status = pass.status(true, now);
+            if !status.is_live() {
+                continue;
+            }
+            if !request.replace {
+                return Err(DirectoryError::LivePassExists {
+                    email: user.email.clone(),
+                    status: status.describe(),
+                });
+            }
+            ended.push(pass.id.clone());
+        }
+        open.retain(|pass| !ended.contains(&pass.id));
         let code = PassCode::generate(policy.length, &mut OsRng);
         let pass = Pass {
             id: uuid::Uuid::new_v4().to_string(),
@@ -149,40 +194,79 @@ impl Directory {
             revoked_at: None,
             used_at: None,
         };
-        sqlx::query(
-            "INSERT INTO passes (id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&pass.id)
-        .bind(&pass.user_id)
-        .bind(
+        open.push(pass.clone());
+        for id in &ended {
+            plan.events
+                .push(Event::new("pass_replaced").user(&user.email).pass(id));
+        }
+        let replaced = ended.last().cloned();
+        plan.revoked.extend(ended);
+        plan.events.push(
+            Event::new("pass_issued")
+                .user(&user.email)
+                .pass(&pass.id)
+                .with("start", pass.start_at)
+                .with("lifetime", lifetime.to_string())
+                .with("one_time", one_time)
+                .with("replaces", &replaced),
+        );
+        plan.macs.push(
             self.key
                 .bind_pass(&pass.binding(), &self.key.pass_mac(&code))
                 .to_vec(),
-        )
-        .bind(pass.created_at.timestamp())
-        .bind(pass.start_at.timestamp())
-        .bind(pass.lifetime_minutes)
-        .bind(i64::from(pass.one_time))
-        .execute(&mut **tx)
-        .await?;
-        let event = Event::new("pass_issued")
-            .user(&user.email)
-            .pass(&pass.id)
-            .with("start", pass.start_at)
-            .with("lifetime", lifetime.to_string())
-            .with("one_time", one_time)
-            .with("replaces", &replaced);
-        self.audit(tx, event).await?;
+        );
         let status = pass.status(true, now);
-        Ok(IssuedPass {
-            email: user.email,
-            display_name: user.display_name,
+        plan.issued.push(IssuedPass {
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
             pass,
             status,
             code,
             replaced,
-        })
+        });
+        Ok(())
+    }
+
+    /// Writes a batch's plan: the replaced passes revoked, the new ones
+    /// inserted, their events appended, a thousand rows to a statement.
+    async fn write_plan(&self, tx: &mut Tx, plan: &BatchPlan) -> Result<(), DirectoryError> {
+        let now = self.now().timestamp();
+        let marks = bulk::Marks::of(tx);
+        for chunk in plan.revoked.chunks(bulk::ROWS) {
+            let sql = format!(
+                "UPDATE passes SET revoked_at = {}, claimed_by = NULL, claim_until = NULL \
+                 WHERE id IN ({})",
+                marks.list(1, 1),
+                marks.list(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        let rows: Vec<(&IssuedPass, &Vec<u8>)> = plan.issued.iter().zip(&plan.macs).collect();
+        for chunk in rows.chunks(bulk::ROWS) {
+            let sql = format!(
+                "INSERT INTO passes (id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time) \
+                 VALUES {}",
+                marks.rows(7, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (issued, mac) in chunk {
+                let pass = &issued.pass;
+                query = query
+                    .bind(&pass.id)
+                    .bind(&pass.user_id)
+                    .bind(mac.as_slice())
+                    .bind(pass.created_at.timestamp())
+                    .bind(pass.start_at.timestamp())
+                    .bind(pass.lifetime_minutes)
+                    .bind(i64::from(pass.one_time));
+            }
+            query.execute(&mut **tx).await?;
+        }
+        self.audit_all(tx, &plan.events).await
     }
 
     /// Revokes the person's live pass (the one that has not expired, been
@@ -282,4 +366,20 @@ impl Directory {
         }
         Ok(ended)
     }
+}
+
+/// What a batch (or a single pass) writes, checked row by row before
+/// anything is written.
+#[derive(Default)]
+struct BatchPlan {
+    /// Each person's passes neither revoked nor used, as the batch leaves
+    /// them so far.
+    open: HashMap<String, Vec<Pass>>,
+    /// Passes the batch replaces.
+    revoked: Vec<String>,
+    /// The new passes, and the MAC each is stored under.
+    issued: Vec<IssuedPass>,
+    macs: Vec<Vec<u8>>,
+    /// Their audit events, in order.
+    events: Vec<Event>,
 }

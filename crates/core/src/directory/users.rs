@@ -1,11 +1,19 @@
 //! Adding, listing, changing and removing people.
 
-use super::{Directory, DirectoryError, Tx, pass_from_row, select_passes};
+use super::{Directory, DirectoryError, Tx, bulk, pass_from_row, select_passes};
 use crate::audit::Event;
 use crate::email::Email;
 use crate::import::{ImportErrors, RowError};
 use crate::user::{NewUser, UserDetail, UserSummary};
 use sqlx::Row;
+
+/// The audit event of a person added.
+fn added(user: &NewUser) -> Event {
+    Event::new("user_added")
+        .user(&user.email)
+        .with("display_name", &user.display_name)
+        .with("groups", &user.groups)
+}
 
 impl Directory {
     /// Adds a person. Fails if the email is already there.
@@ -21,24 +29,61 @@ impl Directory {
 
     /// Adds everyone in `users` (from [`crate::import::parse_users`]), or
     /// no one: any email already in the directory fails the whole import
-    /// with its line number.
+    /// with its line number. A thousand rows to a statement (`bulk`).
     pub async fn import_users(&self, users: &[(u64, NewUser)]) -> Result<usize, DirectoryError> {
         let mut tx = self.write().await?;
-        let mut errors = Vec::new();
-        for (line, user) in users {
-            if self.find_user(&mut tx, &user.email).await?.is_some() {
-                errors.push(RowError {
-                    line: *line,
-                    message: format!("{} is already in the directory", user.email),
-                });
-            }
-        }
+        let emails: Vec<Email> = users.iter().map(|(_, u)| u.email.clone()).collect();
+        let known = bulk::users_by_email(&mut tx, &emails).await?;
+        let errors: Vec<RowError> = users
+            .iter()
+            .filter(|(_, user)| known.contains_key(&user.email))
+            .map(|(line, user)| RowError {
+                line: *line,
+                message: format!("{} is already in the directory", user.email),
+            })
+            .collect();
         if !errors.is_empty() {
             return Err(ImportErrors(errors).into());
         }
-        for (_, user) in users {
-            self.insert_user(&mut tx, user).await?;
+        let now = self.now().timestamp();
+        let marks = bulk::Marks::of(&tx);
+        let rows: Vec<(String, &NewUser)> = users
+            .iter()
+            .map(|(_, user)| (uuid::Uuid::new_v4().to_string(), user))
+            .collect();
+        for chunk in rows.chunks(bulk::ROWS) {
+            let sql = format!(
+                "INSERT INTO users (id, email, display_name, enabled, created_at) VALUES {}",
+                marks.rows(5, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, user) in chunk {
+                query = query
+                    .bind(id.as_str())
+                    .bind(user.email.as_str())
+                    .bind(user.display_name.as_deref())
+                    .bind(1_i64)
+                    .bind(now);
+            }
+            query.execute(&mut *tx).await?;
         }
+        let memberships: Vec<(&str, &String)> = rows
+            .iter()
+            .flat_map(|(id, user)| user.groups.iter().map(move |g| (id.as_str(), g)))
+            .collect();
+        for chunk in memberships.chunks(bulk::ROWS) {
+            let sql = format!(
+                "INSERT INTO user_groups (user_id, group_name) VALUES {}",
+                marks.rows(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, group) in chunk {
+                query = query.bind(*id).bind(group.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let events: Vec<Event> = users.iter().map(|(_, user)| added(user)).collect();
+        self.audit_all(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(users.len())
     }
@@ -59,11 +104,7 @@ impl Directory {
                 .execute(&mut **tx)
                 .await?;
         }
-        let event = Event::new("user_added")
-            .user(&user.email)
-            .with("display_name", &user.display_name)
-            .with("groups", &user.groups);
-        self.audit(tx, event).await
+        self.audit(tx, added(user)).await
     }
 
     /// Everyone, by email.
