@@ -120,6 +120,7 @@ impl AppState {
             kiosk: config.kiosk_name.clone(),
             lockout: config.lockout,
             session: config.session,
+            database: config.database,
         };
         let directory = Directory::open(
             &config.directory,

@@ -1,8 +1,10 @@
 use crate::add;
 use rand::rngs::OsRng;
 use std::sync::Arc;
+use tapkiosk_core::config::DatabaseTimeouts;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest, Settings};
-use tapkiosk_core::{Directory, DirectoryKey, ManualClock, PassCode};
+use tapkiosk_core::user::NewUser;
+use tapkiosk_core::{Directory, DirectoryKey, Email, ManualClock, PassCode};
 use tapkiosk_tests::{Backend, TestDirectory, new_location, on_both_backends, start_time};
 
 on_both_backends!(
@@ -124,4 +126,64 @@ async fn a_directory_opens_only_with_its_key(t: TestDirectory) {
         Directory::open(&empty, key, clock, Settings::default()).await,
         Err(DirectoryError::NotInitialised(_))
     ));
+}
+
+/// Another connection holds the lock a write needs (the SQLite file's
+/// write lock; on PostgreSQL the row every write takes first, as a kiosk
+/// cut off mid-transaction would): the write gives up after the configured
+/// lock timeout, says so, and loses nothing; once the lock is gone it goes
+/// through.
+async fn a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout(backend: Backend) {
+    let settings = Settings {
+        database: DatabaseTimeouts {
+            lock: chrono::TimeDelta::seconds(1),
+            ..DatabaseTimeouts::default()
+        },
+        ..Settings::default()
+    };
+    let t = tapkiosk_tests::spawn_with(backend, settings).await;
+    let mut holder = t.raw().await;
+    let hold = match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
+    sqlx::query(hold).execute(&mut holder).await.unwrap();
+    sqlx::query("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let ada = NewUser::new(Email::parse("ada@example.com").unwrap(), None, &[]).unwrap();
+    #[allow(clippy::disallowed_methods)] // how long the write waited, for real
+    let asked = std::time::Instant::now();
+    let Err(DirectoryError::Database(error)) = t.directory.add_user(&ada).await else {
+        panic!("the write went through a held lock");
+    };
+    // After the 1 s configured, not sqlx's 5 s (SQLite) or never
+    // (PostgreSQL's default).
+    let waited = asked.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(4), "{waited:?}");
+    let said = error.to_string();
+    let expected = match backend {
+        Backend::Sqlite => "database is locked",
+        Backend::Postgres => "lock timeout",
+    };
+    assert!(said.contains(expected), "{said}");
+    assert!(t.directory.list_users().await.unwrap().is_empty());
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    t.directory.add_user(&ada).await.unwrap();
+    assert_eq!(t.directory.list_users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout_sqlite() {
+    a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout_postgres() {
+    a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout(Backend::Postgres).await;
 }

@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 27] = [
+pub const KEYS: [(&str, &str); 31] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -75,6 +75,22 @@ pub const KEYS: [(&str, &str); 27] = [
     (
         "session.claim_lease",
         "how long a one-time pass stays claimed by a session that stops answering (1m … 1h)",
+    ),
+    (
+        "database.connect_timeout",
+        "longest wait for a connection to the directory (1s … 5m)",
+    ),
+    (
+        "database.statement_timeout",
+        "longest a PostgreSQL statement may run (1s … 10m)",
+    ),
+    (
+        "database.lock_timeout",
+        "longest wait for a row or the SQLite file another writer holds (1s … 5m)",
+    ),
+    (
+        "database.idle_in_transaction_timeout",
+        "PostgreSQL ends a session that leaves its transaction open this long, freeing its locks (5s … 1h)",
     ),
     (
         "entra.tenant",
@@ -254,6 +270,32 @@ impl Default for SessionSettings {
     }
 }
 
+/// How long the directory's database may keep the kiosk waiting. Without
+/// these, a kiosk that loses its network inside a PostgreSQL transaction
+/// holds its locks until TCP gives up (hours), and every other kiosk waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseTimeouts {
+    /// Connecting (and waiting for a pooled connection).
+    pub connect: TimeDelta,
+    /// One statement (PostgreSQL).
+    pub statement: TimeDelta,
+    /// Waiting for a lock: a row on PostgreSQL, the file on SQLite.
+    pub lock: TimeDelta,
+    /// A transaction left open and idle (PostgreSQL ends the session).
+    pub idle_in_transaction: TimeDelta,
+}
+
+impl Default for DatabaseTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: TimeDelta::seconds(10),
+            statement: TimeDelta::seconds(30),
+            lock: TimeDelta::seconds(10),
+            idle_in_transaction: TimeDelta::seconds(60),
+        }
+    }
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -275,6 +317,8 @@ pub struct Config {
     pub lockout: LockoutSettings,
     /// Session rules.
     pub session: SessionSettings,
+    /// The database's timeouts.
+    pub database: DatabaseTimeouts,
     /// The Entra tenant, when the kiosk works on one.
     pub entra: Option<EntraSettings>,
     /// Each key's effective value (as text) and origin, for `config show`.
@@ -647,6 +691,33 @@ impl Builder {
                 TimeDelta::hours(1),
             )?,
         };
+        let defaults = DatabaseTimeouts::default();
+        let database = DatabaseTimeouts {
+            connect: self.span(
+                "database.connect_timeout",
+                defaults.connect,
+                TimeDelta::seconds(1),
+                TimeDelta::minutes(5),
+            )?,
+            statement: self.span(
+                "database.statement_timeout",
+                defaults.statement,
+                TimeDelta::seconds(1),
+                TimeDelta::minutes(10),
+            )?,
+            lock: self.span(
+                "database.lock_timeout",
+                defaults.lock,
+                TimeDelta::seconds(1),
+                TimeDelta::minutes(5),
+            )?,
+            idle_in_transaction: self.span(
+                "database.idle_in_transaction_timeout",
+                defaults.idle_in_transaction,
+                TimeDelta::seconds(5),
+                TimeDelta::hours(1),
+            )?,
+        };
         Ok(Config {
             organisation,
             directory,
@@ -662,6 +733,7 @@ impl Builder {
             audit_checkpoint_file,
             lockout,
             session,
+            database,
             entra: self.entra()?,
             shown: self.shown,
         })

@@ -746,8 +746,9 @@ fn unreachable(url: &str, error: reqwest::Error) -> EntraError {
         reason = format!("{reason}: {cause}");
         source = cause.source();
     }
-    // The connect timeout's own words are tokio's "deadline has elapsed".
-    if error.is_connect() && reason.contains("deadline has elapsed") {
+    // The connect timeout says "operation timed out" (reqwest's) or
+    // "deadline has elapsed" (tokio's, inside hyper), whichever fires first.
+    if error.is_connect() && (error.is_timeout() || reason.contains("deadline has elapsed")) {
         reason = format!(
             "no connection within {} s (a firewall or a proxy in the way?): {reason}",
             CONNECT_TIMEOUT.as_secs()

@@ -132,6 +132,7 @@ pub fn settings(config: &Config) -> Settings {
         kiosk: config.kiosk_name.clone(),
         lockout: config.lockout,
         session: config.session,
+        database: config.database,
     }
 }
 

@@ -23,7 +23,7 @@ pub use passes::{IssueRequest, IssuedPass};
 
 use crate::audit::Event;
 use crate::clock::Clock;
-use crate::config::SessionSettings;
+use crate::config::{DatabaseTimeouts, SessionSettings};
 use crate::email::{Email, EmailError};
 use crate::import::ImportErrors;
 use crate::keys::DirectoryKey;
@@ -248,6 +248,8 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     /// Session rules.
     pub session: SessionSettings,
+    /// How long the database may keep a caller waiting.
+    pub database: DatabaseTimeouts,
 }
 
 impl Default for Settings {
@@ -257,6 +259,7 @@ impl Default for Settings {
             kiosk: "kiosk".into(),
             lockout: LockoutSettings::default(),
             session: SessionSettings::default(),
+            database: DatabaseTimeouts::default(),
         }
     }
 }
@@ -290,22 +293,25 @@ pub(crate) async fn groups_of(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-async fn connect(location: &Location) -> Result<AnyPool, DirectoryError> {
+async fn connect(
+    location: &Location,
+    timeouts: DatabaseTimeouts,
+) -> Result<AnyPool, DirectoryError> {
     sqlx::any::install_default_drivers();
     if let Location::Sqlite(path) = location {
         prepare_sqlite_file(path).map_err(|e| DirectoryError::Database(sqlx::Error::Io(e)))?;
     }
     let sqlite = matches!(location, Location::Sqlite(_));
+    let session = session_settings(sqlite, timeouts);
     let options = AnyPoolOptions::new()
         .max_connections(if sqlite { 4 } else { 8 })
+        .acquire_timeout(std_duration(timeouts.connect))
         .after_connect(move |conn, _| {
+            let session = session.clone();
             Box::pin(async move {
-                if sqlite {
-                    // 64 MiB of page cache (the default is 2 MiB): a batch's
-                    // rows go into indexes keyed by random ids, which miss a
-                    // small cache on nearly every row once the log is large.
-                    sqlx::query("PRAGMA cache_size = -65536")
-                        .execute(conn)
+                for statement in session {
+                    sqlx::query(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut *conn)
                         .await?;
                 }
                 Ok(())
@@ -320,6 +326,34 @@ async fn connect(location: &Location) -> Result<AnyPool, DirectoryError> {
             .await?;
     }
     Ok(pool)
+}
+
+/// What each new connection is told first. The texts hold only numbers
+/// of milliseconds from the configuration.
+fn session_settings(sqlite: bool, timeouts: DatabaseTimeouts) -> Vec<String> {
+    let ms = |span: chrono::TimeDelta| span.num_milliseconds();
+    if sqlite {
+        vec![
+            // 64 MiB of page cache (the default is 2 MiB): a batch's rows go
+            // into indexes keyed by random ids, which miss a small cache on
+            // nearly every row once the log is large.
+            "PRAGMA cache_size = -65536".into(),
+            format!("PRAGMA busy_timeout = {}", ms(timeouts.lock)),
+        ]
+    } else {
+        vec![
+            format!("SET statement_timeout = {}", ms(timeouts.statement)),
+            format!("SET lock_timeout = {}", ms(timeouts.lock)),
+            format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                ms(timeouts.idle_in_transaction)
+            ),
+        ]
+    }
+}
+
+fn std_duration(span: chrono::TimeDelta) -> std::time::Duration {
+    span.to_std().unwrap_or(std::time::Duration::from_secs(10))
 }
 
 /// Creates the SQLite file's folder and the file itself readable only by
@@ -418,7 +452,7 @@ impl Directory {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Self, DirectoryError> {
-        let pool = connect(location).await?;
+        let pool = connect(location, settings.database).await?;
         Ok(Self {
             pool,
             location: location.clone(),
