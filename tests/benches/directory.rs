@@ -1,5 +1,6 @@
 //! Directory costs on both backends: issuing a pass, redeeming one (right
-//! and wrong), issuing a batch of 10,000 and importing 10,000 people. `scripts/bench` starts the
+//! and wrong), issuing a batch of 10,000, importing 10,000 people, and
+//! verifying an audit log of a million events. `scripts/bench` starts the
 //! PostgreSQL server these need.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -171,5 +172,36 @@ fn import_users(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, issue_and_redeem, issue_batch, import_users);
+/// Events in the log `audit verify` checks.
+const EVENTS: usize = 1_000_000;
+
+fn verify_audit(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("audit");
+    group.sample_size(10);
+    for (backend, name) in BACKENDS {
+        let t = rt.block_on(directory(backend));
+        // A million events: a hundred imports of 10,000 people.
+        for round in 0..EVENTS / BATCH {
+            let people = people(&format!("audit{round}-"));
+            rt.block_on(t.directory.import_users(&people)).unwrap();
+        }
+        group.bench_function(BenchmarkId::new("verify_1000000", name), |b| {
+            b.to_async(&rt).iter(|| async {
+                let verified = t.directory.verify_audit().await.unwrap();
+                assert!(verified.broken.is_none());
+                assert!(verified.events >= EVENTS as i64);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    issue_and_redeem,
+    issue_batch,
+    import_users,
+    verify_audit
+);
 criterion_main!(benches);
