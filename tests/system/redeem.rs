@@ -75,11 +75,14 @@ fn record_work() -> Seen {
     seen
 }
 
-/// The statements and HMACs of `call`.
+/// The statements and HMACs of `call`. Statements whose text the trace
+/// leaves empty (the transaction's own, and the session settings of a
+/// connection the pool may open during either call) are left out.
 async fn work_of<T>(seen: &Seen, call: impl std::future::Future<Output = T>) -> Work {
     std::mem::take(&mut *seen.lock().unwrap());
     call.await;
-    let (statements, hmacs) = std::mem::take(&mut *seen.lock().unwrap());
+    let (mut statements, hmacs) = std::mem::take(&mut *seen.lock().unwrap());
+    statements.retain(|statement| !statement.is_empty());
     Work { statements, hmacs }
 }
 
