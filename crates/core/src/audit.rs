@@ -180,7 +180,12 @@ impl Directory {
             let mac = self.key.audit_mac(&prev, &body.bytes()).to_vec();
             let prev_mac = std::mem::replace(&mut prev, mac.clone());
             chained.push((seq, event, detail, prev_mac, mac));
-            tracing::info!(kind = event.kind, user = event.user.as_deref(), "audit");
+        }
+        // One line an event for a single change; a batch's thousands of
+        // events are one line, not a flood of emails in the app's log.
+        match events {
+            [event] => tracing::info!(kind = event.kind, user = event.user.as_deref(), "audit"),
+            _ => tracing::info!(events = events.len(), last_seq = seq, "audit, in bulk"),
         }
         let marks = bulk::Marks::of(tx);
         for chunk in chained.chunks(bulk::ROWS) {
