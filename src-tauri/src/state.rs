@@ -2,7 +2,7 @@
 //! the kiosk window, and the admin session.
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tapkiosk_core::admin_session::AdminSession;
@@ -241,6 +241,6 @@ impl Clock for OffsetClock {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        SystemClock.now() + TimeDelta::seconds(offset)
+        SystemClock.now() + chrono::TimeDelta::seconds(offset)
     }
 }

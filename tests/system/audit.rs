@@ -1,6 +1,8 @@
 use crate::add;
 use sqlx::{AssertSqlSafe, Executor};
-use tapkiosk_core::directory::IssueRequest;
+use tapkiosk_core::Email;
+use tapkiosk_core::directory::{DirectoryError, IssueRequest};
+use tapkiosk_core::user::NewUser;
 use tapkiosk_tests::{Backend, TestDirectory, on_both_backends};
 
 on_both_backends!(
@@ -170,6 +172,18 @@ async fn rolling_the_head_back_is_noticed(t: TestDirectory) {
     )
     .await
     .unwrap();
+    // Nothing is chained onto the rolled-back head, which would give it a
+    // good tag again: SQLite refuses the write; on PostgreSQL it commits
+    // and its event waits, unchained.
+    let late = NewUser::new(Email::parse("late@example.com").unwrap(), None, &[]).unwrap();
+    let written = t.directory.add_user(&late).await;
+    match t.backend {
+        Backend::Sqlite => assert!(
+            matches!(written, Err(DirectoryError::Tampered(_))),
+            "{written:?}"
+        ),
+        Backend::Postgres => written.unwrap(),
+    }
     let broken = t.directory.verify_audit().await.unwrap().broken.unwrap();
     assert!(
         broken.reason.contains("newest event was changed"),

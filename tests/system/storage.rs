@@ -129,9 +129,9 @@ async fn a_directory_opens_only_with_its_key(t: TestDirectory) {
 }
 
 /// Another connection holds the lock a write needs (the SQLite file's
-/// write lock; on PostgreSQL the row every write takes first, as a kiosk
-/// cut off mid-transaction would): the write gives up after the configured
-/// lock timeout, says so, and loses nothing; once the lock is gone it goes
+/// write lock; on PostgreSQL the lock on the person's email, as a kiosk cut
+/// off mid-sign-in would): the write gives up after the configured lock
+/// timeout, says so, and loses nothing; once the lock is gone it goes
 /// through.
 async fn a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout(backend: Backend) {
     let settings = Settings {
@@ -143,15 +143,22 @@ async fn a_write_held_up_by_a_lock_gives_up_after_the_lock_timeout(backend: Back
     };
     let t = tapkiosk_tests::spawn_with(backend, settings).await;
     let mut holder = t.raw().await;
-    let hold = match backend {
-        Backend::Sqlite => "BEGIN IMMEDIATE",
-        Backend::Postgres => "BEGIN",
-    };
-    sqlx::query(hold).execute(&mut holder).await.unwrap();
-    sqlx::query("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    match backend {
+        Backend::Sqlite => {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(t.key().lock_number("ada@example.com"))
+                .execute(&mut holder)
+                .await
+                .unwrap();
+        }
+    }
     let ada = NewUser::new(Email::parse("ada@example.com").unwrap(), None, &[]).unwrap();
     #[allow(clippy::disallowed_methods)] // how long the write waited, for real
     let asked = std::time::Instant::now();

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use subtle::ConstantTimeEq;
 
 /// Something to record.
 #[derive(Debug, Clone)]
@@ -139,15 +140,21 @@ pub struct Break {
 
 const PAGE: i64 = 1000;
 
+/// Waiting events chained in one transaction.
+const SEAL_ROWS: i64 = 20_000;
+
 impl Directory {
-    /// Appends `event` inside `tx`, which must hold the write turn.
+    /// Appends `event` inside `tx` (see [`audit_all`](Self::audit_all)).
     pub(crate) async fn audit(&self, tx: &mut Tx, event: Event) -> Result<(), DirectoryError> {
         self.audit_all(tx, std::slice::from_ref(&event)).await
     }
 
-    /// Appends `events`, in order, inside `tx`, which must hold the write
-    /// turn: the head read once, the events chained in memory and written
-    /// a thousand to a statement, the head written once.
+    /// Appends `events`, in order, inside `tx`. On SQLite, whose one
+    /// writer `tx` is, they are chained at once. On PostgreSQL they wait in
+    /// `audit_pending`, each with its own keyed MAC, and
+    /// [`commit`](Self::commit) chains them just after the commit: chaining
+    /// here would make every writer hold the audit head, one row, from here
+    /// to its commit, and so wait on every other writer.
     pub(crate) async fn audit_all(
         &self,
         tx: &mut Tx,
@@ -156,36 +163,57 @@ impl Directory {
         if events.is_empty() {
             return Ok(());
         }
-        let head =
-            sqlx::query("SELECT audit_head_seq, audit_head_mac FROM directory_meta WHERE id = 1")
-                .fetch_one(&mut **tx)
-                .await?;
-        let mut seq = head.try_get::<i64, _>("audit_head_seq")?;
-        let mut prev: Vec<u8> = head.try_get("audit_head_mac")?;
-        let at = self.now().timestamp();
-        let mut chained = Vec::with_capacity(events.len());
-        for event in events {
-            seq += 1;
-            let detail = event.detail.to_string();
-            let body = Chained {
-                seq,
-                at,
-                actor: &self.settings.actor,
-                kiosk: &self.settings.kiosk,
-                kind: event.kind,
-                user: event.user.as_deref(),
-                pass_id: event.pass_id.as_deref(),
-                detail: &detail,
-            };
-            let mac = self.key.audit_mac(&prev, &body.bytes()).to_vec();
-            let prev_mac = std::mem::replace(&mut prev, mac.clone());
-            chained.push((seq, event, detail, prev_mac, mac));
-        }
         // One line an event for a single change; a batch's thousands of
         // events are one line, not a flood of emails in the app's log.
         match events {
             [event] => tracing::info!(kind = event.kind, user = event.user.as_deref(), "audit"),
-            _ => tracing::info!(events = events.len(), last_seq = seq, "audit, in bulk"),
+            _ => tracing::info!(events = events.len(), "audit, in bulk"),
+        }
+        let at = self.now().timestamp();
+        let entries: Vec<Entry> = events
+            .iter()
+            .map(|event| Entry {
+                at,
+                actor: self.settings.actor.clone(),
+                kiosk: self.settings.kiosk.clone(),
+                kind: event.kind.to_string(),
+                user: event.user.clone(),
+                pass_id: event.pass_id.clone(),
+                detail: event.detail.to_string(),
+            })
+            .collect();
+        if self.shared() {
+            self.hold(tx, &entries).await
+        } else {
+            self.chain(tx, &entries).await
+        }
+    }
+
+    /// Chains `entries` after the head, which `tx` must hold: the head read
+    /// once, the events written a thousand to a statement, the head written
+    /// once.
+    ///
+    /// A head whose tag does not hold (rolled back by someone with write
+    /// access to the database) is refused: chaining onto it would give the
+    /// rolled-back log a good tag again.
+    async fn chain(&self, tx: &mut Tx, entries: &[Entry]) -> Result<(), DirectoryError> {
+        let head = sqlx::query(
+            "SELECT audit_head_seq, audit_head_mac, audit_head_tag FROM directory_meta WHERE id = 1",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        let mut seq = head.try_get::<i64, _>("audit_head_seq")?;
+        let mut prev: Vec<u8> = head.try_get("audit_head_mac")?;
+        let tag: Vec<u8> = head.try_get("audit_head_tag")?;
+        if !bool::from(self.key.audit_head_tag(seq, &prev).ct_eq(tag.as_slice())) {
+            return Err(DirectoryError::Tampered("the audit log's newest event"));
+        }
+        let mut chained = Vec::with_capacity(entries.len());
+        for entry in entries {
+            seq += 1;
+            let mac = self.key.audit_mac(&prev, &entry.body(seq).bytes()).to_vec();
+            let prev_mac = std::mem::replace(&mut prev, mac.clone());
+            chained.push((seq, entry, prev_mac, mac));
         }
         let marks = bulk::Marks::of(tx);
         for chunk in chained.chunks(bulk::ROWS) {
@@ -195,16 +223,9 @@ impl Directory {
                 marks.rows(10, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (seq, event, detail, prev_mac, mac) in chunk {
-                query = query
-                    .bind(*seq)
-                    .bind(at)
-                    .bind(&self.settings.actor)
-                    .bind(&self.settings.kiosk)
-                    .bind(event.kind)
-                    .bind(event.user.as_deref())
-                    .bind(event.pass_id.as_deref())
-                    .bind(detail.as_str())
+            for (seq, entry, prev_mac, mac) in chunk {
+                query = entry
+                    .bind(query.bind(*seq))
                     .bind(prev_mac.as_slice())
                     .bind(mac.as_slice());
             }
@@ -222,8 +243,142 @@ impl Directory {
         Ok(())
     }
 
+    /// Leaves `entries` in `audit_pending` for [`seal_audit`](Self::seal_audit).
+    async fn hold(&self, tx: &mut Tx, entries: &[Entry]) -> Result<(), DirectoryError> {
+        let marks = bulk::Marks::of(tx);
+        for chunk in entries.chunks(bulk::ROWS) {
+            let sql = format!(
+                "INSERT INTO audit_pending (at, actor, kiosk, kind, user_email, pass_id, detail, mac) \
+                 VALUES {}",
+                marks.rows(8, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for entry in chunk {
+                query = entry.bind(query).bind(self.pending_mac(entry).to_vec());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    fn pending_mac(&self, entry: &Entry) -> [u8; 32] {
+        self.key.audit_mac(b"pending", &entry.body(0).bytes())
+    }
+
+    /// Chains the events waiting in `audit_pending` (PostgreSQL's), oldest
+    /// first. Without `wait`, a kiosk that finds the head taken leaves its
+    /// events to the one holding it, which looks again once it has let the
+    /// head go, and so finds them: nobody waits on the head to finish their
+    /// own write. With `wait` (before the log is read), it waits its turn.
+    pub(crate) async fn seal_audit(&self, wait: bool) -> Result<(), DirectoryError> {
+        if !self.shared() {
+            return Ok(());
+        }
+        let lock = if wait {
+            "FOR UPDATE"
+        } else {
+            "FOR UPDATE SKIP LOCKED"
+        };
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let head = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM directory_meta WHERE id = 1 {lock}"
+            )))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if head.is_none() {
+                return Ok(());
+            }
+            let rows = sqlx::query(
+                "SELECT id, at, actor, kiosk, kind, user_email, pass_id, detail, mac \
+                 FROM audit_pending ORDER BY id LIMIT $1",
+            )
+            .bind(SEAL_ROWS)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                drop(tx);
+            } else {
+                self.chain_waiting(tx, &rows).await?;
+            }
+            // A kiosk that committed while this one held the head left its
+            // events to this one: look once more, the head let go.
+            if rows.len() < SEAL_ROWS as usize && self.nothing_waits().await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Chains the waiting `rows` and deletes them, committing `tx`, which
+    /// holds the head.
+    async fn chain_waiting(&self, mut tx: Tx, rows: &[AnyRow]) -> Result<(), DirectoryError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let entry = Entry::from_row(row)?;
+            let mac: Vec<u8> = row.try_get("mac")?;
+            entries.push(if self.pending_mac(&entry).ct_eq(mac.as_slice()).into() {
+                entry
+            } else {
+                tracing::error!(
+                    id,
+                    "an audit event waiting to be chained was not written by a kiosk: left out"
+                );
+                self.forged(&entry, id)
+            });
+            ids.push(id);
+        }
+        self.chain(&mut tx, &entries).await?;
+        let marks = bulk::Marks::of(&tx);
+        for chunk in ids.chunks(bulk::ROWS) {
+            let sql = format!(
+                "DELETE FROM audit_pending WHERE id IN ({})",
+                marks.list(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Chains what waits before the log is read. A log that cannot be
+    /// chained onto (its head tampered with) is still read, so that its
+    /// reader sees why.
+    async fn seal_before_reading(&self) {
+        if let Err(error) = self.seal_audit(true).await {
+            tracing::error!(%error, "audit events wait to be chained");
+        }
+    }
+
+    async fn nothing_waits(&self) -> Result<bool, DirectoryError> {
+        let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(waiting.is_none())
+    }
+
+    /// What is chained in place of a waiting row whose MAC does not hold:
+    /// the fact, not the row's claims.
+    fn forged(&self, entry: &Entry, id: i64) -> Entry {
+        Entry {
+            at: self.now().timestamp(),
+            actor: self.settings.actor.clone(),
+            kiosk: self.settings.kiosk.clone(),
+            kind: "audit_entry_rejected".into(),
+            user: None,
+            pass_id: None,
+            detail: serde_json::json!({ "pending_id": id, "claimed_kind": entry.kind }).to_string(),
+        }
+    }
+
     /// Lists events, oldest first.
     pub async fn audit_log(&self, filter: &Filter) -> Result<Vec<Record>, DirectoryError> {
+        self.seal_before_reading().await;
         let rows = sqlx::query(
             "SELECT seq, at, actor, kiosk, kind, user_email, pass_id, detail FROM audit_events \
              WHERE ($1 IS NULL OR user_email = $1) AND at >= $2 ORDER BY seq",
@@ -242,6 +397,7 @@ impl Directory {
     /// so events appended meanwhile by other kiosks are not mistaken for
     /// tampering.
     pub async fn verify_audit(&self) -> Result<Verification, DirectoryError> {
+        self.seal_before_reading().await;
         let head = sqlx::query(
             "SELECT audit_head_seq, audit_head_mac, audit_head_tag FROM directory_meta WHERE id = 1",
         )
@@ -314,25 +470,62 @@ impl Directory {
 }
 
 fn chained_bytes(row: &AnyRow) -> Result<Vec<u8>, sqlx::Error> {
-    let (actor, kiosk, kind, detail): (String, String, String, String) = (
-        row.try_get("actor")?,
-        row.try_get("kiosk")?,
-        row.try_get("kind")?,
-        row.try_get("detail")?,
-    );
-    let (user, pass_id): (Option<String>, Option<String>) =
-        (row.try_get("user_email")?, row.try_get("pass_id")?);
-    Ok(Chained {
-        seq: row.try_get("seq")?,
-        at: row.try_get("at")?,
-        actor: &actor,
-        kiosk: &kiosk,
-        kind: &kind,
-        user: user.as_deref(),
-        pass_id: pass_id.as_deref(),
-        detail: &detail,
+    Ok(Entry::from_row(row)?.body(row.try_get("seq")?).bytes())
+}
+
+/// An event as it is written, in either table.
+struct Entry {
+    at: i64,
+    actor: String,
+    kiosk: String,
+    kind: String,
+    user: Option<String>,
+    pass_id: Option<String>,
+    detail: String,
+}
+
+impl Entry {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            kiosk: row.try_get("kiosk")?,
+            kind: row.try_get("kind")?,
+            user: row.try_get("user_email")?,
+            pass_id: row.try_get("pass_id")?,
+            detail: row.try_get("detail")?,
+        })
     }
-    .bytes())
+
+    /// What is MACed at position `seq` (0 while it waits).
+    fn body(&self, seq: i64) -> Chained<'_> {
+        Chained {
+            seq,
+            at: self.at,
+            actor: &self.actor,
+            kiosk: &self.kiosk,
+            kind: &self.kind,
+            user: self.user.as_deref(),
+            pass_id: self.pass_id.as_deref(),
+            detail: &self.detail,
+        }
+    }
+
+    /// Binds at, actor, kiosk, kind, user_email, pass_id and detail, in
+    /// that order.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        query
+            .bind(self.at)
+            .bind(self.actor.as_str())
+            .bind(self.kiosk.as_str())
+            .bind(self.kind.as_str())
+            .bind(self.user.as_deref())
+            .bind(self.pass_id.as_deref())
+            .bind(self.detail.as_str())
+    }
 }
 
 fn record_from_row(row: &AnyRow) -> Result<Record, sqlx::Error> {

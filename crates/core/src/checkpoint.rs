@@ -102,6 +102,7 @@ fn hex(bytes: &[u8]) -> String {
 impl Directory {
     /// A checkpoint of the audit log as it is now.
     pub async fn audit_checkpoint(&self) -> Result<Checkpoint, DirectoryError> {
+        self.seal_audit(true).await?;
         let row =
             sqlx::query("SELECT audit_head_seq, audit_head_mac FROM directory_meta WHERE id = 1")
                 .fetch_one(&self.pool)

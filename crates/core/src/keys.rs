@@ -228,6 +228,16 @@ impl DirectoryKey {
         tag.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The number of a database lock standing for `text`: the same on
+    /// every kiosk with this directory's key. Two texts sharing a number
+    /// (one chance in 2^64) only wait on each other.
+    pub fn lock_number(&self, text: &str) -> i64 {
+        let tag = mac_of(self.audit_key.as_ref(), &[b"lock", text.as_bytes()]);
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&tag[..8]);
+        i64::from_be_bytes(bytes)
+    }
+
     /// Encrypts a method's secret (XChaCha20-Poly1305, random nonce) bound
     /// to `context` (the user and method ids), so that a sealed secret moved
     /// to another row does not open.

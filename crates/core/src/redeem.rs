@@ -124,8 +124,9 @@ impl Directory {
         typed_email: &str,
         typed_pass: &str,
     ) -> Result<KioskSession, RedeemError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_people().await?;
         let lock_key = self.typed_identity(typed_email);
+        self.lock_key(&mut tx, &lock_key).await?;
         let kiosk_key = self.kiosk_identity();
         let now = self.now();
         for (key, reason) in [(&kiosk_key, "kiosk_throttled"), (&lock_key, "locked_out")] {
@@ -134,7 +135,7 @@ impl Directory {
                     .who(&lock_key)
                     .with("reason", reason);
                 self.audit(&mut tx, event).await?;
-                tx.commit().await?;
+                self.commit(tx).await?;
                 return Err(RedeemError::LockedOut { until });
             }
         }
@@ -177,7 +178,7 @@ impl Directory {
                 }
             }
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         result
     }
 
@@ -192,7 +193,7 @@ impl Directory {
             return Ok(Outcome::Failed("malformed_pass"));
         };
         let user = match Email::parse(typed_email) {
-            Ok(email) => self.find_user(tx, &email).await?,
+            Ok(email) => self.lock_user(tx, &email).await?,
             Err(_) => None,
         };
         // The same queries and the same number of HMACs whether or not the
@@ -237,7 +238,7 @@ impl Directory {
                 "account_disabled",
             ));
         }
-        let policy = self.policy_on(tx).await?;
+        let policy = self.policy_in(tx).await?;
         let refused = |error, reason| Ok(Outcome::Refused(error, reason));
         match pass.status(policy.allows(&user.groups), now) {
             PassStatus::Usable => {}
@@ -292,8 +293,10 @@ impl Directory {
     /// replaced: a row edited back to "live" in the database is caught here.
     async fn pass_has_ended(&self, tx: &mut Tx, pass_id: &str) -> Result<bool, DirectoryError> {
         let ended: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM audit_events WHERE pass_id = $1 \
-             AND kind IN ('pass_used', 'pass_revoked', 'pass_replaced')",
+            "SELECT (SELECT COUNT(*) FROM audit_events WHERE pass_id = $1 \
+             AND kind IN ('pass_used', 'pass_revoked', 'pass_replaced')) \
+             + (SELECT COUNT(*) FROM audit_pending WHERE pass_id = $1 \
+             AND kind IN ('pass_used', 'pass_revoked', 'pass_replaced')) AS n",
         )
         .bind(pass_id)
         .fetch_one(&mut **tx)
@@ -410,7 +413,7 @@ impl Directory {
             .pass(&session.pass_id)
             .with("session", &session.id);
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -423,12 +426,12 @@ impl Directory {
         &self,
         session: &KioskSession,
     ) -> Result<Tx, DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person(&session.user_id).await?;
         let now = self.now();
         if now >= session.ends_at {
             return Err(DirectoryError::ClaimLost);
         }
-        let used_by_this_session = self.ensure_usable(&mut tx, session).await?;
+        let used_by_this_session = self.ensure_usable(&mut tx, session, true).await?;
         if session.one_time && !used_by_this_session {
             let used = sqlx::query(
                 "UPDATE passes SET used_at = $1, used_by = $2, claimed_by = NULL, claim_until = NULL \
@@ -454,11 +457,13 @@ impl Directory {
     /// Checks, inside `tx`, that the session's pass still works for its
     /// holder: not revoked or expired, the holder still there and enabled,
     /// the policy still allowing them. A one-time pass this same session
-    /// used up still counts (returns `true` then).
+    /// used up still counts (returns `true` then). `in_write`: `conn` is a
+    /// write's transaction, which then holds the policy to its commit.
     async fn ensure_usable(
         &self,
         conn: &mut sqlx::AnyConnection,
         session: &KioskSession,
+        in_write: bool,
     ) -> Result<bool, DirectoryError> {
         let user = self.find_user(conn, &session.email).await?;
         let Some(user) = user.filter(|u| u.id == session.user_id && u.enabled) else {
@@ -470,7 +475,7 @@ impl Directory {
             .await?
             .ok_or(DirectoryError::ClaimLost)?;
         let used_by: Option<String> = row.try_get("used_by")?;
-        let policy = self.policy_on(conn).await?;
+        let policy = self.read_policy(conn, in_write).await?;
         match pass_from_row(&row)?.status(policy.allows(&user.groups), self.now()) {
             PassStatus::Usable => Ok(false),
             PassStatus::Used if used_by.as_deref() == Some(session.id.as_str()) => Ok(true),
@@ -483,7 +488,9 @@ impl Directory {
     /// longer allowed by the policy. Reads only; any kind of pass.
     pub async fn check_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
         let mut conn = self.pool.acquire().await?;
-        self.ensure_usable(&mut conn, session).await.map(drop)
+        self.ensure_usable(&mut conn, session, false)
+            .await
+            .map(drop)
     }
 
     /// Extends a session's claim on its one-time pass by another lease
@@ -492,8 +499,8 @@ impl Directory {
         if !session.one_time {
             return Ok(());
         }
-        let mut tx = self.write().await?;
-        if self.ensure_usable(&mut tx, session).await? {
+        let mut tx = self.write_person(&session.user_id).await?;
+        if self.ensure_usable(&mut tx, session, true).await? {
             // Used up by this session's first change: no claim is left to
             // keep, and the session goes on until it ends.
             return Ok(());
@@ -511,14 +518,14 @@ impl Directory {
         if renewed.rows_affected() != 1 {
             return Err(DirectoryError::ClaimLost);
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
     /// Ends a session without a change (reset, timeout, person walked
     /// away): a one-time pass is given back at once.
     pub async fn release_session(&self, session: &KioskSession) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person(&session.user_id).await?;
         let released = sqlx::query("UPDATE passes SET claimed_by = NULL, claim_until = NULL WHERE id = $1 AND claimed_by = $2")
             .bind(&session.pass_id)
             .bind(&session.id)
@@ -530,7 +537,7 @@ impl Directory {
             .with("session", &session.id)
             .with("claim_released", released.rows_affected() == 1);
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }
@@ -547,15 +554,16 @@ impl Directory {
     /// escalation), for IT helping someone who is locked out. Returns
     /// whether it was locked.
     pub async fn lift_lockout(&self, email: &Email) -> Result<bool, DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_people().await?;
         let key = email.to_string();
+        self.lock_key(&mut tx, &key).await?;
         let locked = self.locked_until(&mut tx, &key).await?.is_some();
         self.clear_failures(&mut tx, &key).await?;
         let event = Event::new("lockout_lifted")
             .who(&key)
             .with("was_locked", locked);
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(locked)
     }
 

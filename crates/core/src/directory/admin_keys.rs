@@ -100,7 +100,7 @@ impl Directory {
             .with("admin", name)
             .with("key", &id);
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(AdminKey {
             id,
             label,
@@ -126,7 +126,7 @@ impl Directory {
             .with("admin", name)
             .with("key", key_id);
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -150,12 +150,12 @@ impl Directory {
         };
         if !verified {
             let outcome = self.count_wrong(&mut tx, &admin).await;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return outcome;
         }
         self.admin_signed_in(&mut tx, &admin, "security_key")
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

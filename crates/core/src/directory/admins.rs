@@ -251,7 +251,7 @@ impl Directory {
         let code = self.new_enrol_code(&mut tx, &id, name).await?;
         let event = Event::new("admin_added").with("admin", name);
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(code)
     }
 
@@ -268,7 +268,7 @@ impl Directory {
         let code = self.new_enrol_code(&mut tx, &admin.id, name).await?;
         self.audit(&mut tx, Event::new("admin_reset").with("admin", name))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(code)
     }
 
@@ -289,7 +289,7 @@ impl Directory {
             .await?;
         self.audit(&mut tx, Event::new("admin_removed").with("admin", name))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -301,7 +301,7 @@ impl Directory {
         self.store_pin(&mut tx, &admin, pin).await?;
         self.audit(&mut tx, Event::new("admin_pin_set").with("admin", name))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -325,13 +325,13 @@ impl Directory {
         };
         if !right {
             let outcome = self.count_wrong(&mut tx, &admin).await;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return outcome;
         }
         self.store_pin(&mut tx, &admin, pin).await?;
         self.audit(&mut tx, Event::new("admin_enrolled").with("admin", name))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -348,11 +348,11 @@ impl Directory {
         };
         if !self.verify_pin(&admin.id, admin.pin_hash.as_deref(), pin) {
             let outcome = self.count_wrong(&mut tx, &admin).await;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return outcome;
         }
         self.admin_signed_in(&mut tx, &admin, "pin").await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

@@ -47,6 +47,13 @@ impl Marks {
             .join(", ")
     }
 
+    /// What locks the rows a `SELECT` reads until the transaction ends:
+    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose one writer
+    /// holds every row already.
+    pub(crate) fn row_lock(self) -> &'static str {
+        if self.numbered { " FOR UPDATE" } else { "" }
+    }
+
     /// `(…), (…)` for `rows` rows of `columns` values, from value 1.
     pub(crate) fn rows(self, columns: usize, rows: usize) -> String {
         (0..rows)
@@ -62,11 +69,18 @@ pub(crate) async fn users_by_email(
     emails: &[Email],
 ) -> Result<HashMap<Email, UserRow>, DirectoryError> {
     let marks = Marks::of(tx);
+    // Locked in one order (the emails', chunk after chunk), so that two
+    // batches naming some of the same people wait rather than deadlock.
+    let mut emails: Vec<&Email> = emails.iter().collect();
+    emails.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    emails.dedup();
     let mut users = HashMap::with_capacity(emails.len());
     for chunk in emails.chunks(ROWS) {
         let sql = format!(
-            "SELECT id, email, display_name, enabled, created_at FROM users WHERE email IN ({})",
-            marks.list(1, chunk.len())
+            "SELECT id, email, display_name, enabled, created_at FROM users WHERE email IN ({}) \
+             ORDER BY email{}",
+            marks.list(1, chunk.len()),
+            marks.row_lock()
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for email in chunk {

@@ -32,9 +32,9 @@ impl Directory {
         request_id: Option<&str>,
     ) -> Result<(), DirectoryError> {
         let event = change_event(change, user, method, request_id);
-        let mut tx = self.write().await?;
+        let mut tx = self.write_people().await?;
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

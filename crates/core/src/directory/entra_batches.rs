@@ -110,7 +110,7 @@ impl Directory {
                 .iter()
                 .map(|row| self.stored_row(&id, row))
                 .collect::<Result<_, _>>()?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return Ok(StoredBatch { id, rows });
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -132,7 +132,7 @@ impl Directory {
             .with("file", name)
             .with("rows", rows.to_string());
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(StoredBatch {
             id,
             rows: Vec::new(),
@@ -172,7 +172,7 @@ impl Directory {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -225,7 +225,7 @@ impl Directory {
                 self.audit(&mut tx, event).await?;
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -236,7 +236,7 @@ impl Directory {
             .bind(batch)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -255,7 +255,7 @@ impl Directory {
             .with("batch", batch)
             .with("passes", forgotten.to_string());
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(forgotten)
     }
 

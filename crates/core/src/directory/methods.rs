@@ -57,7 +57,7 @@ impl Directory {
             event.with("label", &label).with("session", &session.id),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(MethodSummary {
             id,
             kind: "totp".into(),
@@ -76,7 +76,7 @@ impl Directory {
         method_id: &str,
         code: &str,
     ) -> Result<(), TotpCheck> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person(user_id).await?;
         let row = sqlx::query("SELECT credential, last_step FROM methods WHERE id = $1 AND user_id = $2 AND kind = 'totp'")
             .bind(method_id)
             .bind(user_id)
@@ -103,7 +103,7 @@ impl Directory {
             .execute(&mut *tx)
             .await
             .map_err(DirectoryError::from)?;
-        tx.commit().await.map_err(DirectoryError::from)?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -144,7 +144,7 @@ impl Directory {
             .with("method", method_id);
         self.audit(&mut tx, event.with("session", &session.id))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }
@@ -156,7 +156,7 @@ impl Directory {
         email: &crate::email::Email,
         method_id: &str,
     ) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person_by_email(email).await?;
         let user = self.require_user(&mut tx, email).await?;
         delete_method(&mut tx, &user.id, method_id).await?;
         self.audit(
@@ -166,7 +166,7 @@ impl Directory {
                 .with("method", method_id),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

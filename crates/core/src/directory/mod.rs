@@ -511,7 +511,7 @@ impl Directory {
             .await?;
         self.audit(&mut tx, Event::new("directory_initialised"))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(true)
     }
 
@@ -566,23 +566,93 @@ impl Directory {
             .await?;
         let event = Event::new("records_sealed").with("passes", rows.len());
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
-    /// Begins a write transaction holding the directory's write turn.
+    /// Whether the directory is shared by a fleet (PostgreSQL), where
+    /// writers run side by side, or one kiosk's file (SQLite), which has
+    /// one writer at a time.
+    pub(crate) fn shared(&self) -> bool {
+        matches!(self.location, Location::Postgres(_))
+    }
+
+    /// Begins a write that changes what the whole directory shares (the
+    /// policy, administrators, Entra batches): such writes take turns on
+    /// both backends, on one row of `directory_meta`. They are rare, and
+    /// the checks they make (the last administrator, say) span many rows.
     ///
     /// The first statement is a write so that SQLite takes its write lock at
     /// once (a read-then-write transaction can fail to upgrade under
-    /// contention) and PostgreSQL queues writers on one row. Writers taking
-    /// turns keeps the audit chain a single sequence and makes claims and
-    /// "one live pass" checks atomic on both backends.
+    /// contention).
     pub(crate) async fn write(&self) -> Result<Tx, DirectoryError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        take_turn(&mut tx).await?;
         Ok(tx)
+    }
+
+    /// Begins a write about people (a sign-in, a pass, a method). SQLite
+    /// takes its one write lock, as [`write`](Self::write) does. On
+    /// PostgreSQL it takes nothing: the writer locks the rows of the people
+    /// it changes, first thing ([`lock_user`](Self::lock_user),
+    /// [`bulk::users_by_email`]), so that writes about one person go one at
+    /// a time, as their checks need, and writes about others do not wait.
+    pub(crate) async fn write_people(&self) -> Result<Tx, DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.shared() {
+            take_turn(&mut tx).await?;
+        }
+        Ok(tx)
+    }
+
+    /// [`write_people`](Self::write_people) about the person with id
+    /// `user_id`, their row locked.
+    pub(crate) async fn write_person(&self, user_id: &str) -> Result<Tx, DirectoryError> {
+        let mut tx = self.write_people().await?;
+        if self.shared() {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// [`write_people`](Self::write_people) about the person with `email`:
+    /// the email locked as a sign-in there locks it, then their row (if
+    /// they exist), so that two writes adding the same person also take
+    /// turns.
+    pub(crate) async fn write_person_by_email(&self, email: &Email) -> Result<Tx, DirectoryError> {
+        let mut tx = self.write_people().await?;
+        self.lock_key(&mut tx, email.as_str()).await?;
+        self.lock_user(&mut tx, email).await?;
+        Ok(tx)
+    }
+
+    /// Locks, until `tx` ends, whatever is counted under `key` in the
+    /// lockout tables: wrong guesses at one email are counted one at a
+    /// time, whether or not the email is anyone's (so there is no row to
+    /// lock). A PostgreSQL advisory lock, on a keyed hash of `key`.
+    pub(crate) async fn lock_key(&self, tx: &mut Tx, key: &str) -> Result<(), DirectoryError> {
+        if self.shared() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(self.key.lock_number(key))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Commits `tx`, then chains the audit events it left waiting (on
+    /// PostgreSQL). The change is made once the commit returns: a chaining
+    /// that fails (the database gone just then) is logged and done by the
+    /// next write or read of the log, by this kiosk or another.
+    pub(crate) async fn commit(&self, tx: Tx) -> Result<(), DirectoryError> {
+        tx.commit().await?;
+        if let Err(error) = self.seal_audit(false).await {
+            tracing::warn!(%error, "audit events wait to be chained");
+        }
+        Ok(())
     }
 
     /// Finds a user's id, enabled flag and display name by email.
@@ -591,11 +661,33 @@ impl Directory {
         conn: &mut sqlx::AnyConnection,
         email: &Email,
     ) -> Result<Option<UserRow>, DirectoryError> {
-        let row =
-            sqlx::query("SELECT id, display_name, enabled, created_at FROM users WHERE email = $1")
-                .bind(email.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
+        self.user_by_email(conn, email, "").await
+    }
+
+    /// [`find_user`](Self::find_user), the row locked until `tx` ends (on
+    /// PostgreSQL; SQLite's one writer holds everything already).
+    pub(crate) async fn lock_user(
+        &self,
+        tx: &mut Tx,
+        email: &Email,
+    ) -> Result<Option<UserRow>, DirectoryError> {
+        let lock = if self.shared() { " FOR UPDATE" } else { "" };
+        self.user_by_email(tx, email, lock).await
+    }
+
+    async fn user_by_email(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        email: &Email,
+        lock: &'static str,
+    ) -> Result<Option<UserRow>, DirectoryError> {
+        let sql = format!(
+            "SELECT id, display_name, enabled, created_at FROM users WHERE email = $1{lock}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(email.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
         let groups = groups_of(conn, &id).await?;
@@ -618,6 +710,15 @@ impl Directory {
             .await?
             .ok_or_else(|| DirectoryError::UserNotFound(email.clone()))
     }
+}
+
+/// Takes the directory's write turn: a write to the one `directory_meta`
+/// row, held until the transaction ends.
+async fn take_turn(tx: &mut Tx) -> Result<(), DirectoryError> {
+    sqlx::query("UPDATE directory_meta SET write_turn = write_turn + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Whether the error says the table does not exist (SQLite's message,

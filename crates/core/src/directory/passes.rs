@@ -75,8 +75,8 @@ impl Directory {
         request: &IssueRequest,
         deliver: impl FnOnce(&IssuedPass) -> Result<(), E>,
     ) -> Result<IssuedPass, DirectoryError> {
-        let mut tx = self.write().await?;
-        let policy = self.policy_on(&mut tx).await?;
+        let mut tx = self.write_people().await?;
+        let policy = self.policy_in(&mut tx).await?;
         let (users, mut plan) = self
             .plan_for(&mut tx, std::slice::from_ref(&request.email))
             .await?;
@@ -88,7 +88,7 @@ impl Directory {
             .ok_or_else(|| DirectoryError::Invalid("nothing was issued".into()))?;
         deliver(&issued)
             .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(issued)
     }
 
@@ -103,8 +103,8 @@ impl Directory {
         requests: &[(u64, IssueRequest)],
         deliver: impl FnOnce(&[IssuedPass]) -> Result<(), E>,
     ) -> Result<Vec<IssuedPass>, DirectoryError> {
-        let mut tx = self.write().await?;
-        let policy = self.policy_on(&mut tx).await?;
+        let mut tx = self.write_people().await?;
+        let policy = self.policy_in(&mut tx).await?;
         let emails: Vec<Email> = requests.iter().map(|(_, r)| r.email.clone()).collect();
         let (users, mut plan) = self.plan_for(&mut tx, &emails).await?;
         let mut errors = Vec::new();
@@ -122,7 +122,7 @@ impl Directory {
         self.write_plan(&mut tx, &plan).await?;
         deliver(&plan.issued)
             .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(plan.issued)
     }
 
@@ -272,8 +272,8 @@ impl Directory {
     /// Revokes the person's live pass (the one that has not expired, been
     /// used or been revoked).
     pub async fn revoke_pass(&self, email: &Email) -> Result<String, DirectoryError> {
-        let mut tx = self.write().await?;
-        let policy = self.policy_on(&mut tx).await?;
+        let mut tx = self.write_person_by_email(email).await?;
+        let policy = self.policy_in(&mut tx).await?;
         let user = self.require_user(&mut tx, email).await?;
         let revoked = self
             .end_live_passes(&mut tx, &user, &policy, true, "pass_revoked")
@@ -282,7 +282,7 @@ impl Directory {
         let id = revoked
             .or(cut_short)
             .ok_or_else(|| DirectoryError::NoLivePass(email.clone()))?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(id)
     }
 

@@ -16,7 +16,31 @@ impl Directory {
         &self,
         conn: &mut sqlx::AnyConnection,
     ) -> Result<Policy, DirectoryError> {
-        let row = sqlx::query("SELECT settings, mac FROM policy WHERE id = 1")
+        self.read_policy(conn, false).await
+    }
+
+    /// The policy as a write in `tx` must obey it: on PostgreSQL the row is
+    /// held (shared) to the commit, so a change to it being made waits for
+    /// this write, or this write for it, and never slips in between the
+    /// check and the commit.
+    pub(crate) async fn policy_in(&self, tx: &mut super::Tx) -> Result<Policy, DirectoryError> {
+        self.read_policy(tx, true).await
+    }
+
+    /// The policy, held to the commit if `in_write` (see
+    /// [`policy_in`](Self::policy_in)).
+    pub(crate) async fn read_policy(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        in_write: bool,
+    ) -> Result<Policy, DirectoryError> {
+        let lock = if in_write && self.shared() {
+            " FOR SHARE"
+        } else {
+            ""
+        };
+        let sql = format!("SELECT settings, mac FROM policy WHERE id = 1{lock}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_one(&mut *conn)
             .await?;
         let settings: String = row.try_get("settings")?;
@@ -53,7 +77,7 @@ impl Directory {
             Err(e) => return Err(e),
         };
         self.store_policy(&mut tx, before.as_ref(), policy).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -90,7 +114,7 @@ impl Directory {
         change(&mut policy)?;
         policy.validate()?;
         self.store_policy(&mut tx, Some(&before), &policy).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(policy)
     }
 

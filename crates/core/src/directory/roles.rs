@@ -1,7 +1,8 @@
 //! The PostgreSQL role a kiosk connects as: it can do what a kiosk (and its
 //! admin pane) does to the rows, and nothing to the schema. It does not own
 //! the tables, so it cannot drop the audit log's append-only triggers, and
-//! it may only add to the audit log, never change or delete an event.
+//! it may only add to the audit log, never change or delete an event (it
+//! deletes an event from `audit_pending` only as it chains it).
 
 use super::{Directory, DirectoryError, Location};
 use crate::audit::Event;
@@ -21,6 +22,9 @@ const GRANTS: &[(&str, &str)] = &[
     ("policy", "SELECT, UPDATE"),
     ("directory_meta", "SELECT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),
+    // Events wait here for a moment, until the kiosk that wrote them (or
+    // the next) chains them into audit_events.
+    ("audit_pending", "SELECT, INSERT, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 
@@ -56,9 +60,9 @@ impl Directory {
     /// Records that an admin quit the kiosk app (its window closes only
     /// that way).
     pub async fn record_kiosk_quit(&self) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_people().await?;
         self.audit(&mut tx, Event::new("kiosk_quit")).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -79,7 +83,7 @@ impl Directory {
         }
         self.audit(&mut tx, Event::new("kiosk_role_granted").with("role", role))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

@@ -138,7 +138,7 @@ impl Directory {
             let method = self
                 .insert_key(&mut tx, holder, &label, key, ("session", &session.id))
                 .await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             Ok(method)
         };
         self.audit_refusal(&session.email, added.await).await
@@ -155,7 +155,7 @@ impl Directory {
     ) -> Result<MethodSummary, DirectoryError> {
         let label = check_label(label)?;
         let added = async {
-            let mut tx = self.write().await?;
+            let mut tx = self.write_person(user_id).await?;
             self.check_model(&mut tx, key.policy_model, key.aaguid)
                 .await?;
             let user = self.require_user(&mut tx, email).await?;
@@ -169,7 +169,7 @@ impl Directory {
             let method = self
                 .insert_key(&mut tx, (&user.id, email), &label, key, ("staged", "by IT"))
                 .await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             Ok(method)
         };
         self.audit_refusal(email, added.await).await
@@ -245,7 +245,7 @@ impl Directory {
         trusted: Option<Uuid>,
         reported: Option<Uuid>,
     ) -> Result<(), DirectoryError> {
-        if self.policy_on(tx).await?.keys.allows(trusted) {
+        if self.policy_in(tx).await?.keys.allows(trusted) {
             Ok(())
         } else {
             Err(DirectoryError::KeyNotAllowed { aaguid: reported })
@@ -282,9 +282,9 @@ impl Directory {
     }
 
     async fn audit_alone(&self, event: Event) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_people().await?;
         self.audit(&mut tx, event).await?;
-        tx.commit().await.map_err(DirectoryError::from)
+        self.commit(tx).await
     }
 
     /// The id and keys of an enabled person, for a sign-in check; `None`
@@ -316,7 +316,7 @@ impl Directory {
         email: &crate::Email,
         result: &AuthenticationResult,
     ) -> Result<MethodSummary, DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person(user_id).await?;
         let row = sqlx::query(
             "SELECT id, label, created_at, last_used_at, credential, aaguid, policy_aaguid FROM methods \
              WHERE user_id = $1 AND kind = 'fido2' AND credential_id = $2",
@@ -364,7 +364,7 @@ impl Directory {
             .with("method", &key.method.id)
             .with("counter", result.counter());
         self.audit(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         key.method.last_used_at = Some(now);
         Ok(key.method)
     }

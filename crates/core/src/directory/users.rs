@@ -18,12 +18,12 @@ fn added(user: &NewUser) -> Event {
 impl Directory {
     /// Adds a person. Fails if the email is already there.
     pub async fn add_user(&self, user: &NewUser) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person_by_email(&user.email).await?;
         if self.find_user(&mut tx, &user.email).await?.is_some() {
             return Err(DirectoryError::UserExists(user.email.clone()));
         }
         self.insert_user(&mut tx, user).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -31,7 +31,7 @@ impl Directory {
     /// no one: any email already in the directory fails the whole import
     /// with its line number. A thousand rows to a statement (`bulk`).
     pub async fn import_users(&self, users: &[(u64, NewUser)]) -> Result<usize, DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_people().await?;
         let emails: Vec<Email> = users.iter().map(|(_, u)| u.email.clone()).collect();
         let known = bulk::users_by_email(&mut tx, &emails).await?;
         let errors: Vec<RowError> = users
@@ -84,7 +84,7 @@ impl Directory {
         }
         let events: Vec<Event> = users.iter().map(|(_, user)| added(user)).collect();
         self.audit_all(&mut tx, &events).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(users.len())
     }
 
@@ -166,7 +166,7 @@ impl Directory {
         email: &Email,
         enabled: bool,
     ) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person_by_email(email).await?;
         let user = self.require_user(&mut tx, email).await?;
         sqlx::query("UPDATE users SET enabled = $1 WHERE id = $2")
             .bind(i64::from(enabled))
@@ -180,14 +180,14 @@ impl Directory {
                 .with("enabled", enabled),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
     /// Removes a person with their passes and methods. The audit log keeps
     /// what happened to them.
     pub async fn remove_user(&self, email: &Email) -> Result<(), DirectoryError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_person_by_email(email).await?;
         let user = self.require_user(&mut tx, email).await?;
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(&user.id)
@@ -195,7 +195,7 @@ impl Directory {
             .await?;
         self.audit(&mut tx, Event::new("user_removed").user(email))
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }
