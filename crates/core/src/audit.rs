@@ -170,18 +170,7 @@ impl Directory {
             _ => tracing::info!(events = events.len(), "audit, in bulk"),
         }
         let at = self.now().timestamp();
-        let entries: Vec<Entry> = events
-            .iter()
-            .map(|event| Entry {
-                at,
-                actor: self.settings.actor.clone(),
-                kiosk: self.settings.kiosk.clone(),
-                kind: event.kind.to_string(),
-                user: event.user.clone(),
-                pass_id: event.pass_id.clone(),
-                detail: event.detail.to_string(),
-            })
-            .collect();
+        let entries: Vec<Entry> = events.iter().map(|event| self.entry(event, at)).collect();
         if self.shared() {
             self.hold(tx, &entries).await
         } else {
@@ -323,7 +312,9 @@ impl Directory {
             } else {
                 tracing::error!(
                     id,
-                    "an audit event waiting to be chained was not written by a kiosk: left out"
+                    kind = entry.kind,
+                    "a waiting audit event's MAC does not match (not written by a kiosk with this \
+                     directory's key): recorded as audit_entry_rejected instead"
                 );
                 self.forged(&entry, id)
             });
@@ -362,18 +353,26 @@ impl Directory {
         Ok(waiting.is_none())
     }
 
+    /// `event` as this kiosk writes it at `at`.
+    fn entry(&self, event: &Event, at: i64) -> Entry {
+        Entry {
+            at,
+            actor: self.settings.actor.clone(),
+            kiosk: self.settings.kiosk.clone(),
+            kind: event.kind.to_string(),
+            user: event.user.clone(),
+            pass_id: event.pass_id.clone(),
+            detail: event.detail.to_string(),
+        }
+    }
+
     /// What is chained in place of a waiting row whose MAC does not hold:
     /// the fact, not the row's claims.
     fn forged(&self, entry: &Entry, id: i64) -> Entry {
-        Entry {
-            at: self.now().timestamp(),
-            actor: self.settings.actor.clone(),
-            kiosk: self.settings.kiosk.clone(),
-            kind: "audit_entry_rejected".into(),
-            user: None,
-            pass_id: None,
-            detail: serde_json::json!({ "pending_id": id, "claimed_kind": entry.kind }).to_string(),
-        }
+        let event = Event::new("audit_entry_rejected")
+            .with("pending_id", id)
+            .with("claimed_kind", &entry.kind);
+        self.entry(&event, self.now().timestamp())
     }
 
     /// Lists events, oldest first.

@@ -671,7 +671,7 @@ impl Directory {
         tx: &mut Tx,
         email: &Email,
     ) -> Result<Option<UserRow>, DirectoryError> {
-        let lock = if self.shared() { " FOR UPDATE" } else { "" };
+        let lock = bulk::Marks::of(tx).row_lock();
         self.user_by_email(tx, email, lock).await
     }
 
