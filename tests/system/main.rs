@@ -18,6 +18,7 @@ mod entra_staging;
 mod kiosk;
 mod parallel;
 mod passes;
+mod processes;
 mod redeem;
 mod roles;
 mod security_keys;

@@ -4,6 +4,7 @@
 
 use crate::add;
 use std::sync::Mutex;
+use tapkiosk_core::Directory;
 use tapkiosk_core::config::WebAuthnSettings;
 use tapkiosk_core::directory::{DirectoryError, IssueRequest};
 use tapkiosk_core::fido::ceremony::{KeySource, Phase, PinProblem};
@@ -85,7 +86,9 @@ async fn a_restriction_committed_while_a_key_is_stored_applies() {
     use sqlx::Executor;
     let t = tapkiosk_tests::spawn(tapkiosk_tests::Backend::Postgres).await;
     let mut k = at_kiosk(&t, Some(PIN)).await;
-    let key = register(&k.rp, &t, &k.ada, &mut k.client).await.unwrap();
+    let key = register(&k.rp, &t.directory, &k.ada, &mut k.client)
+        .await
+        .unwrap();
     let mut policy = t.directory.policy().await.unwrap();
     policy.keys = only(another_model());
     let restricted = serde_json::to_string(&policy).unwrap();
@@ -236,7 +239,9 @@ async fn audited(t: &TestDirectory, kind: &str) -> bool {
 /// Ada at the kiosk with a key registered to her, named "Key".
 async fn with_a_key(t: &TestDirectory) -> (AtKiosk, NewKey) {
     let mut k = at_kiosk(t, Some(PIN)).await;
-    let key = register(&k.rp, t, &k.ada, &mut k.client).await.unwrap();
+    let key = register(&k.rp, &t.directory, &k.ada, &mut k.client)
+        .await
+        .unwrap();
     t.directory
         .add_security_key(&k.ada, "Key", &key)
         .await
@@ -335,12 +340,11 @@ async fn session(t: &TestDirectory, email: &str) -> KioskSession {
 
 async fn register(
     rp: &RelyingParty,
-    t: &TestDirectory,
+    directory: &Directory,
     session: &KioskSession,
     client: &mut Client<'_>,
 ) -> Result<NewKey, KeyError> {
-    let registered: Vec<_> = t
-        .directory
+    let registered: Vec<_> = directory
         .security_keys(&session.user_id)
         .await
         .unwrap()
@@ -355,6 +359,17 @@ async fn register(
         .do_registration(origin(), challenge)
         .map_err(|e| KeyError::Settings(format!("client: {e:?}")))?;
     rp.finish_registration(&answer, state)
+}
+
+/// A new software key with a PIN, registered in `session` as the kiosk
+/// registers one, ready to be stored.
+pub(crate) async fn a_new_key(directory: &Directory, session: &KioskSession) -> NewKey {
+    let (token, _) = SoftCtapToken::generate().unwrap();
+    let mut client = plug_in(token, person(Some(PIN))).await;
+    let rp = RelyingParty::new(&settings()).unwrap();
+    register(&rp, directory, session, &mut client)
+        .await
+        .unwrap()
 }
 
 /// Signs in with the person's keys; returns the result as the directory
@@ -401,7 +416,9 @@ async fn a_key_is_registered_and_signs_in(t: TestDirectory) {
         ..
     } = at_kiosk(&t, Some(PIN)).await;
 
-    let key = register(&rp, &t, &ada, &mut client).await.unwrap();
+    let key = register(&rp, &t.directory, &ada, &mut client)
+        .await
+        .unwrap();
     assert_eq!(
         key.aaguid,
         Some(webauthn_authenticator_rs::softtoken::AAGUID)
@@ -473,7 +490,9 @@ async fn a_key_already_registered_is_excluded(t: TestDirectory) {
     ) = with_a_key(&t).await;
 
     // The key itself refuses: it holds a credential on the exclude list.
-    let again = register(&rp, &t, &ada, &mut client).await.unwrap_err();
+    let again = register(&rp, &t.directory, &ada, &mut client)
+        .await
+        .unwrap_err();
     assert!(
         again.to_string().contains("Ctap2CredentialExcluded"),
         "{again}"
@@ -565,7 +584,9 @@ async fn the_allow_list_refuses_other_models_and_audits_it(t: TestDirectory) {
     let AtKiosk {
         ada, mut client, ..
     } = at_kiosk(&t, Some(PIN)).await;
-    let key = register(&rp, &t, &ada, &mut client).await.unwrap();
+    let key = register(&rp, &t.directory, &ada, &mut client)
+        .await
+        .unwrap();
     let refused = refused_key(&t, &ada, &key).await;
     assert!(
         matches!(refused, DirectoryError::KeyNotAllowed { aaguid: Some(a) } if a == webauthn_authenticator_rs::softtoken::AAGUID),
@@ -589,7 +610,7 @@ async fn the_allow_list_refuses_other_models_and_audits_it(t: TestDirectory) {
 async fn a_registration_without_the_pin_fails(t: TestDirectory) {
     // The person does not give the PIN.
     let mut k = at_kiosk(&t, None).await;
-    let failed = register(&k.rp, &t, &k.ada, &mut k.client)
+    let failed = register(&k.rp, &t.directory, &k.ada, &mut k.client)
         .await
         .unwrap_err();
     assert!(failed.to_string().contains("Cancelled"), "{failed}");
@@ -597,7 +618,9 @@ async fn a_registration_without_the_pin_fails(t: TestDirectory) {
     // A wrong PIN: the key says so.
     let (token, _) = SoftCtapToken::generate().unwrap();
     let mut client = plug_in(token, person(Some("111111"))).await;
-    let failed = register(&k.rp, &t, &k.ada, &mut client).await.unwrap_err();
+    let failed = register(&k.rp, &t.directory, &k.ada, &mut client)
+        .await
+        .unwrap_err();
     assert!(failed.to_string().contains("Ctap2PinInvalid"), "{failed}");
     assert!(key_count(&t, &k.ada.user_id).await == 0);
 }
@@ -1139,7 +1162,9 @@ async fn a_restriction_set_during_a_registration_still_applies(t: TestDirectory)
     let rp = rp_trusting(&root);
     // The registration starts while any key is allowed, so no proof of the
     // model is asked for...
-    let key = register(&rp, &t, &ada, &mut client).await.unwrap();
+    let key = register(&rp, &t.directory, &ada, &mut client)
+        .await
+        .unwrap();
     assert_eq!(key.policy_model, None, "the model was not proven");
     // ...then IT allows only this model: the unproven key is refused.
     set_keys(&t, only(webauthn_authenticator_rs::softtoken::AAGUID)).await;

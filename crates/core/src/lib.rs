@@ -10,6 +10,7 @@ pub mod audit;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
+pub mod crash;
 pub mod directory;
 pub mod duration;
 pub mod email;

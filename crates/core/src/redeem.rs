@@ -179,6 +179,9 @@ impl Directory {
             }
         };
         self.commit(tx).await?;
+        if result.is_ok() {
+            crate::crash::point("claimed");
+        }
         result
     }
 

@@ -57,6 +57,7 @@ impl Directory {
             event.with("label", &label).with("session", &session.id),
         )
         .await?;
+        crate::crash::point("storing_app");
         self.commit(tx).await?;
         Ok(MethodSummary {
             id,

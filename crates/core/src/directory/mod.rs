@@ -649,6 +649,7 @@ impl Directory {
     /// next write or read of the log, by this kiosk or another.
     pub(crate) async fn commit(&self, tx: Tx) -> Result<(), DirectoryError> {
         tx.commit().await?;
+        crate::crash::point("committed_before_chaining");
         if let Err(error) = self.seal_audit(false).await {
             tracing::warn!(%error, "audit events wait to be chained");
         }

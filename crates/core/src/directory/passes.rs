@@ -120,6 +120,7 @@ impl Directory {
             return Err(ImportErrors(errors).into());
         }
         self.write_plan(&mut tx, &plan).await?;
+        crate::crash::point("issuing_batch");
         deliver(&plan.issued)
             .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
         self.commit(tx).await?;

@@ -138,6 +138,7 @@ impl Directory {
             let method = self
                 .insert_key(&mut tx, holder, &label, key, ("session", &session.id))
                 .await?;
+            crate::crash::point("storing_key");
             self.commit(tx).await?;
             Ok(method)
         };

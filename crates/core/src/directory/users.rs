@@ -84,6 +84,7 @@ impl Directory {
         }
         let events: Vec<Event> = users.iter().map(|(_, user)| added(user)).collect();
         self.audit_all(&mut tx, &events).await?;
+        crate::crash::point("importing");
         self.commit(tx).await?;
         Ok(users.len())
     }
