@@ -491,11 +491,27 @@ async fn the_admin_pane_issues_a_pass_that_works_at_the_kiosk(language: &'static
     let line = format!("//li[starts-with(text(), '{revoked}')]");
     kiosk.wait_for(By::XPath(&line)).await;
     kiosk.screenshot("admin-person").await;
+    // 150 people imported since: the revocation is on the log's second page.
+    let people: Vec<_> = (0..150)
+        .map(|i| {
+            let email = Email::parse(&format!("hire{i}@example.com")).unwrap();
+            (i + 2, NewUser::new(email, None, &[]).unwrap())
+        })
+        .collect();
+    kiosk.directory.import_users(&people).await.unwrap();
     kiosk.click("button[data-tab='audit']").await;
+    kiosk.wait_for(By::Id("audit-older")).await;
+    let shown = kiosk
+        .driver
+        .find_all(By::Css("#audit-rows tr"))
+        .await
+        .unwrap();
+    assert_eq!(shown.len(), 100);
+    kiosk.screenshot("admin-audit").await;
+    kiosk.click("#audit-older").await;
     let event = kiosk.words("admin.audit.kind.pass_revoked");
     let cell = format!("//td[text()=\"{event}\"]");
     kiosk.wait_for(By::XPath(&cell)).await;
-    kiosk.screenshot("admin-audit").await;
     let pass = issue_in_admin_pane(&kiosk, "ada@example.com").await;
 
     kiosk.driver.switch_to_window(kiosk_window).await.unwrap();

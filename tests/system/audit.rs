@@ -13,7 +13,58 @@ on_both_backends!(
     rolling_the_head_back_is_noticed,
     the_log_refuses_updates_and_filters_by_user_and_time,
     a_log_rolled_back_behind_a_checkpoint_is_caught,
+    the_log_is_read_a_page_at_a_time,
 );
+
+/// 250 people added, then Ada twice: the pages hold the whole log, newest
+/// first, 100 at a time, and a filter pages within what it lets through.
+async fn the_log_is_read_a_page_at_a_time(t: TestDirectory) {
+    use tapkiosk_core::audit::Filter;
+    let people: Vec<_> = (0..250)
+        .map(|i| {
+            let email = Email::parse(&format!("person{i}@example.com")).unwrap();
+            (i + 2, NewUser::new(email, None, &[]).unwrap())
+        })
+        .collect();
+    t.directory.import_users(&people).await.unwrap();
+    let ada = add(&t, "ada@example.com").await;
+    t.directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    let everything = Filter::default();
+    let mut all = t.directory.audit_log(&everything).await.unwrap();
+    all.reverse();
+    let mut paged = Vec::new();
+    let mut before = None;
+    let mut sizes = Vec::new();
+    loop {
+        let page = t
+            .directory
+            .audit_page(&everything, before, 100)
+            .await
+            .unwrap();
+        sizes.push(page.records.len());
+        paged.extend(page.records);
+        match page.older {
+            Some(seq) => before = Some(seq),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let total = all.len();
+    assert!(total > 250, "{total}");
+    assert_eq!(sizes, [100, 100, total - 200]);
+    let adas = Filter {
+        user: Some(ada),
+        since: None,
+    };
+    let first = t.directory.audit_page(&adas, None, 1).await.unwrap();
+    assert_eq!(first.records[0].kind, "pass_issued");
+    let second = t.directory.audit_page(&adas, first.older, 1).await.unwrap();
+    assert_eq!(second.records[0].kind, "user_added");
+    assert_eq!(second.older, None);
+}
 
 /// A whole older copy of the log put back: every event and the head are
 /// genuine, only old. The chain cannot tell; a checkpoint kept outside can.

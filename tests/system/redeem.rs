@@ -19,6 +19,7 @@ on_both_backends!(
     it_lifts_a_lockout_at_once,
     escalation_is_forgotten_after_a_quiet_day,
     a_kiosk_trying_many_emails_is_throttled,
+    tries_at_a_locked_email_are_audited_at_powers_of_two,
 );
 
 /// What one call did, as its trace events tell: the SQL statements run (as
@@ -153,6 +154,47 @@ async fn lock_out(t: &TestDirectory, email: &str) -> chrono::DateTime<chrono::Ut
         Err(RedeemError::LockedOut { until }) => until,
         other => panic!("expected a lockout, got {other:?}"),
     }
+}
+
+/// The counts of refusals during a lockout that the log holds.
+async fn refusals_audited(t: &TestDirectory) -> Vec<i64> {
+    t.directory
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == "sign_in_failed" && r.detail["reason"] == "locked_out")
+        .map(|r| r.detail["refused_in_lockout"].as_i64().unwrap())
+        .collect()
+}
+
+/// Someone typing on at a locked email grows the log by the logarithm of
+/// their tries, each event with the count so far; the next lockout counts
+/// afresh.
+async fn tries_at_a_locked_email_are_audited_at_powers_of_two(t: TestDirectory) {
+    let until = lock_out(&t, "ada@example.com").await;
+    for _ in 0..100 {
+        match t.directory.redeem("ada@example.com", WRONG).await {
+            Err(RedeemError::LockedOut { until: said }) => assert_eq!(said, until),
+            other => panic!("expected the lockout, got {other:?}"),
+        }
+    }
+    assert_eq!(refusals_audited(&t).await, [1, 2, 4, 8, 16, 32, 64]);
+    t.clock.set(until);
+    lock_out(&t, "ada@example.com").await;
+    for _ in 0..3 {
+        t.directory
+            .redeem("ada@example.com", WRONG)
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(
+        refusals_audited(&t).await,
+        [1, 2, 4, 8, 16, 32, 64, 1, 2],
+        "the second lockout counts from one"
+    );
+    let verification = t.directory.verify_audit().await.unwrap();
+    assert_eq!(verification.broken, None);
 }
 
 async fn it_lifts_a_lockout_at_once(t: TestDirectory) {

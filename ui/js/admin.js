@@ -342,14 +342,26 @@ async function myKeys(mine) {
     el('button', { type: 'button', class: 'secondary', id: 'add-my-key', onclick: () => stageKey(null) }, t('admin.own_key.add')));
 }
 
-async function loadAudit() {
+// Shows the newest page of the log, or with `before` appends the page of
+// events older than that one: a fleet's log has millions.
+async function loadAudit(before = null) {
   const shown = document.getElementById('audit');
-  const records = await call('admin_audit', { user: value('audit-user') || null, since: value('audit-since') || null });
-  if (!records.ok || !shown.isConnected) return;
-  clear(shown).append(el('table', { class: 'admin-table' },
-    el('thead', {}, el('tr', {}, ['when', 'what', 'who', 'detail'].map((k) => el('th', { scope: 'col' }, t(`admin.audit.${k}`))))),
-    el('tbody', {}, records.result.slice().reverse().map((r) => el('tr', {},
-      el('td', {}, format(r.at)), el('td', {}, t(`admin.audit.kind.${r.kind}`)), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail)))))));
+  const page = await call('admin_audit', { user: value('audit-user') || null, since: value('audit-since') || null, before });
+  if (!page.ok || !shown.isConnected) return;
+  const rows = page.result.records.map((r) => el('tr', {},
+    el('td', {}, format(r.at)), el('td', {}, t(`admin.audit.kind.${r.kind}`)), el('td', {}, r.user || ''), el('td', { class: 'detail' }, JSON.stringify(r.detail))));
+  if (before === null) {
+    clear(shown).append(el('table', { class: 'admin-table' },
+      el('thead', {}, el('tr', {}, ['when', 'what', 'who', 'detail'].map((k) => el('th', { scope: 'col' }, t(`admin.audit.${k}`))))),
+      el('tbody', { id: 'audit-rows' }, rows)));
+  } else {
+    document.getElementById('audit-rows').append(...rows);
+  }
+  document.getElementById('audit-older')?.remove();
+  const older = page.result.older;
+  if (older !== null) {
+    shown.append(el('button', { type: 'button', class: 'secondary', id: 'audit-older', onclick: () => loadAudit(older) }, t('admin.audit.older')));
+  }
 }
 
 // The terms typed in the issue form whose fields start with `prefix`.

@@ -120,6 +120,15 @@ pub struct Filter {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// One page of the log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page {
+    /// The events, newest first.
+    pub records: Vec<Record>,
+    /// Where the next, older page starts (its `before`), if there is one.
+    pub older: Option<i64>,
+}
+
 /// The outcome of checking the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
@@ -390,6 +399,41 @@ impl Directory {
             .map(record_from_row)
             .collect::<Result<_, _>>()
             .map_err(Into::into)
+    }
+
+    /// At most `limit` events that `filter` lets through, newest first,
+    /// and only those before the event `before` if given: the admin pane
+    /// reads a log of millions a page at a time.
+    pub async fn audit_page(
+        &self,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page, DirectoryError> {
+        self.seal_before_reading().await;
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, kiosk, kind, user_email, pass_id, detail FROM audit_events \
+             WHERE ($1 IS NULL OR user_email = $1) AND at >= $2 AND seq < $3 \
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(filter.user.as_ref().map(Email::to_string))
+        .bind(filter.since.map_or(i64::MIN, |t| t.timestamp()))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let older = if more {
+            records.last().map(|r| r.seq)
+        } else {
+            None
+        };
+        Ok(Page { records, older })
     }
 
     /// Recomputes the chain up to the stored head. The head is read first,

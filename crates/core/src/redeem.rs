@@ -131,10 +131,14 @@ impl Directory {
         let now = self.now();
         for (key, reason) in [(&kiosk_key, "kiosk_throttled"), (&lock_key, "locked_out")] {
             if let Some(until) = self.locked_until(&mut tx, key).await? {
-                let event = Event::new("sign_in_failed")
-                    .who(&lock_key)
-                    .with("reason", reason);
-                self.audit(&mut tx, event).await?;
+                let refused = self.count_refusal(&mut tx, key).await?;
+                if refused.count_ones() == 1 {
+                    let event = Event::new("sign_in_failed")
+                        .who(&lock_key)
+                        .with("reason", reason)
+                        .with("refused_in_lockout", refused);
+                    self.audit(&mut tx, event).await?;
+                }
                 self.commit(tx).await?;
                 return Err(RedeemError::LockedOut { until });
             }
@@ -325,6 +329,20 @@ impl Directory {
             .filter(|until| *until > now))
     }
 
+    /// Counts a sign-in refused because `key` is locked; returns how many
+    /// this lockout has refused. Only the 1st, 2nd, 4th, 8th… are audited
+    /// (each with this count): a million tries at a locked email add about
+    /// twenty events, not a million.
+    async fn count_refusal(&self, tx: &mut Tx, key: &str) -> Result<i64, DirectoryError> {
+        Ok(sqlx::query(
+            "UPDATE lockouts SET refused = refused + 1 WHERE email = $1 RETURNING refused",
+        )
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("refused")?)
+    }
+
     /// Counts a wrong guess; returns the end of the lockout it triggers.
     async fn record_failure(
         &self,
@@ -358,7 +376,7 @@ impl Directory {
         let until = now + settings.lock_for(u32::try_from(level).unwrap_or(u32::MAX));
         sqlx::query(
             "INSERT INTO lockouts (email, locked_until, level) VALUES ($1, $2, $3) \
-             ON CONFLICT (email) DO UPDATE SET locked_until = excluded.locked_until, level = excluded.level",
+             ON CONFLICT (email) DO UPDATE SET locked_until = excluded.locked_until, level = excluded.level, refused = 0",
         )
         .bind(key)
         .bind(until.timestamp())

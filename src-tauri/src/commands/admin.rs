@@ -4,7 +4,7 @@
 use crate::{AppState, UiError};
 use serde::{Deserialize, Serialize};
 use tapkiosk_core::admin_session::Use;
-use tapkiosk_core::audit::{Filter, Record};
+use tapkiosk_core::audit::{Filter, Page};
 use tapkiosk_core::clock::parse_time;
 use tapkiosk_core::directory::admins::AdminSummary;
 use tapkiosk_core::directory::{AdminName, IssueRequest};
@@ -396,12 +396,16 @@ pub async fn admin_set_policy(
     Ok(PolicyScreen::of(policy))
 }
 
+/// Events the audit view shows at a time; "Older events" shows the next.
+const AUDIT_PAGE: u32 = 100;
+
 #[tauri::command]
 pub async fn admin_audit(
     state: State<'_, AppState>,
     user: Option<String>,
     since: Option<String>,
-) -> Answer<Vec<Record>> {
+    before: Option<i64>,
+) -> Answer<Page> {
     let directory = unlocked(&state)?;
     let filter = Filter {
         user: user
@@ -416,5 +420,5 @@ pub async fn admin_audit(
             .transpose()
             .map_err(|_| UiError::new("invalid_start"))?,
     };
-    Ok(directory.audit_log(&filter).await?)
+    Ok(directory.audit_page(&filter, before, AUDIT_PAGE).await?)
 }
