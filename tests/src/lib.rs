@@ -9,6 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod entra;
+mod postgres;
+
+pub use postgres::PrivatePostgres;
 
 /// Lets a reqwest client that names no TLS set-up of its own (the WebDriver
 /// client's, the tests' own) be built. The Entra crate turns on reqwest's
@@ -126,6 +129,16 @@ pub async fn allow_multi_use(directory: &Directory) {
 pub async fn spawn_with(backend: Backend, settings: Settings) -> TestDirectory {
     let folder = tempfile::tempdir().unwrap();
     let location = new_location(backend, &folder).await;
+    spawn_at(location, backend, folder, settings).await
+}
+
+/// A fresh directory at `location` (an empty database).
+pub async fn spawn_at(
+    location: Location,
+    backend: Backend,
+    folder: tempfile::TempDir,
+    settings: Settings,
+) -> TestDirectory {
     let key = DirectoryKey::generate(&mut OsRng);
     let key_export = tapkiosk_core::keys::export(&key, PASSPHRASE, &mut OsRng).unwrap();
     let clock = ManualClock::new(start_time());

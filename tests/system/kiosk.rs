@@ -21,7 +21,7 @@ on_both_backends!(
     a_directory_failure_after_the_pass_gives_it_back,
 );
 
-fn kiosk(t: &TestDirectory) -> Kiosk {
+pub(crate) fn kiosk(t: &TestDirectory) -> Kiosk {
     let settings = KioskSettings {
         organisation: "Example Ltd".into(),
         languages: vec![Language::En, Language::Fr],
@@ -33,7 +33,7 @@ fn kiosk(t: &TestDirectory) -> Kiosk {
     Kiosk::new(t.directory.clone(), settings)
 }
 
-async fn pass_for(t: &TestDirectory, email: &str, one_time: bool) -> String {
+pub(crate) async fn pass_for(t: &TestDirectory, email: &str, one_time: bool) -> String {
     let email = add(t, email).await;
     let request = IssueRequest {
         one_time: Some(one_time),

@@ -16,6 +16,7 @@ mod entra_kiosk;
 mod entra_sign_in;
 mod entra_staging;
 mod kiosk;
+mod outages;
 mod parallel;
 mod passes;
 mod processes;

@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "TAPKIOSK_CONFIG";
 pub const LANGUAGES: [&str; 2] = ["en", "fr"];
 
 /// Every key the file may hold, with its documentation.
-pub const KEYS: [(&str, &str); 31] = [
+pub const KEYS: [(&str, &str); 32] = [
     (
         "organisation",
         "organisation name shown to people and used as the authenticator issuer",
@@ -91,6 +91,10 @@ pub const KEYS: [(&str, &str); 31] = [
     (
         "database.idle_in_transaction_timeout",
         "PostgreSQL ends a session that leaves its transaction open this long, freeing its locks (5s … 1h)",
+    ),
+    (
+        "database.keepalive",
+        "PostgreSQL probes a silent kiosk's connection after this long and drops it after three unanswered probes (5s … 10m)",
     ),
     (
         "entra.tenant",
@@ -283,6 +287,11 @@ pub struct DatabaseTimeouts {
     pub lock: TimeDelta,
     /// A transaction left open and idle (PostgreSQL ends the session).
     pub idle_in_transaction: TimeDelta,
+    /// Silence on a connection before PostgreSQL sends TCP keepalive
+    /// probes: a kiosk whose network is cut while a statement runs (where
+    /// the idle-in-transaction timeout does not apply) is dropped, and its
+    /// locks freed, within about twice this.
+    pub keepalive: TimeDelta,
 }
 
 impl Default for DatabaseTimeouts {
@@ -292,6 +301,7 @@ impl Default for DatabaseTimeouts {
             statement: TimeDelta::seconds(30),
             lock: TimeDelta::seconds(10),
             idle_in_transaction: TimeDelta::seconds(60),
+            keepalive: TimeDelta::seconds(30),
         }
     }
 }
@@ -716,6 +726,12 @@ impl Builder {
                 defaults.idle_in_transaction,
                 TimeDelta::seconds(5),
                 TimeDelta::hours(1),
+            )?,
+            keepalive: self.span(
+                "database.keepalive",
+                defaults.keepalive,
+                TimeDelta::seconds(5),
+                TimeDelta::minutes(10),
             )?,
         };
         Ok(Config {

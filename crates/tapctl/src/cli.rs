@@ -191,6 +191,10 @@ pub struct Json {
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
+    /// Whether the directory's database answers, and the limits it applies
+    /// to this program's connections (timeouts, keepalives), as it reports
+    /// them.
+    Status(Json),
     /// Give an existing PostgreSQL role what a kiosk needs: rows, but no
     /// schema changes and no changing or deleting audit events.
     GrantKiosk {

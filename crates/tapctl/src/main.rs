@@ -70,6 +70,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Command::Pass(command) => passes::run(&directory, command).await,
                 Command::Audit(args) => audit::run(&directory, args).await,
                 Command::Admin(command) => admins::run(&directory, command).await,
+                Command::Db(DbCommand::Status(json)) => {
+                    let report = directory.session_report().await?;
+                    print::database(directory.location(), &report, json.json)
+                }
                 Command::Db(DbCommand::GrantKiosk { role, .. }) => {
                     directory.grant_kiosk_role(&role).await?;
                     print::say!(

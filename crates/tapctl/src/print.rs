@@ -6,7 +6,6 @@ use anyhow::Result;
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 use std::process::ExitCode;
-use tapkiosk_core::Email;
 use tapkiosk_core::audit::Record;
 use tapkiosk_core::config::{Config, KEYS};
 use tapkiosk_core::directory::IssuedPass;
@@ -14,6 +13,7 @@ use tapkiosk_core::directory::admins::AdminSummary;
 use tapkiosk_core::pass::{Pass, PassStatus};
 use tapkiosk_core::policy::{KeyRestriction, OneTime, Policy, Target};
 use tapkiosk_core::user::{UserDetail, UserSummary};
+use tapkiosk_core::{Email, Location};
 
 /// `say!` for tapctl's output. When standard output is a closed pipe
 /// (`tapctl user list | head`) the program ends quietly with 141, as a Unix
@@ -67,6 +67,27 @@ pub fn config(config: &Config, as_json: bool) -> Result<ExitCode> {
             if let Some((value, source)) = config.shown.get(key) {
                 say!("{key:<22} {value:<40} ({source})");
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `db status`: the directory answered, and what its database enforces.
+pub fn database(
+    location: &Location,
+    report: &[(String, String)],
+    as_json: bool,
+) -> Result<ExitCode> {
+    if as_json {
+        let settings: serde_json::Map<String, serde_json::Value> = report
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone().into()))
+            .collect();
+        json(&serde_json::json!({ "directory": location.to_string(), "settings": settings }))?;
+    } else {
+        say!("The directory {location} answers. Its database reports, for this connection:");
+        for (name, value) in report {
+            say!("  {name:<36} {value}");
         }
     }
     Ok(ExitCode::SUCCESS)

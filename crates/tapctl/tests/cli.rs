@@ -962,6 +962,21 @@ fn without_a_credential_store_the_error_names_the_key_file_alternative() {
 }
 
 #[test]
+fn db_status_reports_what_the_sqlite_file_enforces() {
+    let kiosk = Kiosk::initialised();
+    let status = kiosk.json(&[
+        "--set",
+        "database.lock_timeout=3s",
+        "db",
+        "status",
+        "--json",
+    ]);
+    assert_eq!(status["settings"]["busy_timeout"], "3000");
+    assert_eq!(status["settings"]["journal_mode"], "wal");
+    assert!(kiosk.ok(&["db", "status"]).contains("answers"));
+}
+
+#[test]
 fn the_same_commands_work_on_postgresql() {
     let Ok(admin) = std::env::var("TAPKIOSK_TEST_POSTGRES") else {
         panic!(
@@ -992,6 +1007,57 @@ fn the_same_commands_work_on_postgresql() {
             .unwrap()
             .starts_with("postgres://tapkiosk@127.0.0.1")
     );
+    the_database_enforces_the_configured_limits(&kiosk);
+    an_unreachable_database_is_named_in_one_line(kiosk);
+}
+
+/// What PostgreSQL itself reports for a tapctl connection: the configured
+/// timeouts and the keepalives derived from `database.keepalive`.
+fn the_database_enforces_the_configured_limits(kiosk: &Kiosk) {
+    let status = kiosk.json(&[
+        "--set",
+        "database.statement_timeout=20s",
+        "--set",
+        "database.keepalive=45s",
+        "db",
+        "status",
+        "--json",
+    ]);
+    let settings = &status["settings"];
+    assert_eq!(settings["statement_timeout"], "20s");
+    assert_eq!(settings["lock_timeout"], "10s");
+    assert_eq!(settings["idle_in_transaction_session_timeout"], "1min");
+    assert_eq!(settings["tcp_keepalives_idle"], "45");
+    assert_eq!(settings["tcp_keepalives_interval"], "15");
+    assert_eq!(settings["tcp_keepalives_count"], "3");
+    assert_eq!(settings["tcp_user_timeout"], "90000");
+}
+
+/// A database that is down, or a `directory` setting with a wrong name:
+/// one line that says which, at once (not after the connect timeout).
+fn an_unreachable_database_is_named_in_one_line(mut kiosk: Kiosk) {
+    let one_line = |kiosk: &Kiosk, message: &str| {
+        let output = kiosk.tapctl(&["user", "list"]).assert().failure().code(1);
+        let stderr = String::from_utf8(output.get_output().stderr.clone()).unwrap();
+        assert!(stderr.contains(message), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("at line"), "{stderr}");
+        stderr
+    };
+    let url = kiosk.directory.clone();
+    let (server, name) = url.rsplit_once('/').unwrap();
+    kiosk.directory = format!("{server}/{name}_missing");
+    one_line(
+        &kiosk,
+        "does not exist: create it, or fix the database name",
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    kiosk.directory = format!("postgres://tapkiosk@127.0.0.1:{port}/{name}");
+    let said = one_line(&kiosk, "the database refused the connection");
+    assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
 }
 
 /// The default key store: the OS credential store (here the Secret Service

@@ -11,6 +11,7 @@ pub mod admins;
 pub(crate) mod bulk;
 pub mod entra;
 pub mod entra_batches;
+mod health;
 pub mod methods;
 mod passes;
 mod policy;
@@ -148,9 +149,10 @@ impl fmt::Display for Location {
 /// can act on.
 #[derive(Debug, Error)]
 pub enum DirectoryError {
-    /// The database failed or could not be reached.
-    #[error("directory database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// The database failed or could not be reached. No `source`: the words
+    /// already say all of it, and a chain would repeat them.
+    #[error("{}", health::database_words(.0))]
+    Database(sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("directory schema upgrade failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -237,6 +239,38 @@ pub enum DirectoryError {
     KeyCloned,
 }
 
+impl From<sqlx::Error> for DirectoryError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl DirectoryError {
+    /// Whether the database could not be reached or stopped answering
+    /// (rather than refusing what was asked): worth trying again later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => {
+                // PostgreSQL shutting down, starting, or out of connections.
+                matches!(
+                    e.code().as_deref(),
+                    Some("57P01" | "57P02" | "57P03" | "53300")
+                )
+            }
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Settings the directory applies, from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -317,7 +351,11 @@ async fn connect(
                 Ok(())
             })
         });
-    let pool = options.connect(&location.connection_url()).await?;
+    let url = location.connection_url();
+    if !sqlite {
+        reachable(&url, timeouts.connect).await?;
+    }
+    let pool = options.connect(&url).await?;
     if sqlite {
         // WAL lets kiosk reads go on during a write and survives power loss
         // as well as the default journal; the setting is kept in the file.
@@ -326,6 +364,18 @@ async fn connect(
             .await?;
     }
     Ok(pool)
+}
+
+/// One plain connection first: the pool retries a refused connection
+/// until its timeout and then says only that it timed out, where this
+/// says at once why (refused, no such host, a wrong password).
+async fn reachable(url: &str, timeout: chrono::TimeDelta) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let attempt = sqlx::AnyConnection::connect(url);
+    match tokio::time::timeout(std_duration(timeout), attempt).await {
+        Ok(connection) => connection?.close().await,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    }
 }
 
 /// What each new connection is told first. The texts hold only numbers
@@ -348,6 +398,21 @@ fn session_settings(sqlite: bool, timeouts: DatabaseTimeouts) -> Vec<String> {
                 "SET idle_in_transaction_session_timeout = {}",
                 ms(timeouts.idle_in_transaction)
             ),
+            // The server's side of the connection: sqlx sets no keepalive
+            // on the kiosk's side, so it is the server that notices a kiosk
+            // gone silent and frees what it held.
+            format!(
+                "SET tcp_keepalives_idle = {}",
+                timeouts.keepalive.num_seconds()
+            ),
+            format!(
+                "SET tcp_keepalives_interval = {}",
+                (timeouts.keepalive.num_seconds() / 3).max(1)
+            ),
+            "SET tcp_keepalives_count = 3".into(),
+            // Data the kiosk never acknowledges (a send into a cut network)
+            // ends the connection too, instead of retransmitting for ~15 min.
+            format!("SET tcp_user_timeout = {}", ms(timeouts.keepalive) * 2),
         ]
     }
 }
