@@ -24,6 +24,7 @@ const KIOSK_COMMANDS: &[&str] = &[
     "tick",
     "keep_alive",
     "open_admin",
+    "directory_health",
 ];
 
 const ADMIN_COMMANDS: &[&str] = &[

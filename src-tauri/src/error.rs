@@ -86,9 +86,43 @@ impl From<PolicyFormError> for UiError {
     }
 }
 
+/// Since when the directory has not answered, while it does not. The
+/// journal (systemd keeps the kiosk's standard error) is how IT hears of an
+/// outage: one line when it starts and one when it ends, not one for each
+/// command that meets it.
+static OUTAGE: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+fn outage_met(error: &DirectoryError) {
+    let mut outage = OUTAGE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if outage.is_none() {
+        *outage = Some(std::time::Instant::now());
+        tracing::error!(%error, "the directory is out of reach: the kiosk is out of service until it answers");
+    }
+}
+
+/// The directory answered again.
+pub fn outage_over() {
+    let mut outage = OUTAGE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(since) = outage.take() {
+        let seconds = since.elapsed().as_secs();
+        tracing::warn!(
+            seconds,
+            "the directory answers again: the kiosk is back in service"
+        );
+    }
+}
+
 impl From<DirectoryError> for UiError {
     fn from(error: DirectoryError) -> Self {
         use DirectoryError as E;
+        if error.is_unavailable() {
+            outage_met(&error);
+            return Self::new("out_of_service");
+        }
         match &error {
             E::Email(_) => Self::new("invalid_email"),
             E::Invalid(message) => Self::with("invalid", serde_json::json!({ "message": message })),

@@ -10,6 +10,8 @@ mod state;
 pub use error::UiError;
 pub use state::{AppState, Options};
 
+use std::sync::Arc;
+use tapkiosk_core::tenant::Tenant;
 use tauri::{Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 /// Registers the commands and the state; `run` and the mock-runtime tests
@@ -37,6 +39,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::kiosk::tick,
         commands::kiosk::keep_alive,
         commands::kiosk::open_admin,
+        commands::kiosk::directory_health,
         commands::admin::admin_status,
         commands::admin::admin_unlock,
         commands::admin::admin_enrol,
@@ -88,11 +91,9 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 pub fn kiosk_window<R: Runtime, M: Manager<R>>(
     manager: &M,
     dev: bool,
+    tenant: Option<Arc<dyn Tenant>>,
 ) -> tauri::Result<tauri::WebviewWindow<R>> {
     let app = manager.app_handle().clone();
-    let tenant = manager
-        .try_state::<AppState>()
-        .and_then(|state| state.tenant.clone());
     let mut builder =
         WebviewWindowBuilder::new(manager, "kiosk", WebviewUrl::App("index.html".into()))
             .title("tapkiosk")
@@ -157,11 +158,14 @@ fn may_close(label: &str, dev: bool, quitting: bool) -> bool {
 /// The kiosk window stays unless an admin quits; however the admin window
 /// goes (Alt+F4, a window manager), the admin session goes with it: the next
 /// person to press the kiosk's control gets the PIN prompt, not an open pane.
-fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent) {
+fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent, dev: bool) {
+    // No state yet while the directory is out of reach at start.
+    let state = window.app_handle().try_state::<AppState>();
     if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-        let state = window.app_handle().state::<AppState>();
-        let quitting = state.quitting.load(std::sync::atomic::Ordering::SeqCst);
-        if !may_close(window.label(), state.dev, quitting) {
+        let quitting = state
+            .as_ref()
+            .is_some_and(|state| state.quitting.load(std::sync::atomic::Ordering::SeqCst));
+        if !may_close(window.label(), dev, quitting) {
             tracing::info!("the kiosk window stays open: an admin quits from the admin pane");
             api.prevent_close();
         }
@@ -334,7 +338,11 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let state = match runtime.block_on(AppState::open(&options)) {
-        Ok(state) => state,
+        Ok(state) => Some(state),
+        Err(e) if out_of_reach(&e) => {
+            tracing::error!("{e:#}: the kiosk is out of service until the directory answers");
+            None
+        }
         Err(e) => {
             eprintln!("tapkiosk: {e:#}");
             return std::process::ExitCode::FAILURE;
@@ -343,16 +351,23 @@ pub fn main() -> std::process::ExitCode {
     tauri::async_runtime::set(runtime.handle().clone());
     let dev = options.dev;
     let app = builder(tauri::Builder::default())
-        .manage(state)
-        .on_window_event(on_window_event)
+        .on_window_event(move |window, event| on_window_event(window, event, dev))
         .setup(move |app| {
-            kiosk_window(app, dev)?;
-            let state = app.state::<AppState>();
-            let checkpoints = write_checkpoints(
-                state.directory.clone(),
-                state.config.audit_checkpoint_file.clone(),
-            );
-            tauri::async_runtime::spawn(checkpoints);
+            let tenant = match state {
+                Some(state) => {
+                    let tenant = state.tenant.clone();
+                    app.manage(state);
+                    in_service(app.handle());
+                    tenant
+                }
+                None => {
+                    let tenant = state::tenant_of(&options);
+                    let opening = open_when_reachable(app.handle().clone(), options);
+                    tauri::async_runtime::spawn(opening);
+                    tenant
+                }
+            };
+            kiosk_window(app, dev, tenant)?;
             Ok(())
         })
         .run(tauri::generate_context!("../tauri.conf.json"));
@@ -363,6 +378,50 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the app could not start only because its directory's database
+/// does not answer (down, restarting, cut off): worth waiting for.
+fn out_of_reach(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<tapkiosk_core::DirectoryError>()
+        .is_some_and(tapkiosk_core::DirectoryError::is_unavailable)
+}
+
+/// How often a kiosk that started without its directory tries again.
+const OPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The directory was out of reach at start: the kiosk window shows its
+/// out-of-service screen, and this opens the directory as soon as it
+/// answers, with no restart. The pace is the kiosk's own, not a rule of
+/// time a test would move.
+#[allow(clippy::disallowed_methods)]
+async fn open_when_reachable<R: Runtime>(app: tauri::AppHandle<R>, options: Options) {
+    let state = loop {
+        tokio::time::sleep(OPEN_EVERY).await;
+        match AppState::open(&options).await {
+            Ok(state) => break state,
+            Err(e) if out_of_reach(&e) => continue,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                app.exit(1);
+                return;
+            }
+        }
+    };
+    app.manage(state);
+    tracing::warn!("the directory answers: the kiosk is in service");
+    in_service(&app);
+}
+
+/// What a kiosk with an open directory runs beside its windows.
+fn in_service<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let state = app.state::<AppState>();
+    let checkpoints = write_checkpoints(
+        state.directory.clone(),
+        state.config.audit_checkpoint_file.clone(),
+    );
+    tauri::async_runtime::spawn(checkpoints);
 }
 
 #[cfg(test)]

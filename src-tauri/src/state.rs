@@ -94,25 +94,16 @@ pub struct AppState {
 impl AppState {
     /// Reads the configuration, finds the key and opens the directory.
     pub async fn open(options: &Options) -> Result<Self> {
-        let mut inputs = Inputs::from_process();
+        let (config, soft_key) = configuration(options)?;
+        Self::open_with(options, config, soft_key).await
+    }
+
+    async fn open_with(
+        options: &Options,
+        config: Config,
+        soft_key: Option<String>,
+    ) -> Result<Self> {
         // Known only to test builds; a shipped build refuses it as unknown.
-        #[cfg(feature = "test-clock")]
-        for name in ["TAPKIOSK_TEST_CLOCK", "TAPKIOSK_TEST_LOG"] {
-            inputs.env.remove(name);
-        }
-        #[cfg(feature = "test-keys")]
-        let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY");
-        #[cfg(not(feature = "test-keys"))]
-        let soft_key: Option<String> = None;
-        if let Some(config) = &options.config {
-            inputs.file = Some(config.clone());
-        }
-        if let Some(directory) = &options.directory {
-            inputs
-                .flags
-                .push(("directory", "--directory", directory.clone()));
-        }
-        let config = Config::resolve(&inputs)?;
         let key = KeyStore::from_env().require()?;
         let clock = clock();
         let settings = |actor: &str| Settings {
@@ -194,6 +185,39 @@ impl AppState {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
+}
+
+/// The configuration in force, and the software key a `test-keys` build
+/// is told to use.
+fn configuration(options: &Options) -> Result<(Config, Option<String>)> {
+    let mut inputs = Inputs::from_process();
+    // Known only to test builds; a shipped build refuses it as unknown.
+    #[cfg(feature = "test-clock")]
+    for name in ["TAPKIOSK_TEST_CLOCK", "TAPKIOSK_TEST_LOG"] {
+        inputs.env.remove(name);
+    }
+    #[cfg(feature = "test-keys")]
+    let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY");
+    #[cfg(not(feature = "test-keys"))]
+    let soft_key: Option<String> = None;
+    if let Some(config) = &options.config {
+        inputs.file = Some(config.clone());
+    }
+    if let Some(directory) = &options.directory {
+        inputs
+            .flags
+            .push(("directory", "--directory", directory.clone()));
+    }
+    Ok((Config::resolve(&inputs)?, soft_key))
+}
+
+/// The tenant of the configuration, for a kiosk window made before the
+/// directory could be opened (it was out of reach at start): the window
+/// needs the tenant's script from its first page.
+pub fn tenant_of(options: &Options) -> Option<Arc<dyn Tenant>> {
+    let (config, _) = configuration(options).ok()?;
+    let entra = config.entra.as_ref()?;
+    entra_tenant(entra, clock()).ok()
 }
 
 /// The relying party for security keys, or none (with the reason in the

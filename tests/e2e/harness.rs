@@ -150,6 +150,14 @@ fn app_environment(
     ]
 }
 
+/// The `directory` setting that names `location`.
+fn directory_setting(location: &Location) -> String {
+    match location {
+        Location::Sqlite(path) => path.display().to_string(),
+        Location::Postgres(url) => url.clone(),
+    }
+}
+
 fn app_path() -> PathBuf {
     let path = std::env::var_os("TAPKIOSK_E2E_APP")
         .map(PathBuf::from)
@@ -235,13 +243,52 @@ impl Kiosk {
         soft_key: &'static str,
         extra: impl FnOnce(&std::path::Path) -> String,
     ) -> Self {
+        let kiosk = Self::start_at(language, screen, soft_key, None, extra, |_| {}).await;
+        kiosk.wait_for_step("welcome").await;
+        kiosk
+    }
+
+    /// Starts the app, in `language`, on a fresh directory in the PostgreSQL
+    /// database at `url`, with `[database]` timeouts short enough for a test
+    /// of outages. `before` runs once the directory is made and before the
+    /// app starts (to make it unreachable, say). Returns without waiting for
+    /// a first screen.
+    pub async fn start_on_postgres(
+        language: &'static str,
+        url: String,
+        before: impl FnOnce(&Directory),
+    ) -> Self {
+        let database = |_: &std::path::Path| "[database]\nconnect_timeout = \"1s\"\n".to_string();
+        let location = Location::Postgres(url);
+        Self::start_at(
+            language,
+            Screen::Small,
+            "1",
+            Some(location),
+            database,
+            before,
+        )
+        .await
+    }
+
+    /// Starts the app on a fresh directory at `location` (else an SQLite
+    /// file in the test's folder), with the configuration's sections that
+    /// `extra` writes (given the test's folder).
+    async fn start_at(
+        language: &'static str,
+        screen: Screen,
+        soft_key: &'static str,
+        location: Option<Location>,
+        extra: impl FnOnce(&std::path::Path) -> String,
+        before: impl FnOnce(&Directory),
+    ) -> Self {
         let turn = ONE_AT_A_TIME.lock().await;
         let folder = tempfile::tempdir().unwrap();
         let key_file = folder.path().join("directory.key");
         let key = DirectoryKey::generate(&mut OsRng);
         KeyStore::File(key_file.clone()).save(&key).unwrap();
-        let database = folder.path().join("directory.sqlite3");
-        let location = Location::Sqlite(database.clone());
+        let location =
+            location.unwrap_or_else(|| Location::Sqlite(folder.path().join("directory.sqlite3")));
         let settings = Settings {
             actor: "e2e-seed".into(),
             ..Settings::default()
@@ -266,6 +313,7 @@ impl Kiosk {
         .unwrap();
         let clock_file = folder.path().join("clock-offset");
         std::fs::write(&clock_file, "0").unwrap();
+        before(&directory);
 
         let (port, native_port) = (free_port(), free_port());
         let driver_process = Command::new("tauri-driver")
@@ -277,6 +325,7 @@ impl Kiosk {
             ])
             .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
             .envs(app_environment(folder.path(), screen, soft_key))
+            .env("TAPKIOSK_DIRECTORY", directory_setting(&location))
             .env_remove("TAPKIOSK_TEST_POSTGRES")
             .env_remove("TAPKIOSK_TEST_PG_BIN")
             .env_remove("TAPKIOSK_TEST_PYTHON")
@@ -311,7 +360,7 @@ impl Kiosk {
                 panic!("no WebDriver session: {error}\ntauri-driver said: {log:?}")
             }
         };
-        let kiosk = Self {
+        Self {
             _turn: turn,
             driver,
             directory,
@@ -323,9 +372,7 @@ impl Kiosk {
             offset: 0,
             folder,
             key,
-        };
-        kiosk.wait_for_step("welcome").await;
-        kiosk
+        }
     }
 
     /// The app's time (the wall clock plus what the test moved it by).
@@ -389,6 +436,25 @@ impl Kiosk {
             .first()
             .await
             .unwrap_or_else(|e| panic!("the kiosk never showed `{kind}`: {e}"));
+    }
+
+    /// Waits until the kiosk shows its out-of-service screen, and returns
+    /// its text.
+    pub async fn wait_for_out_of_service(&self) -> String {
+        let screen = self
+            .wait_for(By::Css("body[data-out-of-service] #out-of-service h1"))
+            .await;
+        assert!(screen.is_displayed().await.unwrap());
+        let section = self.driver.find(By::Id("out-of-service")).await.unwrap();
+        section.text().await.unwrap()
+    }
+
+    /// Waits until the out-of-service screen has gone.
+    pub async fn wait_for_service(&self) {
+        self.wait_for(By::Css(
+            "body:not([data-out-of-service]) #out-of-service[hidden]",
+        ))
+        .await;
     }
 
     /// Waits until the notice with `code` shows, and returns its text.

@@ -43,6 +43,15 @@ async fn sign_in(kiosk: &Kiosk, email: &str, pass: &str) {
     kiosk.wait_for_step("choose").await;
 }
 
+/// Signs Ada in and chooses the authenticator app: returns the QR code's
+/// secret.
+async fn to_the_qr_code(kiosk: &Kiosk, pass: &str) -> String {
+    sign_in(kiosk, "ada@example.com", pass).await;
+    kiosk.click("#choose-authenticator").await;
+    kiosk.wait_for_step("authenticator_setup").await;
+    secret_from_qr(kiosk).await
+}
+
 /// The secret from the QR code's otpauth URI.
 async fn secret_from_qr(kiosk: &Kiosk) -> String {
     let uri = url::Url::parse(&read_qr(kiosk).await).unwrap();
@@ -125,6 +134,70 @@ async fn onboarding_ends_with_a_verified_authenticator_app(language: &'static st
 }
 
 in_english_and_french!(onboarding_ends_with_a_verified_authenticator_app);
+
+/// The words of `key` in every language of the UI.
+fn in_every_language(key: &str) -> Vec<String> {
+    ["en", "fr"]
+        .iter()
+        .map(|language| {
+            let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../ui/i18n/{language}.json"));
+            let catalogue: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let words = key.split('.').fold(&catalogue, |node, part| &node[part]);
+            words.as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The directory's PostgreSQL is down as the kiosk starts: the kiosk says it
+/// is out of service, in both languages, and opens its directory by itself
+/// once it answers. It crashes again as a new hire's first code is checked:
+/// out of service again, then back on the same step with the same QR code,
+/// where the same person carries on. No restart of the kiosk.
+async fn an_outage_puts_the_kiosk_out_of_service_until_the_directory_answers(
+    language: &'static str,
+) {
+    let server = tapkiosk_tests::PrivatePostgres::start();
+    server.create_database("directory");
+    let kiosk =
+        Kiosk::start_on_postgres(language, server.url("directory"), |_| server.crash()).await;
+    let said = kiosk.wait_for_out_of_service().await;
+    for words in in_every_language("out_of_service.body") {
+        assert!(said.contains(&words), "{said}");
+    }
+    kiosk.wait_for_log("the kiosk is out of service until the directory answers");
+    server.resume();
+    kiosk.wait_for_step("welcome").await;
+    kiosk.wait_for_log("the directory answers: the kiosk is in service");
+
+    let pass = kiosk
+        .person_with_pass("ada@example.com", "Ada Lovelace", true)
+        .await;
+    let secret = to_the_qr_code(&kiosk, &pass).await;
+    server.crash();
+    kiosk
+        .enter("code", &oathtool_code(&secret, kiosk.now()))
+        .await;
+    let said = kiosk.wait_for_out_of_service().await;
+    assert!(
+        said.starts_with(&kiosk.words("out_of_service.title")),
+        "{said}"
+    );
+    kiosk.screenshot("out-of-service").await;
+    server.resume();
+    kiosk.wait_for_service().await;
+    kiosk.wait_for_log("the directory answers again: the kiosk is back in service");
+    kiosk.wait_for_step("authenticator_setup").await;
+    assert_eq!(secret_from_qr(&kiosk).await, secret);
+    kiosk
+        .enter("code", &oathtool_code(&secret, kiosk.now()))
+        .await;
+    kiosk.wait_for_step("authenticator_test").await;
+    kiosk.stop().await;
+}
+
+in_english_and_french!(an_outage_puts_the_kiosk_out_of_service_until_the_directory_answers);
 
 in_english_and_french!(a_wrong_pass_is_refused_and_guessing_locks_out);
 
@@ -274,10 +347,7 @@ async fn security_info_removes_a_lost_method(language: &'static str) {
         .person_with_pass("ada@example.com", "Ada Lovelace", false)
         .await;
     // Ada set up an app earlier (multi-use pass: she can come back with it).
-    sign_in(&kiosk, "ada@example.com", &pass).await;
-    kiosk.click("#choose-authenticator").await;
-    kiosk.wait_for_step("authenticator_setup").await;
-    let secret = secret_from_qr(&kiosk).await;
+    let secret = to_the_qr_code(&kiosk, &pass).await;
     kiosk
         .enter("code", &oathtool_code(&secret, kiosk.now()))
         .await;

@@ -2,11 +2,15 @@
 const catalogues = {};
 let current = 'en';
 
-export async function use(language) {
+export async function load(language) {
   if (!catalogues[language]) {
     const response = await fetch(`i18n/${language}.json`);
     catalogues[language] = await response.json();
   }
+}
+
+export async function use(language) {
+  await load(language);
   current = language;
   document.documentElement.lang = language;
 }
@@ -18,9 +22,14 @@ export function language() {
 // t('notice.locked_out', { until }) — {name} placeholders; dates formatted
 // for the current language.
 export function t(key, params = {}) {
-  const text = key.split('.').reduce((node, part) => (node ? node[part] : undefined), catalogues[current]);
+  return tIn(current, key, params);
+}
+
+// A text in a language other than the current one (loaded beforehand).
+export function tIn(language, key, params = {}) {
+  const text = key.split('.').reduce((node, part) => (node ? node[part] : undefined), catalogues[language]);
   if (typeof text !== 'string') {
-    console.warn(`missing text ${current}:${key}`);
+    console.warn(`missing text ${language}:${key}`);
     return key;
   }
   return text.replace(/\{(\w+)\}/g, (_, name) => format(params[name]));

@@ -1,7 +1,7 @@
 // The kiosk window: draws the screen the backend returns and sends back
 // what the person typed. It decides nothing.
 import { invoke } from './ipc.js';
-import { use, t, language } from './i18n.js';
+import { use, load, t, tIn, language } from './i18n.js';
 import { el, clear, focusHeading } from './dom.js';
 import { pinWarning } from './pin.js';
 
@@ -24,7 +24,8 @@ async function send(command, args) {
     await show(await invoke(command, args));
   } catch (error) {
     tickFailed = false;
-    showError(error);
+    if (error && error.code === 'out_of_service') await enterOutOfService();
+    else showError(error);
   } finally {
     busy = false;
   }
@@ -351,9 +352,43 @@ const refresh = {
 document.getElementById('still-here').addEventListener('click', () => send('keep_alive'));
 document.addEventListener('contextmenu', (event) => event.preventDefault());
 
+// The directory does not answer: one screen, in every language, until it
+// does; then the person's screen again, where they were (the session is
+// the backend's, kept in memory).
+const outOfService = document.getElementById('out-of-service');
+const HEALTH_EVERY_MS = 2000;
+
+async function enterOutOfService() {
+  if (!outOfService.hidden) return;
+  const languages = [language(), ...['en', 'fr'].filter((other) => other !== language())];
+  await Promise.all(languages.map(load));
+  clear(outOfService).append(...languages.map((lang, i) => el('div', { lang, class: i ? 'other-language' : '' },
+    el(i ? 'h2' : 'h1', {}, tIn(lang, 'out_of_service.title')),
+    el('p', { class: 'lead' }, tIn(lang, 'out_of_service.body')),
+    el('p', {}, tIn(lang, 'out_of_service.wait')))));
+  document.body.dataset.outOfService = 'true';
+  outOfService.hidden = false;
+  focusHeading(outOfService);
+  setTimeout(checkHealth, HEALTH_EVERY_MS);
+}
+
+async function checkHealth() {
+  try {
+    await invoke('directory_health');
+  } catch {
+    setTimeout(checkHealth, HEALTH_EVERY_MS);
+    return;
+  }
+  outOfService.hidden = true;
+  delete document.body.dataset.outOfService;
+  current = null;
+  tickFailed = false;
+  await show(await invoke('screen'));
+}
+
 // The backend owns time: it resets the kiosk when idle or done.
 async function tick() {
-  if (!busy) {
+  if (!busy && outOfService.hidden) {
     try {
       const screen = await invoke('tick');
       const keyMoved = screen.step.key && JSON.stringify(screen.step.key) !== JSON.stringify(current.step.key);
@@ -366,12 +401,22 @@ async function tick() {
       }
       tickFailed = false;
     } catch (error) {
-      tickFailed = true;
-      showError(error);
+      if (error && error.code === 'out_of_service') {
+        await enterOutOfService();
+      } else {
+        tickFailed = true;
+        showError(error);
+      }
     }
   }
 }
 
 await use('en');
-await show(await invoke('screen'));
+try {
+  // Down at start, the kiosk has no directory, and no screen, until it opens.
+  await invoke('directory_health');
+  await show(await invoke('screen'));
+} catch {
+  await enterOutOfService();
+}
 setInterval(tick, 1000);

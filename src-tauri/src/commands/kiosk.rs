@@ -3,7 +3,7 @@
 
 use crate::{AppState, UiError};
 use tapkiosk_core::kiosk::{Language, Screen};
-use tauri::{AppHandle, Runtime, State};
+use tauri::{AppHandle, Manager as _, Runtime, State};
 use zeroize::Zeroizing;
 
 type Answer = Result<Screen, UiError>;
@@ -149,4 +149,17 @@ pub async fn open_admin<R: Runtime>(
         tracing::error!(%e, "cannot open the admin window");
         UiError::new("admin_window")
     })
+}
+
+/// Whether the kiosk can work: its directory is open and answers. The
+/// out-of-service screen asks until it can; before the directory could be
+/// opened at all (it was down at start) there is no state yet.
+#[tauri::command]
+pub async fn directory_health<R: Runtime>(app: AppHandle<R>) -> Result<(), UiError> {
+    let Some(state) = app.try_state::<AppState>() else {
+        return Err(UiError::new("out_of_service"));
+    };
+    state.directory.ping().await?;
+    crate::error::outage_over();
+    Ok(())
 }
