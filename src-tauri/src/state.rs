@@ -95,15 +95,6 @@ impl AppState {
     /// Reads the configuration, finds the key and opens the directory.
     pub async fn open(options: &Options) -> Result<Self> {
         let (config, soft_key) = configuration(options)?;
-        Self::open_with(options, config, soft_key).await
-    }
-
-    async fn open_with(
-        options: &Options,
-        config: Config,
-        soft_key: Option<String>,
-    ) -> Result<Self> {
-        // Known only to test builds; a shipped build refuses it as unknown.
         let key = KeyStore::from_env().require()?;
         let clock = clock();
         let settings = |actor: &str| Settings {
