@@ -16,6 +16,9 @@ on_both_backends!(
     batches_issue_every_pass_or_none,
     a_large_batch_is_checked_and_written_as_single_passes_are,
     a_policy_save_does_not_undo_one_made_since_it_was_read,
+    no_write_waits_while_a_pass_is_shown,
+    a_pass_that_cannot_be_shown_is_not_issued_and_replaces_nothing,
+    a_pass_shown_too_slowly_is_not_issued,
 );
 
 #[tokio::test]
@@ -76,12 +79,7 @@ async fn a_pass_follows_its_start_and_lifetime(t: TestDirectory) {
 }
 
 async fn one_live_pass_per_person_unless_replaced(t: TestDirectory) {
-    let ada = add(&t, "ada@example.com").await;
-    let first = t
-        .directory
-        .issue_pass(&IssueRequest::new(ada.clone()))
-        .await
-        .unwrap();
+    let (ada, first) = ada_with_a_pass(&t).await;
     let again = t
         .directory
         .issue_pass(&IssueRequest::new(ada.clone()))
@@ -412,4 +410,115 @@ async fn a_policy_save_does_not_undo_one_made_since_it_was_read(t: TestDirectory
     };
     t.directory.replace_policy(&theirs, &mine).await.unwrap();
     assert_eq!(t.directory.policy().await.unwrap(), mine);
+}
+
+/// Ada, and a pass issued to her with the policy's defaults.
+async fn ada_with_a_pass(t: &TestDirectory) -> (Email, tapkiosk_core::directory::IssuedPass) {
+    let ada = add(t, "ada@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass(&IssueRequest::new(ada.clone()))
+        .await
+        .unwrap();
+    (ada, issued)
+}
+
+/// Runs `write` on the test's runtime from inside a `deliver` closure,
+/// which is not async (it prints, or writes letters to a file).
+fn meanwhile<T>(write: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(write))
+}
+
+/// While a pass's value is being shown (a terminal IT has paused, a slow
+/// disk), no transaction is open: another write, even on SQLite's single
+/// writer, goes through. The pass itself does not work, nor is it listed,
+/// until it has been shown.
+async fn no_write_waits_while_a_pass_is_shown(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let bob = add(&t, "bob@example.com").await;
+    let issued = t
+        .directory
+        .issue_pass_and(&IssueRequest::new(ada.clone()), |shown| {
+            meanwhile(async {
+                t.directory
+                    .issue_pass(&IssueRequest::new(bob.clone()))
+                    .await
+                    .map_err(|e| format!("bob waited: {e}"))?;
+                assert!(t.directory.passes(&ada).await.unwrap().is_empty());
+                let value = shown.code.grouped();
+                let early = t.directory.redeem("ada@example.com", &value).await;
+                assert!(early.is_err(), "a pass works before it is shown");
+                Ok::<(), String>(())
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.directory.passes(&bob).await.unwrap().len(), 1);
+    let passes = t.directory.passes(&ada).await.unwrap();
+    assert_eq!(passes.len(), 1);
+    assert_eq!(passes[0].0.id, issued.pass.id);
+    t.directory
+        .redeem("ada@example.com", &issued.code.grouped())
+        .await
+        .unwrap();
+    let kinds = crate::audit_kinds(&t).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "pass_issued").count(), 2);
+}
+
+/// The value could not be shown (a closed pipe, a full disk): the new pass
+/// is gone, and the one it was to replace still works.
+async fn a_pass_that_cannot_be_shown_is_not_issued_and_replaces_nothing(t: TestDirectory) {
+    let (ada, first) = ada_with_a_pass(&t).await;
+    let replace = IssueRequest {
+        replace: true,
+        ..IssueRequest::new(ada.clone())
+    };
+    let failed = t
+        .directory
+        .issue_pass_and(&replace, |_| Err("the disk is full"))
+        .await
+        .unwrap_err();
+    assert!(
+        failed
+            .to_string()
+            .contains("nothing was issued: the disk is full"),
+        "{failed}"
+    );
+    let passes = t.directory.passes(&ada).await.unwrap();
+    assert_eq!(passes.len(), 1, "{passes:?}");
+    assert_eq!(passes[0].0.id, first.pass.id);
+    assert!(passes[0].1.is_live());
+    let kinds = crate::audit_kinds(&t).await;
+    assert!(!kinds.contains(&"pass_replaced".to_string()), "{kinds:?}");
+    // Nothing waits for the person either: a new pass can be issued at once.
+    t.directory.issue_pass(&replace).await.unwrap();
+}
+
+/// Shown after its lease (a terminal paused for minutes), a pass is not
+/// issued: its value was printed but does not work, and tapctl says so.
+async fn a_pass_shown_too_slowly_is_not_issued(t: TestDirectory) {
+    let ada = add(&t, "ada@example.com").await;
+    let late = t
+        .directory
+        .issue_pass_and(&IssueRequest::new(ada.clone()), |_| {
+            t.clock
+                .advance(tapkiosk_core::directory::PENDING_LEASE + TimeDelta::seconds(1));
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        late.to_string().contains("waited more than 2 minutes"),
+        "{late}"
+    );
+    assert!(t.directory.passes(&ada).await.unwrap().is_empty());
+    assert!(
+        !crate::audit_kinds(&t)
+            .await
+            .contains(&"pass_issued".to_string())
+    );
+    t.directory
+        .issue_pass(&IssueRequest::new(ada))
+        .await
+        .unwrap();
 }

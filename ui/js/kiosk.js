@@ -388,7 +388,7 @@ async function checkHealth() {
 
 // The backend owns time: it resets the kiosk when idle or done.
 async function tick() {
-  if (!busy && outOfService.hidden) {
+  if (!busy && current && outOfService.hidden) {
     try {
       const screen = await invoke('tick');
       const keyMoved = screen.step.key && JSON.stringify(screen.step.key) !== JSON.stringify(current.step.key);

@@ -211,7 +211,8 @@ impl Directory {
             crate::directory::groups_of(tx, NO_USER).await?;
         }
         let rows = sqlx::query(select_passes!(
-            "WHERE user_id = $1 ORDER BY (revoked_at IS NULL AND used_at IS NULL) DESC, created_at DESC LIMIT 10"
+            "WHERE user_id = $1 AND pending_until IS NULL \
+             ORDER BY (revoked_at IS NULL AND used_at IS NULL) DESC, created_at DESC LIMIT 10"
         ))
         .bind(user_id)
         .fetch_all(&mut **tx)

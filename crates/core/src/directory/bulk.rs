@@ -130,16 +130,22 @@ pub(crate) async fn users_by_email(
 pub(crate) async fn open_passes(
     tx: &mut Tx,
     user_ids: &[String],
+    now: i64,
 ) -> Result<HashMap<String, Vec<Pass>>, DirectoryError> {
     let marks = Marks::of(tx);
     let mut open: HashMap<String, Vec<Pass>> = HashMap::new();
     for chunk in user_ids.chunks(ROWS) {
+        // A pass still being shown counts, so that two issuers do not both
+        // give the person one; one left behind by a crash stops counting.
         let sql = format!(
-            "{}({})",
-            select_passes!("WHERE revoked_at IS NULL AND used_at IS NULL AND user_id IN "),
-            marks.list(1, chunk.len())
+            "{}{}) AND user_id IN ({})",
+            select_passes!(
+                "WHERE revoked_at IS NULL AND used_at IS NULL AND (pending_until IS NULL OR pending_until > "
+            ),
+            marks.list(1, 1),
+            marks.list(2, chunk.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
         for id in chunk {
             query = query.bind(id);
         }

@@ -20,7 +20,7 @@ pub mod security_keys;
 mod users;
 
 pub use admins::{AdminError, AdminName};
-pub use passes::{IssueRequest, IssuedPass};
+pub use passes::{IssueRequest, IssuedPass, PENDING_LEASE};
 
 use crate::audit::Event;
 use crate::clock::Clock;

@@ -14,6 +14,12 @@ use std::collections::HashMap;
 /// a moment ago is not refused.
 const START_GRACE: TimeDelta = TimeDelta::minutes(1);
 
+/// How long a new pass may wait, written but unusable, for its value to be
+/// shown (printed, written to a file of letters) before it is issued. A
+/// pass left waiting by a crash stops counting as the person's pass after
+/// this, and never works.
+pub const PENDING_LEASE: TimeDelta = TimeDelta::minutes(2);
+
 /// What to issue.
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
@@ -67,9 +73,11 @@ impl Directory {
     }
 
     /// Issues a pass like [`issue_pass`](Self::issue_pass), handing it to
-    /// `deliver` (to show its value) before the transaction commits: if the
-    /// value cannot be shown, the pass is not issued, so no live pass exists
-    /// whose value nobody saw.
+    /// `deliver` (to show its value) before it becomes usable: if the value
+    /// cannot be shown, the pass is not issued, so no live pass exists
+    /// whose value nobody saw. No transaction is open while `deliver` runs
+    /// (a paused terminal holds up no one): the pass waits written but
+    /// unusable, see [`PENDING_LEASE`].
     pub async fn issue_pass_and<E: std::fmt::Display>(
         &self,
         request: &IssueRequest,
@@ -81,20 +89,21 @@ impl Directory {
             .plan_for(&mut tx, std::slice::from_ref(&request.email))
             .await?;
         self.plan_pass(&policy, &users, request, &mut plan)?;
-        self.write_plan(&mut tx, &plan).await?;
-        let issued = plan
-            .issued
+        self.reserve(tx, &plan).await?;
+        let mut issued = self
+            .deliver_and_activate(plan, |issued| match issued {
+                [one] => deliver(one).map_err(|e| e.to_string()),
+                _ => Err("not one pass".to_string()),
+            })
+            .await?;
+        issued
             .pop()
-            .ok_or_else(|| DirectoryError::Invalid("nothing was issued".into()))?;
-        deliver(&issued)
-            .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
-        self.commit(tx).await?;
-        Ok(issued)
+            .ok_or_else(|| DirectoryError::Invalid("nothing was issued".into()))
     }
 
-    /// Issues every pass of a batch in one transaction, or none. `deliver`
-    /// receives the values before the transaction commits (to write the
-    /// welcome letters); if it fails, nothing is issued. The rows are
+    /// Issues every pass of a batch, or none. `deliver` receives the values
+    /// before the passes become usable (to write the welcome letters),
+    /// outside any transaction; if it fails, nothing is issued. The rows are
     /// checked as [`issue_pass`](Self::issue_pass) checks one (it is a
     /// batch of one), against the people and passes read in a few
     /// statements, and written in a few more (`bulk`).
@@ -119,12 +128,92 @@ impl Directory {
         if !errors.is_empty() {
             return Err(ImportErrors(errors).into());
         }
-        self.write_plan(&mut tx, &plan).await?;
+        self.reserve(tx, &plan).await?;
         crate::crash::point("issuing_batch");
-        deliver(&plan.issued)
-            .map_err(|e| DirectoryError::Invalid(format!("nothing was issued: {e}")))?;
-        self.commit(tx).await?;
+        self.deliver_and_activate(plan, deliver).await
+    }
+
+    /// Shows a plan's passes with `deliver`, then makes them usable, in a
+    /// transaction of their own, with the replaced passes revoked and the
+    /// events logged; or, when they could not be shown, deletes them.
+    async fn deliver_and_activate<E: std::fmt::Display>(
+        &self,
+        plan: BatchPlan,
+        deliver: impl FnOnce(&[IssuedPass]) -> Result<(), E>,
+    ) -> Result<Vec<IssuedPass>, DirectoryError> {
+        if let Err(e) = deliver(&plan.issued) {
+            if let Err(left) = self.cancel(&plan).await {
+                // They stay unusable, and stop counting after the lease.
+                tracing::warn!(%left, "passes that could not be shown are left pending");
+            }
+            return Err(DirectoryError::Invalid(format!("nothing was issued: {e}")));
+        }
+        self.activate(&plan).await?;
         Ok(plan.issued)
+    }
+
+    /// Makes a plan's pending passes usable, if they all still wait (not
+    /// replaced meanwhile, nor left past the lease), and revokes the passes
+    /// they replace.
+    async fn activate(&self, plan: &BatchPlan) -> Result<(), DirectoryError> {
+        let now = self.now().timestamp();
+        let mut tx = self.write_people().await?;
+        let marks = bulk::Marks::of(&tx);
+        let ids: Vec<&str> = plan.issued.iter().map(|i| i.pass.id.as_str()).collect();
+        let mut activated = 0;
+        for chunk in ids.chunks(bulk::ROWS) {
+            let sql = format!(
+                "UPDATE passes SET pending_until = NULL WHERE revoked_at IS NULL \
+                 AND pending_until > {} AND id IN ({})",
+                marks.list(1, 1),
+                marks.list(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            activated += query.execute(&mut *tx).await?.rows_affected();
+        }
+        if activated != ids.len() as u64 {
+            return Err(DirectoryError::Invalid(format!(
+                "nothing was issued: the passes waited more than {} minutes to be shown, or were replaced meanwhile",
+                PENDING_LEASE.num_minutes()
+            )));
+        }
+        for chunk in plan.revoked.chunks(bulk::ROWS) {
+            let sql = format!(
+                "UPDATE passes SET revoked_at = {}, claimed_by = NULL, claim_until = NULL \
+                 WHERE revoked_at IS NULL AND id IN ({})",
+                marks.list(1, 1),
+                marks.list(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        self.audit_all(&mut tx, &plan.events).await?;
+        self.commit(tx).await
+    }
+
+    /// Deletes a plan's passes that could not be shown.
+    async fn cancel(&self, plan: &BatchPlan) -> Result<(), DirectoryError> {
+        let mut tx = self.write_people().await?;
+        let marks = bulk::Marks::of(&tx);
+        let ids: Vec<&str> = plan.issued.iter().map(|i| i.pass.id.as_str()).collect();
+        for chunk in ids.chunks(bulk::ROWS) {
+            let sql = format!(
+                "DELETE FROM passes WHERE pending_until IS NOT NULL AND id IN ({})",
+                marks.list(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        self.commit(tx).await
     }
 
     /// The people `emails` name, and an empty plan holding their passes
@@ -137,7 +226,7 @@ impl Directory {
         let users = bulk::users_by_email(tx, emails).await?;
         let ids: Vec<String> = users.values().map(|u| u.id.clone()).collect();
         let plan = BatchPlan {
-            open: bulk::open_passes(tx, &ids).await?,
+            open: bulk::open_passes(tx, &ids, self.now().timestamp()).await?,
             ..BatchPlan::default()
         };
         Ok((users, plan))
@@ -228,30 +317,18 @@ impl Directory {
         Ok(())
     }
 
-    /// Writes a batch's plan: the replaced passes revoked, the new ones
-    /// inserted, their events appended, a thousand rows to a statement.
-    async fn write_plan(&self, tx: &mut Tx, plan: &BatchPlan) -> Result<(), DirectoryError> {
-        let now = self.now().timestamp();
-        let marks = bulk::Marks::of(tx);
-        for chunk in plan.revoked.chunks(bulk::ROWS) {
-            let sql = format!(
-                "UPDATE passes SET revoked_at = {}, claimed_by = NULL, claim_until = NULL \
-                 WHERE id IN ({})",
-                marks.list(1, 1),
-                marks.list(2, chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut **tx).await?;
-        }
+    /// Writes a plan's new passes, pending (unusable until
+    /// [`activate`](Self::activate)d), a thousand rows to a statement, and
+    /// commits.
+    async fn reserve(&self, mut tx: Tx, plan: &BatchPlan) -> Result<(), DirectoryError> {
+        let pending_until = (self.now() + PENDING_LEASE).timestamp();
+        let marks = bulk::Marks::of(&tx);
         let rows: Vec<(&IssuedPass, &Vec<u8>)> = plan.issued.iter().zip(&plan.macs).collect();
         for chunk in rows.chunks(bulk::ROWS) {
             let sql = format!(
-                "INSERT INTO passes (id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time) \
+                "INSERT INTO passes (id, user_id, value_mac, created_at, start_at, lifetime_minutes, one_time, pending_until) \
                  VALUES {}",
-                marks.rows(7, chunk.len())
+                marks.rows(8, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (issued, mac) in chunk {
@@ -263,11 +340,12 @@ impl Directory {
                     .bind(pass.created_at.timestamp())
                     .bind(pass.start_at.timestamp())
                     .bind(pass.lifetime_minutes)
-                    .bind(i64::from(pass.one_time));
+                    .bind(i64::from(pass.one_time))
+                    .bind(pending_until);
             }
-            query.execute(&mut **tx).await?;
+            query.execute(&mut *tx).await?;
         }
-        self.audit_all(tx, &plan.events).await
+        self.commit(tx).await
     }
 
     /// Revokes the person's live pass (the one that has not expired, been
@@ -337,7 +415,7 @@ impl Directory {
     ) -> Result<Option<String>, DirectoryError> {
         let now = self.now();
         let rows = sqlx::query(select_passes!(
-            "WHERE user_id = $1 AND revoked_at IS NULL AND used_at IS NULL"
+            "WHERE user_id = $1 AND revoked_at IS NULL AND used_at IS NULL AND pending_until IS NULL"
         ))
         .bind(&user.id)
         .fetch_all(&mut **tx)

@@ -131,7 +131,8 @@ impl Directory {
         let allowed = policy.allows(&user.groups);
         let now = self.now();
         let passes = sqlx::query(select_passes!(
-            "WHERE user_id = $1 ORDER BY created_at DESC, (revoked_at IS NULL) DESC, id"
+            "WHERE user_id = $1 AND pending_until IS NULL \
+             ORDER BY created_at DESC, (revoked_at IS NULL) DESC, id"
         ))
         .bind(&user.id)
         .fetch_all(&mut *conn)
