@@ -2,8 +2,10 @@
 //! a network: N kiosks, each with a pool of its own, each signing in people
 //! of its own one after another, through a proxy that delays every packet
 //! by half a round trip each way. Prints sign-ins a second and the
-//! latency of one sign-in (p50, p99) for each round trip and N.
-//! `scripts/bench` starts the PostgreSQL server it needs.
+//! latency of one sign-in (p50, p99) for each round trip and N; then the
+//! latency of kiosks' sign-ins while IT issues a batch of 10,000 passes to
+//! others (`-- batch` runs only that). `scripts/bench` starts the
+//! PostgreSQL server it needs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods)] // wall-clock timing and delays are the point here
@@ -37,7 +39,11 @@ async fn run() {
         unreachable!("a PostgreSQL directory")
     };
     let people = KIOSKS.iter().max().unwrap() * EACH;
-    let codes = hire(&t, people).await;
+    let codes = hire(&t, people, "hire").await;
+    if std::env::args().any(|arg| arg == "batch") {
+        during_a_batch(&t, url, &codes).await;
+        return;
+    }
     println!("| round trip | kiosks | sign-ins/s | p50 | p99 |");
     println!("|---|---|---|---|---|");
     for rtt in ROUND_TRIPS_MS {
@@ -57,6 +63,89 @@ async fn run() {
             );
         }
     }
+    during_a_batch(&t, url, &codes).await;
+}
+
+/// People in the batch IT issues while the kiosks sign others in.
+const BATCH: usize = 10_000;
+/// Kiosks signing in during the batch, straight to the server.
+const KIOSKS_DURING_BATCH: usize = 4;
+
+/// Kiosks sign people in, one after another and over again, while IT
+/// issues a batch of [`BATCH`] passes to others on the same directory: the
+/// latency of the sign-ins that started while the batch ran.
+async fn during_a_batch(t: &TestDirectory, url: &str, codes: &[(Email, String)]) {
+    let users = people(BATCH, "batch");
+    t.directory.import_users(&users).await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut running = Vec::new();
+    for n in 0..KIOSKS_DURING_BATCH {
+        let directory = kiosk(t, url, n).await;
+        let mine = codes[n * EACH..(n + 1) * EACH].to_vec();
+        let done = done.clone();
+        running.push(tokio::spawn(async move {
+            let mut took = Vec::new();
+            for (email, code) in mine.iter().cycle() {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let asked = Instant::now();
+                directory.redeem(email.as_str(), code).await.unwrap();
+                took.push(asked.elapsed());
+            }
+            took
+        }));
+    }
+    let started = Instant::now();
+    let requests: Vec<(u64, IssueRequest)> = users
+        .iter()
+        .map(|(line, user)| (*line, IssueRequest::new(user.email.clone())))
+        .collect();
+    t.directory
+        .issue_batch(&requests, |_| Ok::<(), String>(()))
+        .await
+        .unwrap();
+    let batch = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut took = Vec::new();
+    for kiosk in running {
+        took.extend(kiosk.await.unwrap());
+    }
+    took.sort();
+    println!();
+    println!("| batch of {BATCH} passes | kiosks | sign-ins during it | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.2} s | {KIOSKS_DURING_BATCH} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+        batch.as_secs_f64(),
+        took.len(),
+        ms(took[took.len() / 2]),
+        ms(took[(took.len() * 99).div_ceil(100) - 1]),
+        ms(*took.last().unwrap()),
+    );
+}
+
+/// A kiosk's own `Directory` (a pool of its own) through `url`.
+async fn kiosk(t: &TestDirectory, url: &str, n: usize) -> Directory {
+    let settings = Settings {
+        kiosk: format!("kiosk-{n}"),
+        ..Settings::default()
+    };
+    let location = Location::Postgres(url.to_string());
+    let clock = Arc::new(t.clock.clone());
+    Directory::open(&location, t.key(), clock, settings)
+        .await
+        .unwrap()
+}
+
+/// `count` new people, `prefix0@example.com` on, with their lines.
+fn people(count: usize, prefix: &str) -> Vec<(u64, NewUser)> {
+    (0..count)
+        .map(|i| {
+            let email = Email::parse(&format!("{prefix}{i}@example.com")).unwrap();
+            (i as u64 + 1, NewUser::new(email, None, &[]).unwrap())
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -65,13 +154,8 @@ fn ms(d: Duration) -> f64 {
 
 /// `people` people, each with a multi-use pass (so that every run can sign
 /// them in again); their passes, in order.
-async fn hire(t: &TestDirectory, people: usize) -> Vec<(Email, String)> {
-    let users: Vec<(u64, NewUser)> = (0..people)
-        .map(|i| {
-            let email = Email::parse(&format!("hire{i}@example.com")).unwrap();
-            (i as u64 + 1, NewUser::new(email, None, &[]).unwrap())
-        })
-        .collect();
+async fn hire(t: &TestDirectory, count: usize, prefix: &str) -> Vec<(Email, String)> {
+    let users = people(count, prefix);
     t.directory.import_users(&users).await.unwrap();
     let requests: Vec<(u64, IssueRequest)> = users
         .iter()
@@ -105,17 +189,7 @@ async fn fleet(
 ) -> (f64, Vec<Duration>) {
     let mut opened = Vec::new();
     for n in 0..kiosks {
-        let settings = Settings {
-            kiosk: format!("kiosk-{n}"),
-            ..Settings::default()
-        };
-        let location = Location::Postgres(url.to_string());
-        let clock = Arc::new(t.clock.clone());
-        opened.push(
-            Directory::open(&location, t.key(), clock, settings)
-                .await
-                .unwrap(),
-        );
+        opened.push(kiosk(t, url, n).await);
     }
     let started = Instant::now();
     let mut running = Vec::new();

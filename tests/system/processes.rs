@@ -34,6 +34,7 @@ on_both_backends!(
     a_kiosk_killed_while_it_stores_a_key_leaves_no_key,
     a_batch_killed_halfway_issues_nothing,
     an_import_killed_halfway_adds_no_one,
+    no_write_waits_while_an_admin_pin_is_checked,
 );
 
 const JOB: &str = "TAPKIOSK_TEST_JOB";
@@ -116,11 +117,16 @@ impl KioskProcess {
         stdin.flush().unwrap();
     }
 
+    /// Lets the kiosk do its job until it stops at `point`.
+    fn stop_at(&mut self, point: &str) {
+        self.go();
+        assert_eq!(self.next_word(), format!("at {point}"));
+    }
+
     /// Lets the kiosk do its job and kills it, SIGKILL, where it stops at
     /// `point`.
     fn kill_at(mut self, point: &str) {
-        self.go();
-        assert_eq!(self.next_word(), format!("at {point}"));
+        self.stop_at(point);
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -169,6 +175,10 @@ async fn kiosk_process() {
                 .add_security_key(&session, "Key", &key)
                 .await
                 .unwrap();
+        }
+        "admin sign in" => {
+            let name = tapkiosk_core::directory::AdminName::parse(&email).unwrap();
+            directory.sign_in_admin(&name, &pass).await.unwrap();
         }
         "import" => {
             directory.import_users(&people()).await.unwrap();
@@ -360,5 +370,26 @@ async fn an_import_killed_halfway_adds_no_one(t: TestDirectory) {
     again.go();
     assert_eq!(again.next_word(), "done");
     assert_eq!(t.directory.list_users().await.unwrap().len(), PEOPLE);
+    chain_holds(&t).await;
+}
+
+/// A kiosk checking an admin's PIN (Argon2, tens of milliseconds) holds no
+/// write meanwhile: stopped in the middle of the check, it holds up neither
+/// a sign-in's nor another admin's write (admin writes take the
+/// directory's one write turn, on PostgreSQL too).
+async fn no_write_waits_while_an_admin_pin_is_checked(t: TestDirectory) {
+    let it = tapkiosk_core::directory::AdminName::parse("it").unwrap();
+    let other = tapkiosk_core::directory::AdminName::parse("other").unwrap();
+    for name in [&it, &other] {
+        t.directory.add_admin(name).await.unwrap();
+        t.directory.set_admin_pin(name, "135792").await.unwrap();
+    }
+    let point = "checking_admin_pin";
+    let mut kiosk = KioskProcess::start(&t, "admin sign in", ("it", "135792"), Some(point));
+    kiosk.stop_at(point);
+    t.directory.set_admin_pin(&other, "246801").await.unwrap();
+    add(&t, "ada@example.com").await;
+    drop(kiosk); // SIGKILL, in the middle of the check
+    t.directory.sign_in_admin(&other, "246801").await.unwrap();
     chain_holds(&t).await;
 }

@@ -295,7 +295,10 @@ impl Directory {
             .fetch_all(&mut *tx)
             .await?;
             if rows.is_empty() {
-                drop(tx);
+                // At once, not when the pool gets round to it: until then
+                // the head stays locked, and the next writer's seal skips
+                // it and leaves its events waiting.
+                tx.rollback().await?;
             } else {
                 self.chain_waiting(tx, &rows).await?;
             }

@@ -296,9 +296,16 @@ impl Directory {
     /// Sets an admin's PIN directly (`tapctl`, which holds the key).
     pub async fn set_admin_pin(&self, name: &AdminName, pin: &str) -> Result<(), AdminError> {
         check_pin(pin)?;
+        let not_found = || AdminError::NotFound(name.clone());
+        let seen = self.read_admin(name).await?.ok_or_else(not_found)?;
+        let hash = self.hash_pin(&seen.id, pin).await?;
         let mut tx = self.write().await?;
         let admin = self.require_admin(&mut tx, name).await?;
-        self.store_pin(&mut tx, &admin, pin).await?;
+        if admin.id != seen.id {
+            // Removed and added again while the PIN was hashed for the first.
+            return Err(not_found());
+        }
+        self.store_hash(&mut tx, &admin, &hash).await?;
         self.audit(&mut tx, Event::new("admin_pin_set").with("admin", name))
             .await?;
         self.commit(tx).await?;
@@ -314,21 +321,27 @@ impl Directory {
         pin: &str,
     ) -> Result<(), AdminError> {
         check_pin(pin)?;
+        // The new PIN is hashed before the write opens, for the admin as
+        // read now; the write goes on only if their code is still the one
+        // checked.
+        let seen = self.read_admin(name).await?.ok_or(AdminError::Wrong)?;
+        self.refuse_if_locked(&seen)?;
+        let hash = match self.enrol_code_right(&seen, code) {
+            true => Some(self.hash_pin(&seen.id, pin).await?),
+            false => None,
+        };
         let mut tx = self.write().await?;
         let admin = self.admin_for_attempt(&mut tx, name).await?;
-        let now = self.now().timestamp();
-        let right = match (&admin.enrol_mac, admin.enrol_until, PassCode::parse(code)) {
-            (Some(stored), Some(until), Ok(code)) if until > now => {
-                bool::from(self.enrol_mac(&admin.id, &code).ct_eq(stored.as_slice()))
-            }
-            _ => false,
-        };
-        if !right {
+        if admin.id != seen.id || admin.enrol_mac != seen.enrol_mac {
+            // Reset or removed meanwhile: this try proves nothing.
+            return Err(AdminError::Wrong);
+        }
+        let Some(hash) = hash.filter(|_| self.enrol_code_right(&admin, code)) else {
             let outcome = self.count_wrong(&mut tx, &admin).await;
             self.commit(tx).await?;
             return outcome;
-        }
-        self.store_pin(&mut tx, &admin, pin).await?;
+        };
+        self.store_hash(&mut tx, &admin, &hash).await?;
         self.audit(&mut tx, Event::new("admin_enrolled").with("admin", name))
             .await?;
         self.commit(tx).await?;
@@ -338,15 +351,22 @@ impl Directory {
     /// Checks an admin's PIN at the pane. An unknown name takes the same
     /// Argon2 work and gets the same answer as a wrong PIN.
     pub async fn sign_in_admin(&self, name: &AdminName, pin: &str) -> Result<(), AdminError> {
+        // Argon2 runs before the write opens, on the admin as read now; the
+        // write then counts the try, or signs in, only if their PIN is
+        // still the one checked.
+        let seen = self.read_admin(name).await?;
+        if let Some(seen) = &seen {
+            self.refuse_if_locked(seen)?;
+        }
+        let right = self.pin_matches(seen.as_ref(), pin).await?;
+        let seen = seen.ok_or(AdminError::Wrong)?;
         let mut tx = self.write().await?;
-        let admin = match self.admin_for_attempt(&mut tx, name).await {
-            Err(AdminError::Wrong) => {
-                self.verify_pin("", None, pin);
-                return Err(AdminError::Wrong);
-            }
-            other => other?,
-        };
-        if !self.verify_pin(&admin.id, admin.pin_hash.as_deref(), pin) {
+        let admin = self.admin_for_attempt(&mut tx, name).await?;
+        if admin.id != seen.id || admin.pin_hash != seen.pin_hash {
+            // Reset, removed or given a new PIN meanwhile.
+            return Err(AdminError::Wrong);
+        }
+        if !right {
             let outcome = self.count_wrong(&mut tx, &admin).await;
             self.commit(tx).await?;
             return outcome;
@@ -383,10 +403,25 @@ impl Directory {
         name: &AdminName,
     ) -> Result<AdminRow, AdminError> {
         let admin = self.find_admin(tx, name).await?.ok_or(AdminError::Wrong)?;
-        let now = self.now();
+        self.refuse_if_locked(&admin)?;
+        Ok(admin)
+    }
+
+    fn refuse_if_locked(&self, admin: &AdminRow) -> Result<(), AdminError> {
         match admin.locked_until.map(from_seconds) {
-            Some(until) if until > now => Err(AdminError::LockedOut { until }),
-            _ => Ok(admin),
+            Some(until) if until > self.now() => Err(AdminError::LockedOut { until }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `code` is `admin`'s enrolment code, still valid.
+    fn enrol_code_right(&self, admin: &AdminRow, code: &str) -> bool {
+        let now = self.now().timestamp();
+        match (&admin.enrol_mac, admin.enrol_until, PassCode::parse(code)) {
+            (Some(stored), Some(until), Ok(code)) if until > now => {
+                bool::from(self.enrol_mac(&admin.id, &code).ct_eq(stored.as_slice()))
+            }
+            _ => false,
         }
     }
 
@@ -422,19 +457,20 @@ impl Directory {
         Err(AdminError::LockedOut { until })
     }
 
-    /// Stores a new PIN for `admin`, ending any enrolment code and lockout.
-    async fn store_pin(&self, tx: &mut Tx, admin: &AdminRow, pin: &str) -> Result<(), AdminError> {
-        let keyed = self.keyed_pin(&admin.id, pin);
-        let hash = Argon2::default()
-            .hash_password(keyed.as_ref(), &SaltString::generate(&mut OsRng))
-            .map_err(|e| DirectoryError::Invalid(e.to_string()))?
-            .to_string();
-        let mac = self.admin_mac(&admin.id, admin.name.as_str(), Some(&hash), None, None);
+    /// Stores `hash`, a new PIN's, for `admin`, ending any enrolment code
+    /// and lockout.
+    async fn store_hash(
+        &self,
+        tx: &mut Tx,
+        admin: &AdminRow,
+        hash: &str,
+    ) -> Result<(), AdminError> {
+        let mac = self.admin_mac(&admin.id, admin.name.as_str(), Some(hash), None, None);
         sqlx::query(
             "UPDATE admins SET pin_hash = $1, enrol_mac = NULL, enrol_until = NULL, failures = 0, \
              level = 0, locked_until = NULL, mac = $2 WHERE id = $3",
         )
-        .bind(&hash)
+        .bind(hash)
         .bind(mac)
         .bind(&admin.id)
         .execute(&mut **tx)
@@ -472,11 +508,25 @@ impl Directory {
         tx: &mut Tx,
         name: &AdminName,
     ) -> Result<Option<AdminRow>, AdminError> {
+        self.fetch_admin(tx, name).await
+    }
+
+    /// The admin `name` as they are now, outside any write.
+    async fn read_admin(&self, name: &AdminName) -> Result<Option<AdminRow>, AdminError> {
+        let mut conn = self.pool.acquire().await.map_err(DirectoryError::from)?;
+        self.fetch_admin(&mut conn, name).await
+    }
+
+    async fn fetch_admin(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        name: &AdminName,
+    ) -> Result<Option<AdminRow>, AdminError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{SELECT_ADMIN} WHERE name = $1"
         )))
         .bind(name.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(conn)
         .await?;
         row.map(|row| self.checked(&row)).transpose()
     }
@@ -539,25 +589,55 @@ impl Directory {
         )
     }
 
-    fn verify_pin(&self, id: &str, stored: Option<&str>, pin: &str) -> bool {
-        // Without a stored hash (an unknown name, an admin not yet
-        // enrolled), a throwaway one keeps the Argon2 work the same.
-        static THROWAWAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let stored = stored.unwrap_or_else(|| {
-            THROWAWAY.get_or_init(|| {
-                Argon2::default()
-                    .hash_password(b"no pin", &SaltString::generate(&mut OsRng))
-                    .map(|h| h.to_string())
-                    .unwrap_or_default()
-            })
-        });
+    /// Argon2id of a new PIN for the admin with `id`, on a thread of its
+    /// own: tens of milliseconds of CPU that must hold up neither a write
+    /// nor the async workers.
+    async fn hash_pin(&self, id: &str, pin: &str) -> Result<String, AdminError> {
         let keyed = self.keyed_pin(id, pin);
-        PasswordHash::new(stored).is_ok_and(|hash| {
+        let hashed = tokio::task::spawn_blocking(move || {
             Argon2::default()
-                .verify_password(keyed.as_ref(), &hash)
-                .is_ok()
-        })
+                .hash_password(keyed.as_ref(), &SaltString::generate(&mut OsRng))
+                .map(|hash| hash.to_string())
+                .map_err(|e| e.to_string())
+        });
+        let hash = hashed
+            .await
+            .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        Ok(hash.map_err(DirectoryError::Invalid)?)
     }
+
+    /// Whether `pin` is `admin`'s (an unknown admin's check takes the same
+    /// work), on a thread of its own as [`hash_pin`](Self::hash_pin).
+    async fn pin_matches(&self, admin: Option<&AdminRow>, pin: &str) -> Result<bool, AdminError> {
+        let (id, stored) = admin.map_or((String::new(), None), |a| {
+            (a.id.clone(), a.pin_hash.clone())
+        });
+        let keyed = self.keyed_pin(&id, pin);
+        let checked = tokio::task::spawn_blocking(move || {
+            crate::crash::point("checking_admin_pin");
+            verify_keyed_pin(stored.as_deref(), &keyed)
+        });
+        Ok(checked
+            .await
+            .map_err(|e| DirectoryError::Invalid(e.to_string()))?)
+    }
+}
+
+/// Checks a keyed PIN against its stored Argon2 hash. Without one (an
+/// unknown name, an admin not yet enrolled), a throwaway hash keeps the
+/// work the same.
+fn verify_keyed_pin(stored: Option<&str>, keyed: &[u8; 32]) -> bool {
+    static THROWAWAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let stored = stored.unwrap_or_else(|| {
+        THROWAWAY.get_or_init(|| {
+            Argon2::default()
+                .hash_password(b"no pin", &SaltString::generate(&mut OsRng))
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        })
+    });
+    PasswordHash::new(stored)
+        .is_ok_and(|hash| Argon2::default().verify_password(keyed, &hash).is_ok())
 }
 
 #[cfg(test)]
