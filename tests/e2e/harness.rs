@@ -430,10 +430,7 @@ impl Kiosk {
     /// Waits until the kiosk shows the step `kind`.
     pub async fn wait_for_step(&self, kind: &str) {
         let selector = format!("body[data-step='{kind}']");
-        self.driver
-            .query(By::Css(&selector))
-            .wait(PATIENCE, Duration::from_millis(100))
-            .first()
+        self.find(By::Css(&selector), false)
             .await
             .unwrap_or_else(|e| panic!("the kiosk never showed `{kind}`: {e}"));
     }
@@ -461,10 +458,7 @@ impl Kiosk {
     pub async fn wait_for_notice(&self, code: &str) -> String {
         let selector = format!("#notice[data-code='{code}']");
         let notice = self
-            .driver
-            .query(By::Css(&selector))
-            .wait(PATIENCE, Duration::from_millis(100))
-            .first()
+            .find(By::Css(&selector), false)
             .await
             .unwrap_or_else(|e| panic!("the notice `{code}` never showed: {e}"));
         notice.text().await.unwrap()
@@ -472,36 +466,45 @@ impl Kiosk {
 
     /// Waits for the element `by` and returns it.
     pub async fn wait_for(&self, by: By) -> WebElement {
-        self.driver
-            .query(by)
-            .wait(PATIENCE, Duration::from_millis(100))
-            .first()
-            .await
-            .unwrap()
+        self.find(by, false).await.unwrap()
+    }
+
+    /// Waits for the element `by` (and for it to be clickable if asked).
+    /// A page that is being replaced (the kiosk opening the tenant's
+    /// sign-in page, say) makes WebDriver fail the search with "no such
+    /// frame" instead of finding nothing: that is waited out like any
+    /// element not there yet.
+    async fn find(&self, by: By, clickable: bool) -> WebDriverResult<WebElement> {
+        use thirtyfour::error::WebDriverErrorInner;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let query = self.driver.query(by.clone());
+            let query = if clickable {
+                query.and_clickable()
+            } else {
+                query
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match query.wait(left, Duration::from_millis(100)).first().await {
+                // The next search's round trip is the pause.
+                Err(error)
+                    if matches!(error.as_inner(), WebDriverErrorInner::NoSuchFrame(_))
+                        && Instant::now() < deadline => {}
+                found => return found,
+            }
+        }
     }
 
     /// Types into the field `id` and presses Enter.
     pub async fn enter(&self, id: &str, text: &str) {
-        let field = self
-            .driver
-            .query(By::Id(id))
-            .wait(PATIENCE, Duration::from_millis(100))
-            .first()
-            .await
-            .unwrap();
+        let field = self.find(By::Id(id), false).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(format!("{text}\u{E007}")).await.unwrap();
     }
 
     /// The element `selector`, once it is there and clickable.
     async fn clickable(&self, selector: &str) -> WebElement {
-        self.driver
-            .query(By::Css(selector))
-            .and_clickable()
-            .wait(PATIENCE, Duration::from_millis(100))
-            .first()
-            .await
-            .unwrap()
+        self.find(By::Css(selector), true).await.unwrap()
     }
 
     /// Clicks the element `selector` once it is there.
