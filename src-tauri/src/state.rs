@@ -187,6 +187,8 @@ fn configuration(options: &Options) -> Result<(Config, Option<String>)> {
     for name in ["TAPKIOSK_TEST_CLOCK", "TAPKIOSK_TEST_LOG"] {
         inputs.env.remove(name);
     }
+    #[cfg(feature = "crash-points")]
+    inputs.env.remove(tapkiosk_core::crash::CRASH_AT_ENV);
     #[cfg(feature = "test-keys")]
     let soft_key = inputs.env.remove("TAPKIOSK_TEST_SOFT_KEY");
     #[cfg(not(feature = "test-keys"))]

@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tapkiosk_core::crash::CRASH_AT_ENV;
 use tapkiosk_core::directory::{IssueRequest, Settings};
 use tapkiosk_core::user::NewUser;
 use tapkiosk_core::{
     Clock, Directory, DirectoryKey, Email, KeyStore, Location, ManualClock, SystemClock,
 };
+use tapkiosk_tests::Backend;
 use thirtyfour::prelude::*;
 
 /// Where the test build copies its log, in the test's folder.
@@ -183,6 +185,7 @@ pub struct Kiosk {
     pub driver: WebDriver,
     /// The directory, for seeding (its clock is the wall clock).
     pub directory: Directory,
+    location: Location,
     driver_process: DriverProcess,
     /// The language the test speaks at the kiosk and the admin pane.
     pub language: &'static str,
@@ -243,7 +246,7 @@ impl Kiosk {
         soft_key: &'static str,
         extra: impl FnOnce(&std::path::Path) -> String,
     ) -> Self {
-        let kiosk = Self::start_at(language, screen, soft_key, None, extra, |_| {}).await;
+        let kiosk = Self::start_at(language, screen, soft_key, None, extra, |_| {}, None).await;
         kiosk.wait_for_step("welcome").await;
         kiosk
     }
@@ -267,8 +270,35 @@ impl Kiosk {
             Some(location),
             database,
             before,
+            None,
         )
         .await
+    }
+
+    /// Starts the app in English on a fresh directory on `backend`, told to
+    /// stop at the [crash point](tapkiosk_core::crash) `point` (the test
+    /// build has them) for [`Kiosk::kill_at`].
+    pub async fn start_to_crash(backend: Backend, point: &'static str) -> Self {
+        let location = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let unused = tempfile::tempdir().unwrap();
+                Some(tapkiosk_tests::new_location(backend, &unused).await)
+            }
+        };
+        let none = |_: &std::path::Path| String::new();
+        let kiosk = Self::start_at(
+            "en",
+            Screen::Small,
+            "1",
+            location,
+            none,
+            |_| {},
+            Some(point),
+        )
+        .await;
+        kiosk.wait_for_step("welcome").await;
+        kiosk
     }
 
     /// Starts the app on a fresh directory at `location` (else an SQLite
@@ -281,6 +311,7 @@ impl Kiosk {
         location: Option<Location>,
         extra: impl FnOnce(&std::path::Path) -> String,
         before: impl FnOnce(&Directory),
+        crash_at: Option<&'static str>,
     ) -> Self {
         let turn = ONE_AT_A_TIME.lock().await;
         let folder = tempfile::tempdir().unwrap();
@@ -331,6 +362,7 @@ impl Kiosk {
             .env_remove("TAPKIOSK_TEST_PYTHON")
             .env_remove("TAPKIOSK_E2E_APP")
             .env_remove("TAPKIOSK_SCREENSHOTS")
+            .envs(crash_at.map(|point| (CRASH_AT_ENV, point)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(folder.path().join("tauri-driver.log")).unwrap())
             .spawn()
@@ -364,6 +396,7 @@ impl Kiosk {
             _turn: turn,
             driver,
             directory,
+            location,
             driver_process,
             language,
             screen,
@@ -388,9 +421,8 @@ impl Kiosk {
 
     /// The directory as it was at `at` (to seed a pass that has expired by now).
     pub async fn directory_at(&self, at: DateTime<Utc>) -> Directory {
-        let location = Location::Sqlite(self.folder.path().join("directory.sqlite3"));
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
-        Directory::open(&location, self.key.clone(), clock, Settings::default())
+        Directory::open(&self.location, self.key.clone(), clock, Settings::default())
             .await
             .unwrap()
     }
@@ -399,8 +431,7 @@ impl Kiosk {
     /// on purpose.
     pub async fn raw_directory(&self) -> sqlx::AnyConnection {
         sqlx::any::install_default_drivers();
-        let location = Location::Sqlite(self.folder.path().join("directory.sqlite3"));
-        <sqlx::AnyConnection as sqlx::Connection>::connect(&location.connection_url())
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&self.location.connection_url())
             .await
             .unwrap()
     }
@@ -574,6 +605,31 @@ impl Kiosk {
                 panic!("the app never logged {text:?}; it ended with {tail:#?}");
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the app stops at the crash point `point`, in the middle
+    /// of its write, and kills it there (SIGKILL), as a power cut would.
+    #[allow(clippy::disallowed_methods)] // waiting for the kernel; no clock to move
+    pub fn kill_at(&self, point: &str) {
+        self.wait_for_log(&format!("crash point: {point}"));
+        let app = app_path().canonicalize().unwrap();
+        let driver = self.driver_process.0.as_ref().unwrap().id();
+        let is_app =
+            |pid: &u32| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app);
+        let apps: Vec<u32> = descendants(driver).into_iter().filter(is_app).collect();
+        assert_eq!(apps.len(), 1, "one app runs under tauri-driver: {apps:?}");
+        let killed = Command::new("kill")
+            .args(["-KILL", &apps[0].to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // A killed process is a zombie until its parent reaps it, and a
+        // zombie has no executable.
+        let deadline = Instant::now() + PATIENCE;
+        while is_app(&apps[0]) {
+            assert!(Instant::now() < deadline, "the app outlived SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

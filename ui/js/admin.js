@@ -211,7 +211,7 @@ const sections = {
         const done = await call('admin_import_users', { csv: document.getElementById('csv').value });
         if (done.ok) { await showTab('people'); say(t('admin.people.imported', { count: done.result })); }
       }, el('textarea', { id: 'csv', rows: 4, 'aria-label': t('admin.people.import') }),
-      el('button', { type: 'submit', class: 'secondary' }, t('admin.people.import_button'))));
+      el('button', { type: 'submit', class: 'secondary', id: 'import-users' }, t('admin.people.import_button'))));
   },
   async issue() {
     panel.append(el('h1', {}, t('admin.tabs.issue')),

@@ -5,9 +5,10 @@
 //!
 //! Only with the feature `crash-points`, which the tests turn on and no
 //! shipped build has: there, a process started with `TAPKIOSK_CRASH_AT` set
-//! to a point's name says `crash point: <name>` on standard output when it
-//! reaches it and then stops where it is, its transaction open, until the
-//! test kills it. Without the feature every point is an empty function.
+//! to a point's name says `crash point: <name>` on standard output and in
+//! its log when it reaches it, then stops where it is, its transaction
+//! open, until the test kills it. Without the feature every point is an
+//! empty function.
 
 /// The variable that names the point to stop at.
 pub const CRASH_AT_ENV: &str = "TAPKIOSK_CRASH_AT";
@@ -21,6 +22,8 @@ pub(crate) fn point(name: &'static str) {
     if armed.as_deref() != Some(name) {
         return;
     }
+    // The log too: the app's standard output is not the test's to read.
+    tracing::warn!("crash point: {name}");
     let mut out = std::io::stdout().lock();
     // Nothing to do if the test is gone: it kills us either way.
     let _ = writeln!(out, "crash point: {name}").and_then(|()| out.flush());
