@@ -63,6 +63,34 @@ impl Marks {
     }
 }
 
+/// Runs `statement` over `ids` in chunks of [`ROWS`], with `{ids}` in it
+/// written as a chunk's marks and `{now}`, if there, as the mark of `now`
+/// (bound first); returns the rows it changed in all.
+pub(crate) async fn for_ids(
+    tx: &mut Tx,
+    statement: &'static str,
+    now: Option<i64>,
+    ids: &[&str],
+) -> Result<u64, DirectoryError> {
+    let marks = Marks::of(tx);
+    let first = 1 + usize::from(now.is_some());
+    let mut changed = 0;
+    for chunk in ids.chunks(ROWS) {
+        let sql = statement
+            .replace("{now}", &marks.list(1, 1))
+            .replace("{ids}", &marks.list(first, chunk.len()));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(now) = now {
+            query = query.bind(now);
+        }
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        changed += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(changed)
+}
+
 /// The people `emails` name, with their groups, by email.
 pub(crate) async fn users_by_email(
     tx: &mut Tx,

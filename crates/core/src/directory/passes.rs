@@ -158,41 +158,30 @@ impl Directory {
     async fn activate(&self, plan: &BatchPlan) -> Result<(), DirectoryError> {
         let now = self.now().timestamp();
         let mut tx = self.write_people().await?;
-        let marks = bulk::Marks::of(&tx);
         let ids: Vec<&str> = plan.issued.iter().map(|i| i.pass.id.as_str()).collect();
-        let mut activated = 0;
-        for chunk in ids.chunks(bulk::ROWS) {
-            let sql = format!(
-                "UPDATE passes SET pending_until = NULL WHERE revoked_at IS NULL \
-                 AND pending_until > {} AND id IN ({})",
-                marks.list(1, 1),
-                marks.list(2, chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            activated += query.execute(&mut *tx).await?.rows_affected();
-        }
+        let activated = bulk::for_ids(
+            &mut tx,
+            "UPDATE passes SET pending_until = NULL WHERE revoked_at IS NULL \
+             AND pending_until > {now} AND id IN ({ids})",
+            Some(now),
+            &ids,
+        )
+        .await?;
         if activated != ids.len() as u64 {
             return Err(DirectoryError::Invalid(format!(
                 "nothing was issued: the passes waited more than {} minutes to be shown, or were replaced meanwhile",
                 PENDING_LEASE.num_minutes()
             )));
         }
-        for chunk in plan.revoked.chunks(bulk::ROWS) {
-            let sql = format!(
-                "UPDATE passes SET revoked_at = {}, claimed_by = NULL, claim_until = NULL \
-                 WHERE revoked_at IS NULL AND id IN ({})",
-                marks.list(1, 1),
-                marks.list(2, chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        let revoked: Vec<&str> = plan.revoked.iter().map(String::as_str).collect();
+        bulk::for_ids(
+            &mut tx,
+            "UPDATE passes SET revoked_at = {now}, claimed_by = NULL, claim_until = NULL \
+             WHERE revoked_at IS NULL AND id IN ({ids})",
+            Some(now),
+            &revoked,
+        )
+        .await?;
         self.audit_all(&mut tx, &plan.events).await?;
         self.commit(tx).await
     }
@@ -200,19 +189,14 @@ impl Directory {
     /// Deletes a plan's passes that could not be shown.
     async fn cancel(&self, plan: &BatchPlan) -> Result<(), DirectoryError> {
         let mut tx = self.write_people().await?;
-        let marks = bulk::Marks::of(&tx);
         let ids: Vec<&str> = plan.issued.iter().map(|i| i.pass.id.as_str()).collect();
-        for chunk in ids.chunks(bulk::ROWS) {
-            let sql = format!(
-                "DELETE FROM passes WHERE pending_until IS NOT NULL AND id IN ({})",
-                marks.list(1, chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        bulk::for_ids(
+            &mut tx,
+            "DELETE FROM passes WHERE pending_until IS NOT NULL AND id IN ({ids})",
+            None,
+            &ids,
+        )
+        .await?;
         self.commit(tx).await
     }
 
