@@ -257,13 +257,15 @@ impl DirectoryError {
                     Some("57P01" | "57P02" | "57P03" | "53300")
                 )
             }
+            // Not `Protocol`: a message the driver cannot read is a fault of
+            // ours or of the server's that waiting does not mend. `Tls` is
+            // kept: a certificate that fails today is mended on the server.
             Self::Database(e) => matches!(
                 e,
                 sqlx::Error::Io(_)
                     | sqlx::Error::PoolTimedOut
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::Tls(_)
-                    | sqlx::Error::Protocol(_)
                     | sqlx::Error::WorkerCrashed
             ),
             _ => false,
