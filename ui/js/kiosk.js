@@ -383,7 +383,25 @@ async function checkHealth() {
   delete document.body.dataset.outOfService;
   current = null;
   tickFailed = false;
-  await show(await invoke('screen'));
+  await start();
+}
+
+// The person's screen, once the directory answers (down at start, the
+// kiosk has no directory, and no screen, until it opens). Only an outage
+// shows the out-of-service screen: any other failure is shown as the
+// error it is, and tried again.
+async function start() {
+  try {
+    await invoke('directory_health');
+    await show(await invoke('screen'));
+  } catch (error) {
+    if (error && error.code === 'out_of_service') {
+      await enterOutOfService();
+    } else {
+      showError(error);
+      setTimeout(start, HEALTH_EVERY_MS);
+    }
+  }
 }
 
 // The backend owns time: it resets the kiosk when idle or done.
@@ -412,11 +430,5 @@ async function tick() {
 }
 
 await use('en');
-try {
-  // Down at start, the kiosk has no directory, and no screen, until it opens.
-  await invoke('directory_health');
-  await show(await invoke('screen'));
-} catch {
-  await enterOutOfService();
-}
+await start();
 setInterval(tick, 1000);
