@@ -281,9 +281,9 @@ impl Kiosk {
     pub async fn start_to_crash(backend: Backend, point: &'static str) -> Self {
         let location = match backend {
             Backend::Sqlite => None,
+            // A database of its own; the folder is for SQLite's file only.
             Backend::Postgres => {
-                let unused = tempfile::tempdir().unwrap();
-                Some(tapkiosk_tests::new_location(backend, &unused).await)
+                Some(tapkiosk_tests::new_location(backend, &tempfile::tempdir().unwrap()).await)
             }
         };
         let none = |_: &std::path::Path| String::new();

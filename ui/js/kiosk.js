@@ -383,16 +383,16 @@ async function checkHealth() {
   delete document.body.dataset.outOfService;
   current = null;
   tickFailed = false;
-  await start();
+  await start(true);
 }
 
 // The person's screen, once the directory answers (down at start, the
 // kiosk has no directory, and no screen, until it opens). Only an outage
 // shows the out-of-service screen: any other failure is shown as the
-// error it is, and tried again.
-async function start() {
+// error it is, and tried again. `answered`: the directory just did.
+async function start(answered = false) {
   try {
-    await invoke('directory_health');
+    if (!answered) await invoke('directory_health');
     await show(await invoke('screen'));
   } catch (error) {
     if (error && error.code === 'out_of_service') {
